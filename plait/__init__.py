@@ -1,0 +1,48 @@
+"""plait: a PyTorch-style framework for compound AI systems.
+
+A tour: subclass `Module` and write ``forward`` with `LLMInference` calls,
+functional ops (``import plait.functional as F``) and plain helper functions;
+`Parameter`s hold the prompts an optimizer may improve. `trace` turns one
+call of ``forward`` into an `InferenceGraph` of nodes; the runtime runs that
+graph concurrently against the endpoints named in a resource config. Data
+moves as `Value`s, which carry provenance (``ref``) and travel failures as
+ERROR values instead of exceptions.
+"""
+
+from plait.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from plait.errors import ConfigError, ExecutionError, PlaitError, TraceError
+from plait.graph import GraphNode, InferenceGraph, NodeKind
+from plait.inference import LLMInference
+from plait.module import Module
+from plait.parameter import Parameter
+from plait.tracing import Op, Tracer, op, trace
+from plait.values import Value, ValueKind, ValueRef, collect_refs, first_error, unwrap, valueify
+
+__all__ = [
+    "ConfigError",
+    "ExecutionError",
+    "GraphNode",
+    "InferenceGraph",
+    "LLMInference",
+    "Module",
+    "ModuleDict",
+    "ModuleList",
+    "NodeKind",
+    "Op",
+    "Parameter",
+    "ParameterDict",
+    "ParameterList",
+    "PlaitError",
+    "Sequential",
+    "TraceError",
+    "Tracer",
+    "Value",
+    "ValueKind",
+    "ValueRef",
+    "collect_refs",
+    "first_error",
+    "op",
+    "trace",
+    "unwrap",
+    "valueify",
+]

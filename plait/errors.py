@@ -1,0 +1,124 @@
+"""Every exception plait raises, under one root.
+
+    PlaitError
+    ├── ConfigError            bad configuration or argument (also a ValueError)
+    ├── TraceError             a runtime value was used at trace time
+    ├── GraphError             a graph breaks its own invariants (cycle, dangling id)
+    ├── CheckpointError        a checkpoint file cannot be used for this run
+    ├── ExecutionError         nodes of a run failed; carries every failure and the partial result
+    │   └── BudgetExceeded     a run stopped because it spent its cost or token budget
+    └── ProviderError          a model endpoint failed or refused a request
+        ├── RateLimitError     429; ``retry_after`` in seconds when the server said
+        ├── TransientError     5xx, dropped connection, malformed body, cut stream
+        ├── ProviderTimeout    no answer within the endpoint's timeout
+        ├── AuthenticationError  401 / 403: the key is missing, wrong or lacks access
+        └── BadRequestError    400 / 404 / 422: the request itself is wrong
+            └── ContextLengthError  the prompt does not fit the model's context
+
+Provider errors are raised once, at the client boundary, from the foreign
+exception (``raise ... from``); everything above the clients sees only this tree.
+``ProviderError.retryable`` says whether retrying the same request can help.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PlaitError(Exception):
+    """Root of every exception raised by plait."""
+
+
+class ConfigError(PlaitError, ValueError):
+    """A configuration value or API argument is invalid."""
+
+
+class TraceError(PlaitError):
+    """A traced value's runtime content was needed while building the graph."""
+
+
+class GraphError(PlaitError):
+    """An `InferenceGraph` violates an invariant (a cycle, a dependency on a missing node)."""
+
+
+class CheckpointError(PlaitError):
+    """A checkpoint cannot be used: written by another graph, or unreadable."""
+
+
+class ExecutionError(PlaitError):
+    """One or more nodes of a run failed.
+
+    ``failures`` holds one record per failed node (its path, endpoint, attempts
+    and cause); ``partial`` is the run's result with every completed node kept.
+    """
+
+    def __init__(self, message: str, *, failures: tuple[Any, ...] = (), partial: Any = None):
+        super().__init__(message)
+        self.failures = tuple(failures)
+        self.partial = partial
+
+
+class BudgetExceeded(ExecutionError):
+    """A run stopped cleanly because its cost or token budget ran out."""
+
+
+class ProviderError(PlaitError):
+    """A model endpoint failed or refused a request.
+
+    ``status`` is the HTTP status when there was one; ``endpoint`` the alias
+    of the endpoint that was called, when known.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None, endpoint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.endpoint = endpoint
+
+    def __str__(self) -> str:
+        where = f"[{self.endpoint}] " if self.endpoint else ""
+        code = f"HTTP {self.status}: " if self.status is not None else ""
+        return f"{where}{code}{self.message}"
+
+
+class RateLimitError(ProviderError):
+    """The endpoint answered 429; ``retry_after`` (seconds) is its hint, if any."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = 429,
+        endpoint: str | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, status=status, endpoint=endpoint)
+        self.retry_after = retry_after
+
+
+class TransientError(ProviderError):
+    """A failure that may pass: 5xx, a dropped connection, a malformed body, a cut stream."""
+
+    retryable = True
+
+
+class ProviderTimeout(ProviderError):
+    """The endpoint did not answer within its timeout."""
+
+    retryable = True
+
+
+class AuthenticationError(ProviderError):
+    """The endpoint rejected the credentials (401 / 403)."""
+
+
+class BadRequestError(ProviderError):
+    """The endpoint rejected the request as malformed (400 / 404 / 422)."""
+
+
+class ContextLengthError(BadRequestError):
+    """The request does not fit in the model's context window."""

@@ -1,0 +1,156 @@
+"""`LLMInference`: the atomic model call, bound to an endpoint by alias at run time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from plait.clients.base import ChatRequest
+from plait.errors import ConfigError, ExecutionError
+from plait.module import Module
+from plait.parameter import Parameter
+from plait.schema import schema_of
+
+# Request fields LLMInference sets itself; passing them as extra options would be ambiguous.
+_RESERVED = frozenset(
+    {"model", "messages", "stream", "response_format", "tools", "temperature", "max_tokens"}
+)
+
+
+def _normalize_tool(tool: Any, i: int) -> dict[str, Any]:
+    if isinstance(tool, Mapping) and tool.get("type") == "function" and "function" in tool:
+        spec = tool["function"]
+    elif isinstance(tool, Mapping) and "name" in tool:
+        spec = tool
+    else:
+        raise ConfigError(
+            f"tools[{i}] must be an OpenAI-style function tool "
+            '({"type": "function", "function": {"name": ..., "parameters": {...}}}) '
+            f'or its short form ({{"name": ..., "parameters": {{...}}}}); got {tool!r:.80}'
+        )
+    if not isinstance(spec.get("name"), str) or not spec["name"]:
+        raise ConfigError(f"tools[{i}] needs a non-empty string 'name'; got {spec.get('name')!r}")
+    function = {"name": spec["name"], "parameters": spec.get("parameters", {"type": "object"})}
+    if spec.get("description"):
+        function["description"] = spec["description"]
+    return {"type": "function", "function": function}
+
+
+class LLMInference(Module):
+    """One call to the model behind ``alias``; becomes one node of the traced graph.
+
+    ``system_prompt`` is a string or a `Parameter` (learnable, read at run
+    time). ``response_format`` is a JSON schema, a dataclass or a TypedDict:
+    the reply is then parsed and validated into a STRUCTURED value.
+    ``stream=True`` streams the reply token by token (the output is the same
+    full text). Other keyword arguments (``seed``, ``top_p``, ``stop``...) are
+    sent with the request unchanged.
+
+    >>> summarize = LLMInference("fast", system_prompt="Summarize the input.")
+    """
+
+    _is_leaf = True
+
+    def __init__(
+        self,
+        alias: str,
+        system_prompt: str | Parameter = "",
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        response_format: Mapping[str, Any] | type | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        stream: bool = False,
+        **request_options: Any,
+    ) -> None:
+        super().__init__()
+        problems = []
+        if not isinstance(alias, str) or not alias.strip():
+            problems.append(f"alias must be a non-empty string naming an endpoint; got {alias!r}")
+        if not isinstance(system_prompt, str | Parameter):
+            problems.append(
+                f"system_prompt must be a str or a Parameter; got {type(system_prompt).__name__}"
+            )
+        if temperature is not None and (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, int | float)
+            or not 0 <= temperature <= 2
+        ):
+            problems.append(f"temperature must be a number from 0 to 2; got {temperature!r}")
+        if max_tokens is not None and (
+            isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+        ):
+            problems.append(f"max_tokens must be a positive int; got {max_tokens!r}")
+        clash = sorted(_RESERVED & request_options.keys())
+        if clash:
+            problems.append(f"{', '.join(clash)} cannot be passed as extra request options")
+        if problems:
+            raise ConfigError(f"LLMInference({alias!r}): " + "; ".join(problems))
+        self.alias = alias
+        self.system_prompt = system_prompt
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.response_format = response_format
+        self.response_schema = None if response_format is None else schema_of(response_format)
+        self.tools = (
+            None if tools is None else tuple(_normalize_tool(t, i) for i, t in enumerate(tools))
+        )
+        self.stream = bool(stream)
+        self.request_options = dict(request_options)
+
+    def system_text(self) -> str:
+        """The system prompt as it reads now (a parameter's current value)."""
+        prompt = self.system_prompt
+        return str(prompt.value) if isinstance(prompt, Parameter) else prompt
+
+    def build_request(
+        self, prompt: Any, *, model: str, system_prompt: str | None = None
+    ) -> ChatRequest:
+        """The request this call sends for input ``prompt`` (text, or a list of chat messages)."""
+        system = self.system_text() if system_prompt is None else system_prompt
+        if isinstance(prompt, list | tuple) and all(
+            isinstance(m, Mapping) and "role" in m for m in prompt
+        ):
+            messages = tuple(prompt)
+        else:
+            messages = (
+                {"role": "user", "content": prompt if isinstance(prompt, str) else str(prompt)},
+            )
+        if system:
+            messages = ({"role": "system", "content": system}, *messages)
+        return ChatRequest(
+            model=model,
+            messages=messages,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            response_format=self.response_schema,
+            tools=self.tools,
+            stream=self.stream,
+            options=self.request_options,
+        )
+
+    def forward(self, prompt: Any) -> Any:
+        raise ExecutionError(
+            f"LLMInference({self.alias!r}) was called outside a plait run, so there is no "
+            "reply to return yet. Run the module that contains it: "
+            "`await plait.run(module, input, resources=...)`, `plait.run_sync(...)`, or "
+            "`module.bind(resources=...)` and then `await module(input)`."
+        )
+
+    def extra_repr(self) -> str:
+        prompt = self.system_prompt
+        if isinstance(prompt, Parameter):
+            shown = f"Parameter({prompt.name!r})"
+        else:
+            shown = repr(prompt if len(prompt) <= 40 else prompt[:40] + "...")
+        parts = [repr(self.alias), f"system_prompt={shown}"]
+        for name in ("temperature", "max_tokens"):
+            if getattr(self, name) is not None:
+                parts.append(f"{name}={getattr(self, name)!r}")
+        if self.response_format is not None:
+            parts.append(f"response_format={getattr(self.response_format, '__name__', 'schema')}")
+        if self.tools:
+            parts.append(f"tools=[{', '.join(t['function']['name'] for t in self.tools)}]")
+        if self.stream:
+            parts.append("stream=True")
+        return ", ".join(parts)

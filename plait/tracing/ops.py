@@ -1,0 +1,103 @@
+"""`Op` and `@plait.op`: functions that run when the graph runs, one node per call.
+
+Called while a graph is being traced, an op records a node and returns a
+placeholder; called outside a trace it simply runs. Functional ops
+(``plait.functional``) are ops over `Value`s that also fold at trace time when
+every input is static; user ops (``@plait.op``) receive plain payloads and
+always become nodes, since they usually touch the outside world.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, overload
+
+from plait._context import active_tracer
+from plait._tree import tree_leaves
+from plait.parameter import Parameter
+from plait.tracing.proxy import TracedValue
+from plait.tracing.strings import has_marker
+from plait.values import ValueKind
+
+
+def is_runtime(leaf: Any) -> bool:
+    """Whether ``leaf`` only has a value when the graph runs (traced value, parameter, marker string)."""
+    if isinstance(leaf, str):
+        return isinstance(leaf, TracedValue) or has_marker(leaf)
+    return isinstance(leaf, Parameter)
+
+
+def has_runtime_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    return any(is_runtime(leaf) for leaf in tree_leaves((args, kwargs)))
+
+
+class Op:
+    """A function executed at run time as one graph node.
+
+    ``takes_values``: the function receives `Value`s (functional ops) rather
+    than plain payloads (user ops). ``fold``: with only static inputs, run it
+    at trace time instead of recording a node. ``kind``: the `ValueKind` of
+    the result when known in advance (used by operators on placeholders).
+    ``side_effects``: keep the node even when no output depends on it.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        takes_values: bool = False,
+        fold: bool = False,
+        kind: ValueKind | None = None,
+        side_effects: bool = False,
+    ) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.takes_values = takes_values
+        self.fold = fold
+        self.kind = kind
+        self.side_effects = side_effects
+        self.is_async = inspect.iscoroutinefunction(fn)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        tracer = active_tracer()
+        if tracer is not None and not (self.fold and not has_runtime_input(args, kwargs)):
+            return tracer.call_op(self, args, kwargs)
+        return self.fn(*args, **kwargs)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        # Used as a method: bind like a function so `self` is the first argument.
+        return self if instance is None else functools.partial(self, instance)
+
+    def __repr__(self) -> str:
+        return f"<plait op {self.name}>"
+
+
+@overload
+def op(fn: Callable[..., Any], /) -> Op: ...
+@overload
+def op(*, name: str | None = None, side_effects: bool = False) -> Callable[[Callable[..., Any]], Op]: ...
+
+
+def op(
+    fn: Callable[..., Any] | None = None, /, *, name: str | None = None, side_effects: bool = False
+) -> Op | Callable[[Callable[..., Any]], Op]:
+    """Make a plain (sync or async) function on runtime values one graph node.
+
+    The function receives plain payloads (text, dicts, numbers) when the graph
+    runs; its return value becomes the node's output.
+
+    >>> @op
+    ... def word_count(text: str) -> int:
+    ...     return len(text.split())
+    >>> word_count("three little words")
+    3
+    """
+
+    def wrap(f: Callable[..., Any]) -> Op:
+        return Op(f, name=name, side_effects=side_effects)
+
+    return wrap(fn) if fn is not None else wrap

@@ -1,0 +1,41 @@
+import plait
+
+
+def test_public_names_are_pinned():
+    assert plait.__all__ == sorted(plait.__all__)
+    required = {
+        "ConfigError",
+        "ExecutionError",
+        "LLMInference",
+        "Module",
+        "ModuleDict",
+        "ModuleList",
+        "Parameter",
+        "ParameterDict",
+        "ParameterList",
+        "PlaitError",
+        "Sequential",
+        "TraceError",
+        "Value",
+        "ValueKind",
+        "ValueRef",
+        "unwrap",
+        "valueify",
+    }
+    assert required <= set(plait.__all__)
+    for name in plait.__all__:
+        assert getattr(plait, name) is not None
+
+
+def test_error_tree_has_one_root():
+    from plait import errors
+
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, Exception)]
+    assert all(issubclass(c, errors.PlaitError) for c in classes)
+    assert issubclass(errors.ConfigError, ValueError)
+    assert issubclass(errors.ContextLengthError, errors.BadRequestError)
+    assert issubclass(errors.BudgetExceeded, errors.ExecutionError)
+    for name in ("RateLimitError", "TransientError", "ProviderTimeout"):
+        assert getattr(errors, name).retryable
+    for name in ("AuthenticationError", "BadRequestError"):
+        assert not getattr(errors, name).retryable
