@@ -9,18 +9,34 @@ moves as `Value`s, which carry provenance (``ref``) and travel failures as
 ERROR values instead of exceptions.
 """
 
+from plait import functional  # also registers the operators traced values use
 from plait.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from plait.errors import ConfigError, ExecutionError, PlaitError, TraceError
+from plait.execution import (
+    BatchItem,
+    ExecutionSettings,
+    RunResult,
+    execute,
+    execute_sync,
+    run,
+    run_batch,
+    run_sync,
+    stream_batch,
+)
 from plait.graph import GraphNode, InferenceGraph, NodeKind
 from plait.inference import LLMInference
 from plait.module import Module
 from plait.parameter import Parameter
+from plait.resources import EndpointConfig, ResourceConfig
 from plait.tracing import Op, Tracer, op, trace
 from plait.values import Value, ValueKind, ValueRef, collect_refs, first_error, unwrap, valueify
 
 __all__ = [
+    "BatchItem",
     "ConfigError",
+    "EndpointConfig",
     "ExecutionError",
+    "ExecutionSettings",
     "GraphNode",
     "InferenceGraph",
     "LLMInference",
@@ -33,6 +49,8 @@ __all__ = [
     "ParameterDict",
     "ParameterList",
     "PlaitError",
+    "ResourceConfig",
+    "RunResult",
     "Sequential",
     "TraceError",
     "Tracer",
@@ -40,8 +58,15 @@ __all__ = [
     "ValueKind",
     "ValueRef",
     "collect_refs",
+    "execute",
+    "execute_sync",
     "first_error",
+    "functional",
     "op",
+    "run",
+    "run_batch",
+    "run_sync",
+    "stream_batch",
     "trace",
     "unwrap",
     "valueify",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from plait import graph_analysis, graph_export
 from plait.errors import GraphError
 from plait.values import collect_refs
 
@@ -57,6 +58,11 @@ class GraphNode:
     def alias(self) -> str | None:
         """The endpoint alias of an LLM node, else None."""
         return getattr(self.module, "alias", None) if self.kind is NodeKind.LLM else None
+
+    @property
+    def target(self) -> str:
+        """What the node calls: alias (LLM), op name (OP), module type (MODULE); "" for inputs."""
+        return graph_export.node_target(self)
 
 
 class InferenceGraph:
@@ -198,3 +204,36 @@ class InferenceGraph:
         if problems:
             raise GraphError("invalid graph: " + "; ".join(problems))
         self.topological_order()
+
+    # -- analysis and export (plait.graph_analysis, plait.graph_export) ----------------------
+
+    def critical_path(self, durations: Mapping[str, float]) -> tuple[list[str], float]:
+        """The heaviest chain of live nodes under ``durations`` (by node id) and its total."""
+        return graph_analysis.critical_path(self, durations)
+
+    def structural_hash(self) -> str:
+        """Hex SHA-256 of structure and settings, without input values (see `graph_analysis`)."""
+        return graph_analysis.structural_hash(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The graph as JSON-able data."""
+        return graph_export.to_dict(self)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The graph as stable JSON (see `graph_export.to_json`)."""
+        return graph_export.to_json(self, indent=indent)
+
+    def to_dot(self, *, group_by: str | None = "module") -> str:
+        """Graphviz DOT source, clustered by ``"module"`` path, helper ``"scope"``, or None."""
+        return graph_export.to_dot(self, group_by=group_by)
+
+    def to_mermaid(self, *, group_by: str | None = "module") -> str:
+        """Mermaid ``flowchart TD`` source, grouped like `to_dot`."""
+        return graph_export.to_mermaid(self, group_by=group_by)
+
+    def format_table(self, *, max_rows: int | None = None) -> str:
+        """A summary line and one row per node, like torch.fx's ``print_tabular``."""
+        return graph_export.format_table(self, max_rows=max_rows)
+
+    def __repr__(self) -> str:
+        return graph_export.format_table(self, max_rows=20)

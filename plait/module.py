@@ -18,14 +18,16 @@ from plait.parameter import Parameter
 
 Runner = Callable[["Module", tuple[Any, ...], dict[str, Any]], Any]
 
-# Set by plait.execution when it is imported: how a bound module runs its call.
+# Installed by plait.execution (which sits above this module): how a bound module
+# runs a call, and how bind() turns its options into settings.
 _runner: Runner | None = None
+_make_settings: Callable[..., Any] | None = None
 
 
-def set_runner(runner: Runner | None) -> None:
-    """Install the function that runs bound modules (the execution layer does this)."""
-    global _runner
-    _runner = runner
+def install_execution(runner: Runner, make_settings: Callable[..., Any]) -> None:
+    """Connect `Module.bind` and bound calls to the execution layer."""
+    global _runner, _make_settings
+    _runner, _make_settings = runner, make_settings
 
 
 class IncompatibleKeys(NamedTuple):
@@ -67,6 +69,15 @@ class Module:
 
     def _call_outside_run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self.forward(*args, **kwargs)
+
+    def bind(self, resources: Any = None, **options: Any) -> Module:
+        """Attach resources and run options, so that ``await module(x)`` runs the pipeline.
+
+        >>> pipeline.bind(resources=ResourceConfig.simulated("fast", "smart"))  # doctest: +SKIP
+        >>> await pipeline("input text")                                       # doctest: +SKIP
+        """
+        object.__setattr__(self, "_settings", _make_settings(resources, **options))
+        return self
 
     # -- registration ---------------------------------------------------------
 

@@ -17,15 +17,18 @@ from typing import Any, overload
 from plait._context import active_tracer
 from plait._tree import tree_leaves
 from plait.parameter import Parameter
-from plait.tracing.proxy import TracedValue
 from plait.tracing.strings import has_marker
 from plait.values import ValueKind
 
 
 def is_runtime(leaf: Any) -> bool:
-    """Whether ``leaf`` only has a value when the graph runs (traced value, parameter, marker string)."""
+    """Whether ``leaf`` only has a value when the graph runs.
+
+    Placeholders, parameters and strings built from them do (a placeholder's
+    own text is a marker).
+    """
     if isinstance(leaf, str):
-        return isinstance(leaf, TracedValue) or has_marker(leaf)
+        return has_marker(leaf)
     return isinstance(leaf, Parameter)
 
 
@@ -79,7 +82,9 @@ class Op:
 @overload
 def op(fn: Callable[..., Any], /) -> Op: ...
 @overload
-def op(*, name: str | None = None, side_effects: bool = False) -> Callable[[Callable[..., Any]], Op]: ...
+def op(
+    *, name: str | None = None, side_effects: bool = False
+) -> Callable[[Callable[..., Any]], Op]: ...
 
 
 def op(

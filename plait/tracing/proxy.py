@@ -1,171 +1,221 @@
 """`TracedValue`: the placeholder a traced call returns in place of its future output.
 
 It is a `Value` (``ref`` names the producing node, ``payload`` is unknown) and
-also a ``str`` whose text is a marker, so f-strings, ``format``, ``%``, ``+``
-and ``"".join`` compose it into strings that keep the dependency. Structured
-access (``v["key"]``, ``v[0]``, ``v.get(...)``) and arithmetic record nodes.
+also a ``str`` whose text is a marker, so f-strings, ``format``, ``%``, ``+``,
+``*`` and ``join`` compose it into strings that keep the dependency; ``str()``,
+``repr()`` and ``ascii()`` give placeholders that render that conversion at run
+time. Structured access (``v["key"]``, ``v[0]``, ``v.get(...)``) and arithmetic
+on numbers record nodes (ops registered in `OPERATORS` by ``plait.functional``).
 Anything that needs the runtime content now (``bool``, ``len``, iteration,
-comparisons, hashing, ``int()``, str methods) raises a `TraceError` saying
-where, and how to move that work to run time.
+comparisons, hashing, ``int()``, str methods, attributes) raises a `TraceError`
+saying where, and how to move that work to run time.
 """
 
 from __future__ import annotations
 
-import linecache
-import os
-import sys
+import operator
 from collections.abc import Callable
 from typing import Any
 
 from plait.errors import TraceError
-from plait.tracing.strings import marker
+from plait.tracing.ops import Op
+from plait.tracing.strings import has_marker, marker
 from plait.values import Value, ValueKind
 
-_PLAIT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-# Binary operators on placeholders, filled by plait.functional: name -> op recording a node.
+# Operators on placeholders, filled by plait.functional: name -> op recording a node.
 OPERATORS: dict[str, Callable[..., Any]] = {}
 
+_TEXT = (ValueKind.TEXT, ValueKind.FSTRING)
 _NUMERIC = (ValueKind.INT, ValueKind.FLOAT)
-
-
-def user_frame() -> tuple[str, int, str] | None:
-    """(file, line, source text) of the innermost caller outside plait's own package."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        filename = frame.f_code.co_filename
-        if not os.path.abspath(filename).startswith(_PLAIT_DIR) and not filename.startswith("<frozen"):
-            line = linecache.getline(filename, frame.f_lineno).strip()
-            return filename, frame.f_lineno, line
-        frame = frame.f_back
-    return None
-
-
-def _describe(value: TracedValue) -> str:
-    path = value._tracer.current_path() if value._tracer is not None else ""
-    where = user_frame()
-    location = ""
-    if where:
-        location = f" at {os.path.basename(where[0])}:{where[1]}"
-        if where[2]:
-            location += f" (`{where[2]}`)"
-    module = f" in {path!r}" if path else ""
-    return f"{module}{location}"
+_NUMBER_FIX = (
+    "Add numbers with F.add(v, x) (it also reads numeric text such as a model's '3'), "
+    "or build text with an f-string."
+)
 
 
 def trace_error(value: TracedValue, action: str, fix: str) -> TraceError:
     """A `TraceError` for ``action`` on ``value``, naming the module, the line and the fix."""
     return TraceError(
-        f"{action} needs the runtime value of {value.ref!r}{_describe(value)}, but tracing "
-        "builds the graph before anything runs, so that value does not exist yet. "
-        f"{fix} Work on runtime values belongs in a functional op (plait.functional), "
+        f"{action} needs the runtime value of {value.ref!r}{value._tracer.where()}, but "
+        "tracing builds the graph before anything runs, so that value does not exist yet. "
+        f"Fix: {fix} Work on runtime values belongs in a functional op (plait.functional), "
         "an @plait.op function, or a Module."
     )
 
 
-_BRANCH_FIX = (
-    "Python control flow cannot depend on a model's output inside forward(); "
-    "decide at run time instead (e.g. F.unwrap_or, F.is_error, or an @plait.op that "
-    "contains the branch)."
-)
+def _operator(value: TracedValue, name: str) -> Callable[..., Any]:
+    found = OPERATORS.get(name)
+    if found is None:
+        raise trace_error(
+            value, f"`{name}` on a traced value", "Import plait.functional, which defines it."
+        )
+    return found
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 class TracedValue(str, Value):
-    """Placeholder for the output of node ``ref`` while a graph is traced."""
+    """Placeholder for the output of node ``ref`` while a graph is traced.
 
-    def __new__(cls, tracer: Any, ref: str, kind: ValueKind = ValueKind.OTHER) -> TracedValue:
-        obj = str.__new__(cls, marker(ref))
-        object.__setattr__(obj, "kind", kind)
-        object.__setattr__(obj, "payload", None)
-        object.__setattr__(obj, "ref", ref)
-        object.__setattr__(obj, "meta", {})
-        object.__setattr__(obj, "_tracer", tracer)
+    ``conversion`` ("s", "r" or "a") marks the result of ``str()``/``repr()``
+    of a placeholder: the node's output, converted when the graph runs.
+    """
+
+    def __new__(
+        cls, tracer: Any, ref: str, kind: ValueKind = ValueKind.OTHER, conversion: str = ""
+    ) -> TracedValue:
+        obj = str.__new__(cls, marker(ref, tracer.id, conversion=conversion))
+        # Value is frozen: fill the instance dict directly.
+        obj.__dict__.update(
+            kind=kind, payload=None, ref=ref, meta={}, conversion=conversion, _tracer=tracer
+        )
         return obj
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Fields are set in ``__new__``."""
 
+    def _textual(self) -> bool:
+        return bool(self.conversion) or self.kind in _TEXT
+
+    def _numeric(self) -> bool:
+        return not self.conversion and self.kind in _NUMERIC
+
+    def _converted(self, conversion: str) -> TracedValue:
+        return TracedValue(self._tracer, self.ref, ValueKind.TEXT, conversion)
+
     # -- composition into strings: markers ----------------------------------------
 
     def __str__(self) -> str:
-        return marker(self.ref)
+        if self.conversion or self.kind is ValueKind.TEXT:
+            return self
+        return self._converted("s")
 
     def __repr__(self) -> str:
-        return marker(self.ref, conversion="r")
+        return self._converted("r")
 
     def __format__(self, spec: str) -> str:
-        return marker(self.ref, spec)
-
-    def __add__(self, other: Any) -> Any:
-        if isinstance(other, str) or self.kind not in _NUMERIC:
-            if not isinstance(other, str):
-                raise trace_error(self, f"`+ {type(other).__name__}`", "Use F.add for numbers.")
-            return marker(self.ref) + other
-        return OPERATORS["add"](self, other)
-
-    def __radd__(self, other: Any) -> Any:
-        if isinstance(other, str):
-            return other + marker(self.ref)
-        return OPERATORS["add"](other, self)
+        if not spec:
+            return self.__str__()
+        if has_marker(spec):
+            raise trace_error(
+                self, "a format spec built from a traced value", "Use a static format spec."
+            )
+        return marker(self.ref, self._tracer.id, spec, self.conversion)
 
     def __rmod__(self, template: Any) -> Any:
-        return str.__mod__(template, marker(self.ref))
+        if not isinstance(template, str):
+            raise trace_error(self, "`x % v`", "Compute remainders in an @plait.op function.")
+        return str.__mod__(template, self)
 
-    # -- structured access: nodes -------------------------------------------------------
+    # -- structured access: nodes --------------------------------------------------------
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, slice):
             raise trace_error(self, "slicing `v[a:b]`", "Slice in an @plait.op function.")
-        return OPERATORS["select"](self, key)
+        return _operator(self, "select")(self, key)
 
     def get(self, key: Any, default: Any = None) -> Any:
         """Structured access with a default, recorded as a node."""
-        return OPERATORS["select"](self, key, default=default)
+        return _operator(self, "select")(self, key, default=default)
 
-    # -- arithmetic: nodes ---------------------------------------------------------------
-
-    def _arith(self, name: str, left: Any, right: Any) -> Any:
-        return OPERATORS[name](left, right)
-
-    def __sub__(self, other: Any) -> Any:
-        return self._arith("sub", self, other)
-
-    def __rsub__(self, other: Any) -> Any:
-        return self._arith("sub", other, self)
-
-    def __mul__(self, other: Any) -> Any:
-        return self._arith("mul", self, other)
-
-    def __rmul__(self, other: Any) -> Any:
-        return self._arith("mul", other, self)
-
-    def __truediv__(self, other: Any) -> Any:
-        return self._arith("div", self, other)
-
-    def __rtruediv__(self, other: Any) -> Any:
-        return self._arith("div", other, self)
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise trace_error(
+            self,
+            f"attribute access `v.{name}`",
+            f"Read fields with v[{name!r}] or F.select(v, {name!r}), which record a node.",
+        )
 
     # -- everything that needs the content now: TraceError -----------------------------
 
     def __bool__(self) -> bool:
-        raise trace_error(self, "`if v:` / `bool(v)`", _BRANCH_FIX)
+        raise trace_error(
+            self,
+            "`if v:` / `bool(v)`",
+            "Python control flow cannot depend on a model's output inside forward(); decide "
+            "at run time instead (F.unwrap_or, F.is_error, or an @plait.op that contains the "
+            "branch).",
+        )
 
     def __len__(self) -> int:
-        raise trace_error(self, "`len(v)`", "Count at run time with an @plait.op function.")
+        raise trace_error(self, "`len(v)`", "Count at run time in an @plait.op function.")
 
     def __iter__(self) -> Any:
         raise trace_error(
             self,
             "iterating it (a for loop, unpacking, list(v))",
-            "Its length is unknown until it runs; index it (v[0], v['key']) for fixed "
-            "positions, or process the whole collection in an @plait.op / F.map_values.",
+            "Its length is unknown until it runs: index it (v[0], v['key']) for fixed "
+            "positions, or process the whole collection in an @plait.op or F.map_values.",
         )
 
     def __contains__(self, item: Any) -> bool:
         raise trace_error(self, "`x in v`", "Test membership in an @plait.op function.")
 
     def __hash__(self) -> int:
-        raise trace_error(self, "hashing it (a dict key or set member)", "Key on static values.")
+        raise trace_error(
+            self, "hashing it (a dict key or set member)", "Key dicts and sets on static values."
+        )
+
+
+def _operand(x: Any) -> str:
+    if isinstance(x, TracedValue):
+        return "text" if x._textual() else "number" if x._numeric() else "unknown"
+    if isinstance(x, str):
+        return "text"
+    return "number" if _is_number(x) else "other"
+
+
+def _binary(name: str, traced: TracedValue, left: Any, right: Any) -> Any:
+    """``left <name> right`` with a placeholder on one side: text, a node, or a TraceError.
+
+    Text composes into markers (``+`` of strings, ``*`` by a literal int).
+    Numbers use the functional op (F.add...). An operand whose kind is only
+    known at run time (an @plait.op's or a select's output), or text repeated
+    a traced number of times, gets a node applying Python's own operator, so
+    it behaves exactly as eager code would.
+    """
+    kinds = {_operand(left), _operand(right)}
+    if "other" in kinds:
+        return NotImplemented
+    if "unknown" in kinds:
+        return _PYTHON_OPS[name](left, right)
+    if kinds == {"number"}:
+        return _operator(traced, name)(left, right)
+    if name == "add" and kinds == {"text"}:
+        return str.__add__(left, right)
+    if name == "mul" and kinds == {"text", "number"}:
+        text, count = (left, right) if _operand(left) == "text" else (right, left)
+        if isinstance(count, TracedValue):
+            return _PYTHON_OPS[name](left, right)
+        if isinstance(count, int):
+            return str.__mul__(text, count)
+    raise trace_error(traced, f"`{_SYMBOLS[name]}` between text and a number", _NUMBER_FIX)
+
+
+_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+_PYTHON_OPS = {
+    name: Op(fn, name=name)
+    for name, fn in (
+        ("add", operator.add),
+        ("sub", operator.sub),
+        ("mul", operator.mul),
+        ("div", operator.truediv),
+    )
+}
+for _op_name, _dunder in (("add", "add"), ("sub", "sub"), ("mul", "mul"), ("div", "truediv")):
+    setattr(
+        TracedValue,
+        f"__{_dunder}__",
+        lambda self, other, _n=_op_name: _binary(_n, self, self, other),
+    )
+    setattr(
+        TracedValue,
+        f"__r{_dunder}__",
+        lambda self, other, _n=_op_name: _binary(_n, self, other, self),
+    )
 
 
 def _refuse(name: str, action: str, fix: str) -> Callable[..., Any]:
@@ -177,21 +227,49 @@ def _refuse(name: str, action: str, fix: str) -> Callable[..., Any]:
 
 
 _COMPARE_FIX = (
-    "A comparison would pick a branch from a value that does not exist yet; compare in "
-    "an @plait.op function."
+    "A comparison would pick a branch from a value that does not exist yet; compare in an "
+    "@plait.op function."
 )
-for _name, _sym in (("__eq__", "=="), ("__ne__", "!="), ("__lt__", "<"), ("__le__", "<="), ("__gt__", ">"), ("__ge__", ">=")):
+for _name, _sym in (
+    ("__eq__", "=="),
+    ("__ne__", "!="),
+    ("__lt__", "<"),
+    ("__le__", "<="),
+    ("__gt__", ">"),
+    ("__ge__", ">="),
+):
     setattr(TracedValue, _name, _refuse(_name, f"comparing it (`v {_sym} ...`)", _COMPARE_FIX))
 
-for _name, _what in (("__int__", "int(v)"), ("__float__", "float(v)"), ("__complex__", "complex(v)"), ("__index__", "using it as an index"), ("__round__", "round(v)")):
-    setattr(TracedValue, _name, _refuse(_name, f"`{_what}`", "Convert at run time with F.coerce."))
+_CONVERT_FIX = (
+    "Convert at run time with F.coerce; to format a number into text use an f-string "
+    "(f'{v:d}', f'{v:.2f}'), not %-formatting."
+)
+for _name, _what in (
+    ("__int__", "`int(v)` (or %d / %x formatting)"),
+    ("__float__", "`float(v)` (or %f formatting)"),
+    ("__complex__", "`complex(v)`"),
+    ("__index__", "using it as an index"),
+    ("__round__", "`round(v)`"),
+):
+    setattr(TracedValue, _name, _refuse(_name, _what, _CONVERT_FIX))
 
-for _name, _what in (("__mod__", "`v % ...`"), ("__reversed__", "reversed(v)")):
+for _name, _what in (
+    ("__mod__", "`v % ...`"),
+    ("__reversed__", "`reversed(v)`"),
+    ("__neg__", "`-v`"),
+    ("__abs__", "`abs(v)`"),
+):
     setattr(TracedValue, _name, _refuse(_name, _what, "Do it in an @plait.op function."))
 
-_F_EQUIVALENT = {"upper": "F.upper(v)", "lower": "F.lower(v)", "strip": "F.strip(v)", "format": "F.render(template, {...})"}
+_F_EQUIVALENT = {
+    "upper": "F.upper(v)",
+    "lower": "F.lower(v)",
+    "strip": "F.strip(v)",
+    "format": "F.render(v, {...})",
+}
+# join only reads the separator's text, which is the marker: it composes like `+`.
 for _name in dir(str):
-    if _name.startswith("_") or _name in TracedValue.__dict__:
+    if _name.startswith("_") or _name == "join" or _name in TracedValue.__dict__:
         continue
     _hint = _F_EQUIVALENT.get(_name)
     _fix = f"Use {_hint} instead." if _hint else "Call it inside an @plait.op function."

@@ -5,11 +5,14 @@ any helper functions it calls, on static values only. Every leaf module call
 (`LLMInference`, or a module marked ``_is_leaf``) and every op call becomes a
 node; composite modules and plain helper functions are stepped through, and
 their names are kept on the nodes (``module_path``, ``scope``) for display.
+A helper is any user function between ``forward`` and the call that made a
+node; comprehensions and lambdas are not helpers (their names start with "<").
 """
 
 from __future__ import annotations
 
 import inspect
+import itertools
 import os
 import re
 import sys
@@ -19,40 +22,71 @@ from typing import Any
 
 from plait._context import reset_active_tracer, set_active_tracer
 from plait._tree import tree_leaves, tree_map, tree_map_with_path
-from plait.errors import TraceError
+from plait.errors import ConfigError, TraceError
 from plait.graph import GraphNode, InferenceGraph, NodeKind
+from plait.module import Module
 from plait.parameter import Parameter
+from plait.tracing.frames import describe_frame, is_user_code, user_frame
 from plait.tracing.proxy import TracedValue
-from plait.tracing.strings import fstring_value, has_marker, marker
+from plait.tracing.strings import (
+    altered_error,
+    foreign_error,
+    fstring_value,
+    has_marker,
+    marker,
+)
 from plait.values import FormatField, Value, ValueKind, ValueRef, kind_of
 
-_PLAIT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_TRACE_IDS = itertools.count(1)
 _SIGNATURES: dict[type, inspect.Signature] = {}
+_FORWARD_CODES: dict[type, frozenset[CodeType]] = {}
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
-def _signature(module: Any) -> inspect.Signature:
+def _signature(module: Module) -> inspect.Signature:
     sig = _SIGNATURES.get(type(module))
     if sig is None:
         sig = _SIGNATURES[type(module)] = inspect.signature(module.forward)
     return sig
 
 
+def _forward_codes(cls: type) -> frozenset[CodeType]:
+    """Code of every ``forward`` in ``cls``'s MRO (``super().forward()`` is not a helper)."""
+    codes = _FORWARD_CODES.get(cls)
+    if codes is None:
+        forwards = (klass.__dict__.get("forward") for klass in cls.__mro__)
+        codes = _FORWARD_CODES[cls] = frozenset(
+            f.__code__ for f in forwards if hasattr(f, "__code__")
+        )
+    return codes
+
+
 class Tracer:
     """Builds one `InferenceGraph` from one call of ``root``; use `trace` for the common case."""
 
-    def __init__(self, root: Any) -> None:
+    def __init__(self, root: Module) -> None:
+        if not isinstance(root, Module):
+            raise ConfigError(
+                f"trace() needs a Module; got {type(root).__name__} ({root!r:.60}). Wrap the "
+                "code in a Module subclass's forward(), or decorate a function with @plait.op."
+            )
+        self.id = next(_TRACE_IDS)
         self.root = root
         self.nodes: dict[str, GraphNode] = {}
         self.parameters: dict[str, Parameter] = {}
         self._ids: dict[str, int] = {}
-        self._paths = {id(m): path for path, m in root.named_modules()}
-        self._param_refs = {id(p): f"param:{name}" for name, p in root.named_parameters()}
-        self._path_stack = [""]
+        self._paths: dict[int, str] = {}
         self._forward_codes: set[CodeType] = set()
+        for path, module in root.named_modules():
+            self._paths[id(module)] = path
+            self._forward_codes |= _forward_codes(type(module))
+        self._used_paths = set(self._paths.values())
+        self._unregistered: list[Module] = []  # kept alive so their ids stay theirs
+        self._param_refs = {id(p): f"param:{name}" for name, p in root.named_parameters()}
+        self._stack: list[tuple[str, Module]] = [("", root)]
         self._scopes: dict[FrameType, str] = {}
         self._scope_counts: dict[str, int] = {}
         self._entry: FrameType | None = None
@@ -65,11 +99,10 @@ class Tracer:
         self._entry = sys._getframe()
         try:
             bound = self._bind(self.root, args, kwargs)
-            placeholders = {
-                name: tree_map_with_path(lambda path, v, name=name: self._input(name, path, v), value)
-                for name, value in bound.arguments.items()
-            }
-            bound.arguments.update(placeholders)
+            for name, value in bound.arguments.items():
+                bound.arguments[name] = tree_map_with_path(
+                    lambda path, v, name=name: self._input(name, path, v), value
+                )
             result = self.call_module(self.root, bound.args, bound.kwargs)
             output, _, _ = self._convert(result)
         finally:
@@ -85,15 +118,29 @@ class Tracer:
             input_paths=self._input_paths,
         )
 
-    def _bind(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
+    def _bind(
+        self, module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> inspect.BoundArguments:
         sig = _signature(module)
         try:
             return sig.bind(*args, **kwargs)
         except TypeError as exc:
-            path = self._path_of(module) or type(module).__name__
+            path = self._path_of(module)
+            shown = sig.replace(
+                parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
+                return_annotation=sig.empty,
+            )
+            called = ", ".join(
+                [*("<placeholder>" if isinstance(a, TracedValue) else repr(a)[:40] for a in args)]
+                + [f"{k}=..." for k in kwargs]
+            )
+            if module is self.root and len(self._stack) == 1:
+                who, where = "the root module", f" by trace() at {describe_frame(user_frame())}"
+            else:
+                who, where = repr(path), self.where()
             raise TraceError(
-                f"{path}: {type(module).__name__}.forward{sig} cannot be called with "
-                f"{len(args)} positional and {sorted(kwargs)} keyword arguments: {exc}"
+                f"{who} ({type(module).__name__}.forward{shown}) cannot be called as "
+                f"({called}): {exc}; called{where}. Pass the arguments its forward() takes."
             ) from None
 
     def _input(self, name: str, path: tuple[Any, ...], value: Any) -> Any:
@@ -107,37 +154,48 @@ class Tracer:
 
     # -- hooks called by modules, ops and parameters ---------------------------------------
 
-    def call_module(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def call_module(self, module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        path = self._path_of(module)
         if module._is_leaf:
             self._bind(module, args, kwargs)
-            schema = getattr(module, "response_schema", None)
             is_llm = hasattr(module, "build_request")
+            if getattr(module, "response_schema", None) is not None:
+                out_kind = ValueKind.STRUCTURED
+            else:
+                out_kind = ValueKind.TEXT if is_llm else ValueKind.OTHER
             return self._record(
                 NodeKind.LLM if is_llm else NodeKind.MODULE,
-                self._path_of(module) or _snake(type(module).__name__),
+                path or _snake(type(module).__name__),
+                path.rsplit(".", 1)[-1] or _snake(type(module).__name__),
                 module,
-                self._path_of(module),
+                path,
                 args,
                 kwargs,
-                out_kind=(
-                    ValueKind.STRUCTURED if schema is not None
-                    else ValueKind.TEXT if is_llm
-                    else ValueKind.OTHER
-                ),
+                out_kind=out_kind,
                 extra_params=tuple(self._param_ref(p) for p in module.parameters()),
             )
-        self._forward_codes.add(type(module).forward.__code__)
-        self._path_stack.append(self._path_of(module))
+        self._bind(module, args, kwargs)
+        self._forward_codes |= _forward_codes(type(module))
+        self._stack.append((path, module))
         try:
-            return module.forward(*args, **kwargs)
+            result = module.forward(*args, **kwargs)
         finally:
-            self._path_stack.pop()
+            self._stack.pop()
+        if inspect.iscoroutine(result):
+            result.close()
+            raise TraceError(
+                f"{type(module).__name__}.forward is a coroutine function (async def); plait "
+                "traces forward() once to build the graph and runs the graph asynchronously "
+                "itself. Define forward with a plain `def` and call modules without await."
+            )
+        return result
 
     def call_op(self, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         path = self.current_path()
         return self._record(
             NodeKind.OP,
             f"{path}.{op.name}" if path else op.name,
+            op.name,
             op,
             path,
             args,
@@ -147,10 +205,23 @@ class Tracer:
         )
 
     def param_marker(self, param: Parameter, spec: str, conversion: str) -> str:
-        return marker(self._param_ref(param), spec, conversion)
+        ref = self._param_ref(param)
+        if spec or conversion:
+            return marker(ref, self.id, spec, conversion)
+        # A placeholder rather than text, so a later conversion or spec still applies.
+        return TracedValue(self, ref, kind_of(param.value))
 
     def current_path(self) -> str:
-        return self._path_stack[-1]
+        return self._stack[-1][0]
+
+    def where(self) -> str:
+        """`` in module 'a.b' (B.forward) at file.py:12 (`line`)``: where tracing is now."""
+        path, module = self._stack[-1]
+        owner = f"module {path!r}" if path else "the root module"
+        location = describe_frame(user_frame(sys._getframe(1)))
+        return f" in {owner} ({type(module).__name__}.forward)" + (
+            f" at {location}" if location else ""
+        )
 
     # -- recording ---------------------------------------------------------------------
 
@@ -158,6 +229,7 @@ class Tracer:
         self,
         kind: NodeKind,
         base_id: str,
+        name: str,
         module: Any,
         module_path: str,
         args: tuple[Any, ...],
@@ -173,7 +245,7 @@ class Tracer:
         self.nodes[node_id] = GraphNode(
             id=node_id,
             kind=kind,
-            name=getattr(module, "name", None) or base_id.rsplit(".", 1)[-1],
+            name=name,
             module=module,
             module_path=module_path,
             args=args,
@@ -187,43 +259,43 @@ class Tracer:
         return TracedValue(self, node_id, out_kind)
 
     def _new_id(self, base: str) -> str:
-        count = self._ids.get(base)
-        self._ids[base] = 1 if count is None else count + 1
-        if count is None and base not in self.nodes:
-            return base
-        candidate = f"{base}_{self._ids[base] - 1}"
+        n = self._ids.get(base, 0)
+        candidate = f"{base}_{n}" if n else base
         while candidate in self.nodes:
-            self._ids[base] += 1
-            candidate = f"{base}_{self._ids[base] - 1}"
+            n += 1
+            candidate = f"{base}_{n}"
+        self._ids[base] = n + 1
         return candidate
 
     def _convert(self, tree: Any) -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
-        """Replace placeholders by refs and marker strings by FSTRING values; collect what is read."""
+        """Replace placeholders by refs, marker strings by FSTRING values; collect reads."""
         deps: dict[str, None] = {}
         params: dict[str, None] = {}
 
-        def note(ref: str) -> None:
-            if ref.startswith("param:"):
-                if ref not in self.parameters:
-                    raise TraceError(f"a string refers to parameter {ref!r}, which this trace never saw")
+        def note(ref: str, text: str) -> None:
+            if ref.startswith("param:") and ref in self.parameters:
                 params[ref] = None
             elif ref in self.nodes:
                 deps[ref] = None
             else:
-                raise _foreign(ref)
+                raise altered_error(text)
 
         def leaf(x: Any) -> Any:
-            if isinstance(x, TracedValue):
-                if x._tracer is not self:
-                    raise _foreign(x.ref)
-                note(x.ref)
-                return ValueRef(x.ref)
-            if isinstance(x, str) and has_marker(x):
-                value = fstring_value(x)
-                for part in value.payload:
-                    if isinstance(part, FormatField):
-                        note(part.ref)
-                return value
+            if isinstance(x, str):
+                if isinstance(x, TracedValue):
+                    if x._tracer is not self:
+                        raise foreign_error(x.ref)
+                    (params if x.ref.startswith("param:") else deps)[x.ref] = None
+                    if not x.conversion:
+                        return ValueRef(x.ref)
+                    return Value(ValueKind.FSTRING, (FormatField(x.ref, "", x.conversion),))
+                if has_marker(x):
+                    value = fstring_value(x, self.id)
+                    for part in value.payload:
+                        if isinstance(part, FormatField):
+                            note(part.ref, x)
+                    return value
+                return x
             if isinstance(x, Parameter):
                 ref = self._param_ref(x)
                 params[ref] = None
@@ -236,21 +308,28 @@ class Tracer:
         ref = self._param_refs.get(id(param))
         if ref is None:
             base = f"param:{param.name or 'parameter'}"
-            ref, n = base, 1
-            while ref in self.parameters and self.parameters[ref] is not param:
+            ref, n, taken = base, 1, set(self._param_refs.values())
+            while ref in taken:
                 n += 1
                 ref = f"{base}_{n}"
             self._param_refs[id(param)] = ref
         self.parameters[ref] = param
         return ref
 
-    def _path_of(self, module: Any) -> str:
+    def _path_of(self, module: Module) -> str:
         path = self._paths.get(id(module))
         if path is None:
             # A module not registered under the root (e.g. passed in from outside): name it once.
             parent = self.current_path()
             base = _snake(type(module).__name__)
-            path = self._paths[id(module)] = f"{parent}.{base}" if parent else base
+            path = candidate = f"{parent}.{base}" if parent else base
+            n = 0
+            while path in self._used_paths:
+                n += 1
+                path = f"{candidate}_{n}"
+            self._paths[id(module)] = path
+            self._used_paths.add(path)
+            self._unregistered.append(module)
         return path
 
     def _scope_and_source(self) -> tuple[tuple[str, ...], str | None]:
@@ -260,13 +339,14 @@ class Tracer:
         frame = sys._getframe(2)
         while frame is not None and frame is not self._entry:
             code = frame.f_code
-            if not code.co_filename.startswith(_PLAIT_DIR):
+            if is_user_code(code):
                 if source is None:
                     source = f"{os.path.basename(code.co_filename)}:{frame.f_lineno}"
                 if code not in self._forward_codes and not code.co_name.startswith("<"):
                     name = self._scopes.get(frame)
                     if name is None:
-                        n = self._scope_counts[code.co_name] = self._scope_counts.get(code.co_name, 0) + 1
+                        n = self._scope_counts.get(code.co_name, 0) + 1
+                        self._scope_counts[code.co_name] = n
                         name = self._scopes[frame] = f"{code.co_name}#{n}"
                     scope.append(name)
             frame = frame.f_back
@@ -282,15 +362,10 @@ class Tracer:
             if nid not in live:
                 live.add(nid)
                 todo.extend(self.nodes[nid].dependencies)
-        return {nid: node if nid in live else replace(node, live=False) for nid, node in self.nodes.items()}
-
-
-def _foreign(ref: str) -> TraceError:
-    return TraceError(
-        f"a placeholder from another trace ({ref!r}) was used here; placeholders are only "
-        "valid inside the forward() call that produced them. Do not keep traced values "
-        "between calls (e.g. on self)."
-    )
+        return {
+            nid: node if nid in live else replace(node, live=False)
+            for nid, node in self.nodes.items()
+        }
 
 
 def _refs(tree: Any) -> list[str]:
@@ -303,7 +378,7 @@ def _refs(tree: Any) -> list[str]:
     return out
 
 
-def trace(module: Any, *args: Any, **kwargs: Any) -> InferenceGraph:
+def trace(module: Module, /, *args: Any, **kwargs: Any) -> InferenceGraph:
     """Trace ``module(*args, **kwargs)`` into an `InferenceGraph` without running anything.
 
     >>> graph = trace(SummarizeThenAnalyze(), "some text")   # doctest: +SKIP

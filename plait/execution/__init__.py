@@ -1,0 +1,22 @@
+"""Running traced graphs: entry points, scheduler, results and the event stream."""
+
+from plait.execution.batch import BatchProgress, run_batch, stream_batch
+from plait.execution.events import Event
+from plait.execution.result import BatchItem, NodeRecord, RunResult
+from plait.execution.run import execute, execute_sync, run, run_sync
+from plait.execution.settings import ExecutionSettings
+
+__all__ = [
+    "BatchItem",
+    "BatchProgress",
+    "Event",
+    "ExecutionSettings",
+    "NodeRecord",
+    "RunResult",
+    "execute",
+    "execute_sync",
+    "run",
+    "run_batch",
+    "run_sync",
+    "stream_batch",
+]

@@ -1,0 +1,263 @@
+"""Batch runs: many inputs through one pipeline, sharing endpoints and priorities.
+
+Every item is one graph run; all of them share one `SlotPool`, so the
+endpoints stay busy and the critical paths of all items compete fairly.
+Inputs with the same structure reuse one traced graph. Failures are data
+(`BatchItem.ok` / ``.error``); `stream_batch` yields items as they finish and
+cancels the rest when the consumer stops early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from plait._tree import tree_map
+from plait.errors import ConfigError, ExecutionError
+from plait.execution import events as ev
+from plait.execution.pool import SlotPool
+from plait.execution.result import DONE, BatchItem
+from plait.execution.run import (
+    EventLog,
+    build_result,
+    check_aliases,
+    failure_message,
+    graph_inputs,
+    open_manager,
+    split_options,
+)
+from plait.execution.scheduler import GraphRun
+from plait.execution.settings import effective_options
+from plait.graph import InferenceGraph
+from plait.resources.manager import ResourceManager
+from plait.tracing import trace
+from plait.values import kind_of
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProgress:
+    """Where a batch stands: items finished, failed, nodes retrying, tokens, cost, time left."""
+
+    total: int
+    done: int
+    failed: int
+    retrying: int
+    tokens: int
+    cost: float
+    elapsed: float
+    eta: float | None
+
+    def __str__(self) -> str:
+        width = 24
+        filled = int(width * (self.done + self.failed) / self.total) if self.total else width
+        eta = f", ETA {self.eta:.0f}s" if self.eta is not None else ""
+        failed = f", {self.failed} failed" if self.failed else ""
+        retrying = f", {self.retrying} retrying" if self.retrying else ""
+        return (
+            f"[{'#' * filled}{'.' * (width - filled)}] {self.done + self.failed}/{self.total}"
+            f"{failed}{retrying}, {self.tokens:,} tokens, ${self.cost:.4f}, {self.elapsed:.1f}s{eta}"
+        )
+
+
+class _Progress:
+    """Counts items and nodes from events; reports to a callback and, optionally, a terminal bar."""
+
+    def __init__(
+        self, total: int, callback: Callable[[BatchProgress], None] | None, stream: TextIO | None
+    ):
+        self.total = total
+        self.callback = callback
+        self.stream = stream
+        self.done = self.failed = self.tokens = 0
+        self.cost = 0.0
+        self.retrying: set[tuple[int | None, str | None]] = set()
+        self.start = time.monotonic()
+        self._drawn = 0.0
+
+    def on_event(self, event: ev.Event) -> None:
+        key = (event.item, event.node_id)
+        if event.type == "node_retry":
+            self.retrying.add(key)
+        elif event.type == "node_started":
+            self.retrying.discard(key)
+        elif event.type == "usage":
+            self.tokens += event.usage.total_tokens
+            self.cost += event.cost
+
+    def item_finished(self, ok: bool) -> None:
+        if ok:
+            self.done += 1
+        else:
+            self.failed += 1
+        self.report(final=self.done + self.failed == self.total)
+
+    def snapshot(self) -> BatchProgress:
+        elapsed = time.monotonic() - self.start
+        finished = self.done + self.failed
+        eta = elapsed / finished * (self.total - finished) if finished else None
+        return BatchProgress(
+            self.total,
+            self.done,
+            self.failed,
+            len(self.retrying),
+            self.tokens,
+            self.cost,
+            elapsed,
+            eta,
+        )
+
+    def report(self, final: bool = False) -> None:
+        progress = self.snapshot()
+        if self.callback is not None:
+            self.callback(progress)
+        if self.stream is not None and (final or progress.elapsed - self._drawn >= 0.1):
+            self._drawn = progress.elapsed
+            self.stream.write(f"\r{progress}" + ("\n" if final else ""))
+            self.stream.flush()
+
+
+def _shape(x: Any) -> Any:
+    """The structure of an input (containers and leaf kinds): inputs of one shape share a graph."""
+    return tree_map(
+        lambda leaf: kind_of(leaf).value, x if isinstance(x, dict | list | tuple) else (x,)
+    )
+
+
+def _progress_stream(progress: bool | str) -> TextIO | None:
+    if progress is True or (progress == "auto" and sys.stderr.isatty()):
+        return sys.stderr
+    if progress not in (False, "auto"):
+        raise ConfigError(f"progress must be True, False or 'auto'; got {progress!r}")
+    return None
+
+
+async def stream_batch(
+    module: Any,
+    inputs: Iterable[Any],
+    *,
+    on_progress: Callable[[BatchProgress], None] | None = None,
+    progress: bool | str = "auto",
+    **options: Any,
+) -> AsyncIterator[BatchItem]:
+    """Run ``module`` on every input, yielding `BatchItem`s in completion order.
+
+    Each input is passed as the single positional argument of ``forward``.
+    Stopping early (``break``, or closing the iterator) cancels every item
+    still running; use ``contextlib.aclosing`` to make that immediate.
+    """
+    explicit, extra = split_options(dict(options))
+    if extra:
+        raise ConfigError(
+            f"unknown batch option(s) {', '.join(sorted(extra))}; each input is passed to forward() as its one argument"
+        )
+    opts, owner = effective_options(explicit, module)
+    items = list(inputs)
+    graphs: dict[Any, InferenceGraph] = {}
+    plans: list[tuple[InferenceGraph, dict[str, Any]]] = []
+    for item in items:
+        key = repr(_shape(item))
+        graph = graphs.get(key)
+        if graph is None:
+            graph = graphs[key] = trace(module, item)
+        plans.append((graph, graph_inputs(graph, (item,), {})))
+    resources = (
+        opts.resources.config if isinstance(opts.resources, ResourceManager) else opts.resources
+    )
+    check_aliases(list(graphs.values()), resources)
+    tracker = _Progress(len(items), on_progress, _progress_stream(progress))
+    log = EventLog((*opts.on_event, tracker.on_event), asyncio.get_running_loop().time())
+    finished: asyncio.Queue[BatchItem] = asyncio.Queue()
+
+    async with open_manager(opts, owner) as manager:
+        pool = SlotPool(opts.max_concurrent or (manager.max_concurrent if manager else None))
+        rng = random.Random()
+
+        async def one(index: int) -> None:
+            graph, values = plans[index]
+            events: list[ev.Event] = []
+
+            def emit(event: ev.Event) -> None:
+                events.append(event)
+                log.emit(event)
+
+            graph_run = GraphRun(
+                graph,
+                values,
+                manager=manager,
+                pool=pool,
+                emit=emit,
+                clock=log.now,
+                rng=rng,
+                item=index,
+            )
+            start = log.now()
+            await graph_run.run()
+            result = build_result(graph_run, log, DONE, log.now() - start)
+            result.events = events
+            ok = result.status == DONE
+            error = (
+                None
+                if ok
+                else ExecutionError(
+                    failure_message(result), failures=tuple(result.failures), partial=result
+                )
+            )
+            tracker.item_finished(ok)
+            finished.put_nowait(
+                BatchItem(index, items[index], ok, result.output if ok else None, error, result)
+            )
+
+        async def run_all() -> None:
+            async with asyncio.TaskGroup() as tg:
+                for index in range(len(items)):
+                    tg.create_task(one(index), name=f"batch item {index}")
+
+        log.emit(ev.RunStarted(0.0, None, sum(len(g.live_ids()) for g, _ in plans), "batch"))
+        runner = asyncio.create_task(run_all(), name="plait batch")
+        try:
+            for _ in range(len(items)):
+                if finished.empty() and not runner.done():
+                    getter = asyncio.ensure_future(finished.get())
+                    await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
+                    if getter.done():
+                        yield getter.result()
+                        continue
+                    getter.cancel()
+                if runner.done():
+                    runner.result()  # re-raises if the batch itself broke
+                yield finished.get_nowait()
+            await runner
+        finally:
+            if not runner.done():
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner
+            log.emit(
+                ev.RunFinished(
+                    log.now(),
+                    None,
+                    "done" if runner.done() and not runner.cancelled() else "cancelled",
+                )
+            )
+
+
+async def run_batch(module: Any, inputs: Iterable[Any], **options: Any) -> list[BatchItem]:
+    """Run ``module`` on every input; returns one `BatchItem` per input, in input order.
+
+    >>> items = await run_batch(pipeline, texts, resources=resources)   # doctest: +SKIP
+    >>> [item.output for item in items if item.ok]                      # doctest: +SKIP
+    """
+    collected: list[BatchItem] = []
+    async with contextlib.aclosing(stream_batch(module, inputs, **options)) as stream:
+        async for item in stream:
+            collected.append(item)
+    return sorted(collected, key=lambda item: item.index)
+
+
+__all__ = ["BatchProgress", "run_batch", "stream_batch"]

@@ -1,0 +1,153 @@
+"""The typed event stream of a run.
+
+Every run emits one ordered stream of frozen events; the `RunResult`, the
+profiler, progress bars, widgets and ``on_event`` callbacks all read the same
+stream instead of instrumenting the runtime separately. ``time`` is seconds
+since the run started (monotonic); ``node_id`` is None for run-level events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+from plait.clients.base import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of all run events; ``type`` is a stable string such as ``"node_started"``."""
+
+    type: ClassVar[str] = "event"
+    time: float
+    node_id: str | None
+    item: int | None = field(default=None, kw_only=True)  # batch item index, None outside batches
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    type: ClassVar[str] = "run_started"
+    nodes: int = 0
+    run_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Event):
+    type: ClassVar[str] = "run_finished"
+    status: str = "done"  # "done" | "failed" | "cancelled" | "budget_exceeded"
+    usage: Usage = Usage()
+    cost: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeQueued(Event):
+    """A node's inputs are ready; it waits for a slot on its endpoint (None for local nodes)."""
+
+    type: ClassVar[str] = "node_queued"
+    endpoint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStarted(Event):
+    """An attempt began; ``slot`` is the endpoint concurrency slot it occupies."""
+
+    type: ClassVar[str] = "node_started"
+    endpoint: str | None = None
+    attempt: int = 1
+    slot: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDelta(Event):
+    """A chunk of streamed reply text."""
+
+    type: ClassVar[str] = "node_delta"
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeWaiting(Event):
+    """A node waited ``seconds`` for ``reason``: "rate_limit" (limiter) or "backoff" (before a retry)."""
+
+    type: ClassVar[str] = "node_waiting"
+    endpoint: str | None = None
+    reason: str = "rate_limit"
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRetry(Event):
+    """Attempt ``attempt`` failed with a retryable error; another follows after ``delay`` s."""
+
+    type: ClassVar[str] = "node_retry"
+    endpoint: str | None = None
+    attempt: int = 1
+    error: str = ""
+    delay: float = 0.0
+    status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeUsage(Event):
+    """Tokens and cost of one completed request."""
+
+    type: ClassVar[str] = "usage"
+    endpoint: str | None = None
+    usage: Usage = Usage()
+    cost: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCompleted(Event):
+    type: ClassVar[str] = "node_completed"
+    endpoint: str | None = None
+    attempts: int = 1
+    cached: bool = False
+    restored: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFailed(Event):
+    """The node failed for good (``skipped``: it did not run because an input had failed)."""
+
+    type: ClassVar[str] = "node_failed"
+    endpoint: str | None = None
+    error: str = ""
+    attempts: int = 0
+    skipped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCancelled(Event):
+    type: ClassVar[str] = "node_cancelled"
+    endpoint: str | None = None
+    reason: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RunStarted,
+        RunFinished,
+        NodeQueued,
+        NodeStarted,
+        NodeDelta,
+        NodeWaiting,
+        NodeRetry,
+        NodeUsage,
+        NodeCompleted,
+        NodeFailed,
+        NodeCancelled,
+    )
+}
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """A JSON-friendly dict of ``event`` (``type`` first)."""
+    out: dict[str, Any] = {"type": event.type}
+    for f in fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, Usage):
+            value = {"input_tokens": value.input_tokens, "output_tokens": value.output_tokens}
+        out[f.name] = value
+    return out

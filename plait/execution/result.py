@@ -1,0 +1,163 @@
+"""What a run leaves behind: `RunResult`, per-node `NodeRecord`s, `NodeFailure`s, `BatchItem`s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait.clients.base import ChatRequest, Usage
+from plait.execution.events import Event
+from plait.graph import InferenceGraph
+from plait.values import Value
+
+# Node statuses, in the order a node moves through them.
+PENDING, QUEUED, RUNNING, RETRYING = "pending", "queued", "running", "retrying"
+DONE, FAILED, SKIPPED, CANCELLED = "done", "failed", "skipped", "cancelled"
+FINAL_STATUSES = frozenset({DONE, FAILED, SKIPPED, CANCELLED})
+
+
+@dataclass(slots=True)
+class NodeRecord:
+    """Everything known about one node of a run (filled in as the run proceeds).
+
+    ``status`` is one of pending, queued, running, retrying, done, failed,
+    skipped (not run because an input had failed) or cancelled. Times are
+    seconds since the run started. ``request`` is the request actually sent
+    (LLM nodes), with the rendered prompt.
+    """
+
+    id: str
+    kind: str
+    module_path: str
+    endpoint: str | None = None
+    status: str = PENDING
+    attempts: int = 0
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    ttft: float | None = None
+    usage: Usage = Usage()
+    cost: float = 0.0
+    cached: bool = False
+    restored: bool = False
+    inputs: tuple[Any, ...] = ()
+    request: ChatRequest | None = None
+    output: Value | None = None
+    error: BaseException | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFailure:
+    """One failed node, as listed by `ExecutionError`."""
+
+    node_id: str
+    module_path: str
+    endpoint: str | None
+    attempts: int
+    cause: BaseException
+
+    def __str__(self) -> str:
+        where = f" on {self.endpoint!r}" if self.endpoint else ""
+        tries = (
+            f" after {self.attempts} attempt{'s' if self.attempts != 1 else ''}"
+            if self.attempts
+            else ""
+        )
+        path = (
+            f" ({self.module_path})"
+            if self.module_path and self.module_path != self.node_id
+            else ""
+        )
+        return f"{self.node_id}{path}{where}{tries}: {type(self.cause).__name__}: {self.cause}"
+
+
+@dataclass(eq=False)
+class RunResult:
+    """The outcome of one run: outputs, per-node records, usage, cost and the event log.
+
+    ``output`` has the structure ``forward`` returned, with plain payloads;
+    ``values`` the same structure with `Value`s (provenance and errors kept).
+    """
+
+    graph: InferenceGraph
+    output: Any
+    values: Any
+    nodes: dict[str, NodeRecord]
+    events: list[Event] = field(default_factory=list)
+    status: str = DONE
+    usage: Usage = Usage()
+    cost: float = 0.0
+    makespan: float = 0.0
+    profile: Any = None
+
+    @property
+    def failures(self) -> list[NodeFailure]:
+        """Nodes that failed on their own account (not those skipped because an input failed)."""
+        return [
+            NodeFailure(r.id, r.module_path, r.endpoint, r.attempts, r.error)
+            for r in self.nodes.values()
+            if r.status == FAILED and r.error is not None
+        ]
+
+    @property
+    def errors(self) -> dict[str, BaseException]:
+        """Node id → the exception of each failed node."""
+        return {f.node_id: f.cause for f in self.failures}
+
+    @property
+    def ok(self) -> bool:
+        return self.status == DONE
+
+    def to_dataframe(self) -> Any:
+        """One row per node: status, endpoint, attempts, timings, tokens, cost, error."""
+        import pandas as pd  # optional extra: plait[jupyter]
+
+        rows = [
+            {
+                "node": r.id,
+                "kind": r.kind,
+                "module_path": r.module_path,
+                "endpoint": r.endpoint,
+                "status": r.status,
+                "attempts": r.attempts,
+                "queued_at": r.queued_at,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+                "duration": r.duration,
+                "input_tokens": r.usage.input_tokens,
+                "output_tokens": r.usage.output_tokens,
+                "cost": r.cost,
+                "cached": r.cached,
+                "error": None if r.error is None else f"{type(r.error).__name__}: {r.error}",
+            }
+            for r in self.nodes.values()
+        ]
+        return pd.DataFrame(rows).set_index("node") if rows else pd.DataFrame()
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for r in self.nodes.values():
+            counts[r.status] = counts.get(r.status, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+        return (
+            f"RunResult(status={self.status!r}, nodes: {summary}, "
+            f"tokens={self.usage.total_tokens}, cost=${self.cost:.4f}, makespan={self.makespan:.3f}s)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One input of a batch run and what became of it; failures are data, not exceptions."""
+
+    index: int
+    input: Any
+    ok: bool
+    output: Any = None
+    error: BaseException | None = None
+    result: RunResult | None = None

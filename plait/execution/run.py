@@ -1,0 +1,235 @@
+"""Entry points: `execute` (a `RunResult`), `run` (the output or an `ExecutionError`), `run_sync`.
+
+Every entry point traces the module with the given inputs, then runs the graph.
+Run options are keyword-only and reserved (see `RUN_OPTIONS`); every other
+keyword argument goes to ``forward``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import random
+import warnings
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import nest_asyncio
+
+from plait import module as module_mod
+from plait._tree import tree_leaves
+from plait.errors import ConfigError, ExecutionError
+from plait.execution import events as ev
+from plait.execution.pool import SlotPool
+from plait.execution.result import CANCELLED, DONE, FAILED, SKIPPED, RunResult
+from plait.execution.scheduler import GraphRun
+from plait.execution.settings import RUN_OPTIONS, ExecutionSettings, RunOptions, effective_options
+from plait.graph import InferenceGraph, NodeKind
+from plait.resources.config import ResourceConfig
+from plait.resources.manager import ResourceManager
+from plait.tracing import trace
+from plait.values import unwrap
+
+_run_ids = itertools.count(1)
+
+
+def split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, dict[str, Any]]:
+    """Separate the reserved run options from the arguments meant for ``forward``."""
+    options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
+    return RunOptions.build(**options), kwargs
+
+
+def graph_inputs(
+    graph: InferenceGraph, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The value of each input node for a call with ``args`` / ``kwargs``."""
+    if not graph.input_paths:
+        return {}
+    bound = inspect.signature(graph.root.forward).bind(*args, **kwargs)
+    bound.apply_defaults()
+    values = {}
+    for node_id, (name, path) in graph.input_paths.items():
+        value = bound.arguments[name]
+        for key in path:
+            value = value[key]
+        values[node_id] = value
+    return values
+
+
+class EventLog:
+    """Collects a run's events and forwards each to the ``on_event`` callbacks."""
+
+    def __init__(self, callbacks: tuple[Callable[[ev.Event], None], ...], start: float) -> None:
+        self.events: list[ev.Event] = []
+        self.callbacks = callbacks
+        self.start = start
+        self._loop_time = asyncio.get_running_loop().time
+
+    def now(self) -> float:
+        return self._loop_time() - self.start
+
+    def emit(self, event: ev.Event) -> None:
+        self.events.append(event)
+        for callback in self.callbacks:
+            try:
+                callback(event)
+            except Exception as exc:  # a broken display must not break the run
+                warnings.warn(
+                    f"on_event callback {callback!r} raised {type(exc).__name__}: {exc}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+
+def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None) -> None:
+    """Fail before anything runs if a node uses an alias the resources do not define."""
+    needed: dict[str, list[str]] = {}
+    for graph in graphs:
+        for node in graph.nodes.values():
+            if node.kind is NodeKind.LLM and node.live:
+                needed.setdefault(node.alias, []).append(node.id)
+    if not needed:
+        return
+    if resources is None:
+        raise ConfigError(
+            f"this pipeline calls endpoint(s) {', '.join(sorted(needed))} but no resources were given. "
+            "Pass resources=ResourceConfig({...}) (or ResourceConfig.simulated(...) to run offline), "
+            "use module.bind(resources=...), or run inside `with ExecutionSettings(resources=...)`."
+        )
+    missing = {alias: ids for alias, ids in needed.items() if alias not in resources}
+    if missing:
+        listed = "; ".join(
+            f"{alias!r} (used by {', '.join(ids[:3])})" for alias, ids in missing.items()
+        )
+        raise ConfigError(
+            f"the resources define no endpoint for {listed}; defined aliases: "
+            f"{', '.join(resources.aliases) or '(none)'}. Add them to the ResourceConfig."
+        )
+
+
+@contextlib.asynccontextmanager
+async def open_manager(
+    options: RunOptions, owner: ExecutionSettings | None
+) -> AsyncIterator[ResourceManager | None]:
+    """The manager for a run: the shared one of the owning settings, or one closed afterwards."""
+    resources = options.resources
+    if isinstance(resources, ResourceManager):
+        yield resources
+    elif owner is not None and owner.options.resources is resources:
+        yield owner.manager()
+    elif resources is None:
+        yield None
+    else:
+        async with ResourceManager(resources) as manager:
+            yield manager
+
+
+def build_result(graph_run: GraphRun, log: EventLog, status: str, makespan: float) -> RunResult:
+    values = graph_run.output_values()
+    records = graph_run.records
+    usage = sum((r.usage for r in records.values()), ev.Usage())
+    cost = sum(r.cost for r in records.values())
+    if status == DONE and any(v.is_error for v in tree_leaves(values)):
+        status = FAILED
+    return RunResult(
+        graph_run.graph, unwrap(values), values, records, log.events, status, usage, cost, makespan
+    )
+
+
+async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
+    """Trace ``module(*args, **kwargs)`` and run it; node failures are recorded, not raised.
+
+    >>> result = await execute(pipeline, "text", resources=resources)   # doctest: +SKIP
+    >>> result.output, result.usage.total_tokens, result.cost            # doctest: +SKIP
+    """
+    explicit, forward_kwargs = split_options(dict(kwargs))
+    options, owner = effective_options(explicit, module)
+    graph = trace(module, *args, **forward_kwargs)
+    inputs = graph_inputs(graph, args, forward_kwargs)
+    resources = (
+        options.resources.config
+        if isinstance(options.resources, ResourceManager)
+        else options.resources
+    )
+    check_aliases([graph], resources)
+    loop = asyncio.get_running_loop()
+    log = EventLog(options.on_event, loop.time())
+    async with open_manager(options, owner) as manager:
+        pool = SlotPool(options.max_concurrent or (manager.max_concurrent if manager else None))
+        graph_run = GraphRun(
+            graph,
+            inputs,
+            manager=manager,
+            pool=pool,
+            emit=log.emit,
+            clock=log.now,
+            rng=random.Random(),
+        )
+        log.emit(ev.RunStarted(0.0, None, len(graph_run.live), f"run-{next(_run_ids)}"))
+        status = DONE
+        try:
+            await graph_run.run()
+        except asyncio.CancelledError:
+            status = CANCELLED
+            raise
+        finally:
+            makespan = log.now()
+            result = build_result(graph_run, log, status, makespan)
+            log.emit(ev.RunFinished(makespan, None, result.status, result.usage, result.cost))
+    return result
+
+
+def failure_message(result: RunResult) -> str:
+    failures = result.failures
+    skipped = [r.id for r in result.nodes.values() if r.status == SKIPPED]
+    lines = [f"{len(failures)} node{'s' if len(failures) != 1 else ''} failed:"]
+    lines += [f"  - {failure}" for failure in failures]
+    if skipped:
+        lines.append(f"skipped because an input failed: {', '.join(skipped)}")
+    lines.append("The completed work is kept in the error's .partial result.")
+    return "\n".join(lines)
+
+
+async def run(module: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run ``module`` on the inputs and return its output with the structure ``forward`` returned.
+
+    Raises `ExecutionError` (with every failure and the partial `RunResult`)
+    if an output could not be produced.
+
+    >>> await run(SummarizeThenAnalyze(), "input text", resources=resources)   # doctest: +SKIP
+    """
+    result = await execute(module, *args, **kwargs)
+    if result.status != DONE:
+        raise ExecutionError(
+            failure_message(result), failures=tuple(result.failures), partial=result
+        )
+    return result.output
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Inside a running loop (Jupyter): allow re-entry on that loop, applied only here.
+    nest_asyncio.apply(loop)
+    return loop.run_until_complete(coro)
+
+
+def run_sync(module: Any, *args: Any, **kwargs: Any) -> Any:
+    """`run` for scripts and notebooks: blocks until done, also inside a running event loop."""
+    return _run_coroutine(run(module, *args, **kwargs))
+
+
+def execute_sync(module: Any, *args: Any, **kwargs: Any) -> RunResult:
+    """`execute`, blocking (also inside a running event loop)."""
+    return _run_coroutine(execute(module, *args, **kwargs))
+
+
+def _bound_call(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return run(module, *args, **kwargs)
+
+
+module_mod.install_execution(_bound_call, ExecutionSettings)

@@ -1,0 +1,401 @@
+"""`GraphRun`: executes one traced graph with given inputs.
+
+Local nodes (inputs, sync ops) run inline the moment their inputs are ready;
+async ops, leaf modules and LLM calls become tasks of one ``TaskGroup`` named
+after their node. LLM calls wait for a slot in the shared `SlotPool` with a
+priority equal to their longest remaining path to an output, so the critical
+path goes first. A retryable failure gives its slot back for the backoff wait
+and queues again. A failed node's output is an ERROR value: dependants that
+cannot accept errors are skipped (status "skipped") and carry the error on,
+so one failure never hangs the rest and nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from plait._tree import tree_map
+from plait.errors import ExecutionError, PlaitError, ProviderError
+from plait.execution import events as ev
+from plait.execution.pool import SlotPool
+from plait.execution.result import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    SKIPPED,
+    NodeRecord,
+)
+from plait.graph import GraphNode, InferenceGraph, NodeKind
+from plait.resources.manager import ResourceManager
+from plait.values import (
+    Value,
+    ValueKind,
+    ValueRef,
+    errors_in,
+    first_error,
+    render_fstring,
+    unwrap,
+    valueify,
+)
+
+EventSink = Callable[[ev.Event], None]
+
+
+class GraphRun:
+    """The state of one graph's execution; `run` drives it to completion."""
+
+    def __init__(
+        self,
+        graph: InferenceGraph,
+        inputs: Mapping[str, Any],
+        *,
+        manager: ResourceManager | None,
+        pool: SlotPool,
+        emit: EventSink,
+        clock: Callable[[], float],
+        rng: random.Random | None = None,
+        item: int | None = None,
+    ) -> None:
+        self.graph = graph
+        self.item = item
+        self.inputs = inputs
+        self.manager = manager
+        self.pool = pool
+        self.emit = emit
+        self.now = clock
+        self.rng = rng or random.Random()
+        self.values: dict[str, Value] = {}
+        self.live = graph.live_ids()
+        self.records = {
+            nid: NodeRecord(
+                nid,
+                graph.nodes[nid].kind.value,
+                graph.nodes[nid].module_path,
+                graph.nodes[nid].alias,
+            )
+            for nid in self.live
+        }
+        self._pending = {nid: len(graph.nodes[nid].dependencies) for nid in self.live}
+        self._rank = self._ranks()
+        self._tg: asyncio.TaskGroup | None = None
+
+    def _emit(self, event: ev.Event) -> None:
+        if self.item is not None:
+            object.__setattr__(event, "item", self.item)
+        self.emit(event)
+
+    def _ranks(self) -> dict[str, float]:
+        """Longest remaining path (in LLM calls) from each node to the end of the graph."""
+        rank: dict[str, float] = {}
+        for nid in reversed(self.live):
+            below = [rank[d] for d in self.graph.dependents(nid) if d in rank]
+            weight = 1.0 if self.graph.nodes[nid].kind is NodeKind.LLM else 0.0
+            rank[nid] = weight + (max(below) if below else 0.0)
+        return rank
+
+    async def run(self) -> None:
+        """Run every live node; returns when all have finished (or raises if cancelled)."""
+        for nid in self.live:
+            node = self.graph.nodes[nid]
+            if node.kind is NodeKind.LLM:
+                self.pool.add_endpoint(node.alias, self.manager.endpoint(node.alias).max_concurrent)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                self._drain([nid for nid in self.live if self._pending[nid] == 0])
+        except BaseException:
+            self._cancel_unfinished("run cancelled")
+            raise
+        finally:
+            self._tg = None
+
+    # -- scheduling ------------------------------------------------------------------
+
+    def _drain(self, ready: list[str]) -> None:
+        """Start every ready node; local ones run now and may make more nodes ready."""
+        while ready:
+            nid = ready.pop()
+            node = self.graph.nodes[nid]
+            kind = node.kind
+            if kind is NodeKind.INPUT:
+                raw = self.inputs[nid]
+                value = (
+                    Value(raw.kind, raw.payload, nid, raw.meta)
+                    if isinstance(raw, Value)
+                    else valueify(raw, nid)
+                )
+                ready.extend(self._finish(nid, value, DONE))
+            elif kind is NodeKind.LLM:
+                self._queue(nid, node.alias)
+                self._tg.create_task(self._run_llm(node), name=node.module_path or nid)
+            elif kind is NodeKind.OP and not node.module.is_async:
+                self._start_local(nid)
+                ready.extend(self._finish(nid, *self._call_local(node, self._args(node))))
+            else:
+                self._queue(nid, None)
+                self._tg.create_task(self._run_async_local(node), name=node.module_path or nid)
+
+    def _queue(self, nid: str, endpoint: str | None) -> None:
+        record = self.records[nid]
+        record.status = QUEUED
+        record.queued_at = t = self.now()
+        self._emit(ev.NodeQueued(t, nid, endpoint))
+
+    def _start_local(self, nid: str) -> None:
+        record = self.records[nid]
+        record.status = RUNNING
+        record.attempts = 1
+        record.started_at = t = self.now()
+        if record.queued_at is None:
+            record.queued_at = t
+        self._emit(ev.NodeStarted(t, nid))
+
+    def _finish(
+        self, nid: str, value: Value, status: str, error: BaseException | None = None
+    ) -> list[str]:
+        """Record a node's outcome and return the dependants that became ready."""
+        record = self.records[nid]
+        record.status = status
+        record.output = value
+        record.error = error
+        record.finished_at = t = self.now()
+        if record.started_at is None:
+            record.started_at = t
+        self.values[nid] = value
+        endpoint = record.endpoint
+        if status == DONE:
+            self._emit(
+                ev.NodeCompleted(t, nid, endpoint, record.attempts, record.cached, record.restored)
+            )
+        else:
+            message = f"{type(value.payload).__name__}: {value.payload}" if value.is_error else ""
+            self._emit(ev.NodeFailed(t, nid, endpoint, message, record.attempts, status == SKIPPED))
+        ready = []
+        pending = self._pending
+        for child in self.graph.dependents(nid):
+            if child in pending:
+                pending[child] -= 1
+                if pending[child] == 0:
+                    ready.append(child)
+        return ready
+
+    def _cancel_unfinished(self, reason: str) -> None:
+        t = self.now()
+        for record in self.records.values():
+            if record.status not in (DONE, FAILED, SKIPPED, CANCELLED):
+                record.status = CANCELLED
+                record.finished_at = t
+                self._emit(ev.NodeCancelled(t, record.id, record.endpoint, reason))
+
+    # -- arguments ---------------------------------------------------------------------
+
+    def lookup(self, ref: str) -> Value:
+        if ref.startswith("param:"):
+            return self.graph.parameters[ref].lift(ref[6:])
+        return self.values[ref]
+
+    def _resolve_leaf(self, leaf: Any) -> Any:
+        if type(leaf) is ValueRef:
+            return self.lookup(leaf.ref)
+        if type(leaf) is Value and leaf.kind is ValueKind.FSTRING:
+            fields = [self.lookup(p.ref) for p in leaf.payload if not isinstance(p, str)]
+            error = first_error(fields)
+            if error is not None:
+                return error
+            return Value(ValueKind.TEXT, render_fstring(leaf, self.lookup))
+        return leaf
+
+    def _args(self, node: GraphNode) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        resolved = tree_map(self._resolve_leaf, (node.args, dict(node.kwargs)))
+        self.records[node.id].inputs = resolved
+        return resolved
+
+    # -- local nodes ---------------------------------------------------------------------
+
+    def _call_local(
+        self, node: GraphNode, call: tuple[tuple[Any, ...], dict[str, Any]]
+    ) -> tuple[Any, ...]:
+        args, kwargs = call
+        fn = node.module.fn if node.kind is NodeKind.OP else node.module.forward
+        takes_values = node.kind is NodeKind.OP and node.module.takes_values
+        if not takes_values:
+            error = first_error(args, kwargs)
+            if error is not None:
+                return self._skipped(node.id, error)
+            args, kwargs = unwrap(args), unwrap(kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            return self._failed(node.id, exc)
+        return self._local_result(node.id, result, (args, kwargs))
+
+    async def _run_async_local(self, node: GraphNode) -> None:
+        self._start_local(node.id)
+        try:
+            outcome = self._call_local(node, self._args(node))
+            if asyncio.iscoroutine(outcome[0]):
+                try:
+                    outcome = self._local_result(node.id, await outcome[0], None)
+                except Exception as exc:
+                    outcome = self._failed(node.id, exc)
+        except asyncio.CancelledError:
+            self._cancel_unfinished("run cancelled")
+            raise
+        self._drain(self._finish(node.id, *outcome))
+
+    def _local_result(self, nid: str, result: Any, inputs: Any) -> tuple[Any, ...]:
+        if asyncio.iscoroutine(result):
+            return (result, DONE)  # awaited by _run_async_local
+        value = valueify(result)
+        value = Value(value.kind, value.payload, nid, value.meta)
+        if value.is_error:
+            inherited = inputs is not None and any(
+                e.payload is value.payload for e in errors_in(inputs)
+            )
+            return (value, SKIPPED if inherited else FAILED, None if inherited else value.payload)
+        return (value, DONE)
+
+    def _failed(self, nid: str, exc: BaseException) -> tuple[Any, ...]:
+        return (Value(ValueKind.ERROR, exc, nid, {"node": nid}), FAILED, exc)
+
+    def _skipped(self, nid: str, error: Value) -> tuple[Any, ...]:
+        return (
+            Value(
+                ValueKind.ERROR, error.payload, nid, {**error.meta, "skipped_because": error.ref}
+            ),
+            SKIPPED,
+        )
+
+    # -- LLM nodes -----------------------------------------------------------------------
+
+    async def _run_llm(self, node: GraphNode) -> None:
+        nid, alias = node.id, node.alias
+        record = self.records[nid]
+        try:
+            args, kwargs = self._args(node)
+            error = first_error(args, kwargs)
+            if error is not None:
+                self._drain(self._finish(nid, *self._skipped(nid, error)))
+                return
+            outcome = await self._call_endpoint(
+                node, unwrap(args[0] if args else next(iter(kwargs.values())))
+            )
+        except asyncio.CancelledError:
+            if record.status not in (DONE, FAILED, SKIPPED):
+                record.status = CANCELLED
+                record.finished_at = t = self.now()
+                self._emit(ev.NodeCancelled(t, nid, alias, "run cancelled"))
+            raise
+        self._drain(self._finish(nid, *outcome))
+
+    async def _call_endpoint(self, node: GraphNode, prompt: Any) -> tuple[Any, ...]:
+        nid, alias = node.id, node.alias
+        record = self.records[nid]
+        endpoint = self.manager.endpoint(alias)
+        request = node.module.build_request(prompt, model=endpoint.config.model)
+        record.request = request
+        on_delta = None
+        if request.stream:
+            on_delta = lambda text: self._emit(ev.NodeDelta(self.now(), nid, text))  # noqa: E731
+        priority = self._rank[nid]
+        attempt = 0
+        while True:
+            attempt += 1
+            slot = await self.pool.acquire(alias, priority)
+            record.status = RUNNING
+            record.attempts = attempt
+            t = self.now()
+            if record.started_at is None:
+                record.started_at = t
+            self._emit(ev.NodeStarted(t, nid, alias, attempt, slot))
+            try:
+                estimate, waited = await endpoint.admit(request)
+                if waited > 0:
+                    self._emit(ev.NodeWaiting(self.now(), nid, alias, "rate_limit", waited))
+                response = await endpoint.send(request, estimate, on_delta=on_delta)
+            except ProviderError as exc:
+                self.pool.release(alias, slot)
+                if not endpoint.retry.should_retry(exc, attempt):
+                    return self._failed(nid, exc)
+                delay = endpoint.retry.delay(attempt, exc, self.rng)
+                record.status = RETRYING
+                self._emit(
+                    ev.NodeRetry(
+                        self.now(),
+                        nid,
+                        alias,
+                        attempt,
+                        f"{type(exc).__name__}: {exc}",
+                        delay,
+                        exc.status,
+                    )
+                )
+                await asyncio.sleep(delay)
+                self._emit(ev.NodeWaiting(self.now(), nid, alias, "backoff", delay))
+                continue
+            except (PlaitError, ValueError, TypeError, KeyError) as exc:
+                self.pool.release(alias, slot)
+                return self._failed(nid, exc)
+            except BaseException:
+                self.pool.release(alias, slot)
+                raise
+            self.pool.release(alias, slot)
+            return self._llm_value(node, endpoint, response)
+
+    def _llm_value(self, node: GraphNode, endpoint: Any, response: Any) -> tuple[Any, ...]:
+        record = self.records[node.id]
+        usage = response.usage
+        record.usage = usage
+        record.cost = cost = endpoint.cost(usage.input_tokens, usage.output_tokens)
+        record.ttft = response.ttft
+        self._emit(ev.NodeUsage(self.now(), node.id, node.alias, usage, cost))
+        meta = {
+            "usage": {
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+            "finish_reason": response.finish_reason,
+            "model": response.model,
+            "tool_calls": [
+                {"id": c.id, "name": c.name, "arguments": dict(c.arguments)}
+                for c in response.tool_calls
+            ],
+            "latency": response.latency,
+            "ttft": response.ttft,
+            "cost": cost,
+        }
+        if node.module.response_schema is not None:
+            return (Value(ValueKind.STRUCTURED, response.structured, node.id, meta), DONE)
+        return (Value(ValueKind.TEXT, response.text, node.id, meta), DONE)
+
+    # -- output --------------------------------------------------------------------------
+
+    def output_values(self) -> Any:
+        """The graph's output structure with each reference replaced by its `Value`.
+
+        A node that never finished (a cancelled run) appears as an ERROR value saying so.
+        """
+        values = self.values
+
+        def leaf(x: Any) -> Any:
+            refs = [x.ref] if type(x) is ValueRef else []
+            if type(x) is Value and x.kind is ValueKind.FSTRING:
+                refs = [p.ref for p in x.payload if not isinstance(p, str)]
+            missing = [r for r in refs if not r.startswith("param:") and r not in values]
+            if missing:
+                return Value(
+                    ValueKind.ERROR,
+                    ExecutionError(f"node {missing[0]!r} did not finish"),
+                    missing[0],
+                )
+            resolved = self._resolve_leaf(x)
+            return resolved if isinstance(resolved, Value) else valueify(resolved)
+
+        return tree_map(leaf, self.graph.output)

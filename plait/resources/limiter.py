@@ -1,0 +1,257 @@
+"""Requests- and tokens-per-minute limits for one endpoint, with backoff after a 429.
+
+Both limits are token buckets kept as the time each becomes ready (the
+"virtual scheduling" form of GCRA), so no background task refills them. Time
+comes only from the running event loop, which lets tests drive a virtual clock.
+
+Waiters are served strictly in arrival order from one queue, and one timer is
+armed for the head of the queue; a cancelled waiter leaves the queue and the
+timer is re-armed for the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from plait.errors import ConfigError
+
+
+@dataclass(slots=True, eq=False)
+class _Waiter:
+    tokens: int
+    future: asyncio.Future[None]
+
+
+class RateLimiter:
+    """Holds each request until both the rpm and the tpm limit allow it to start.
+
+    The request bucket holds one request: starts are spaced ``60 / rpm`` seconds
+    apart, so any one-second window sees at most ``ceil(rpm / 60) + 1`` starts.
+    The token bucket holds one second of tokens (``tpm / 60``); a request is
+    charged its estimated tokens when it starts, and `adjust` settles the
+    difference once the real usage is known. A request larger than the whole
+    token bucket starts when the bucket is full and leaves it in debt, so later
+    requests wait for the debt to drain: it never deadlocks, and the long-run
+    rate still honours tpm.
+
+    After a 429, `on_rate_limited` pauses every start and, when rpm is set,
+    multiplies the effective rpm by ``decrease`` (at most once per pause, since
+    the requests in flight when the limit hit tend to fail together, and never
+    below ``min_fraction`` of rpm); each `on_success` adds back ``recovery`` of
+    the configured rpm until it is reached again.
+
+    One limiter serves one event loop at a time; moving to a new loop (each
+    ``run_sync`` makes one) starts its clocks afresh and keeps the effective rate.
+    """
+
+    def __init__(
+        self,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        *,
+        backoff: float = 1.0,
+        decrease: float = 0.5,
+        recovery: float = 0.1,
+        min_fraction: float = 0.125,
+    ):
+        problems = [
+            f"{name}={value!r}: must be {allowed}"
+            for name, value, ok, allowed in (
+                ("rpm", rpm, rpm is None or _positive(rpm), "a positive number or None"),
+                ("tpm", tpm, tpm is None or _positive(tpm), "a positive number or None"),
+                ("backoff", backoff, _positive(backoff) or backoff == 0, "a number >= 0"),
+                ("decrease", decrease, _fraction(decrease), "a number in (0, 1]"),
+                ("recovery", recovery, _fraction(recovery), "a number in (0, 1]"),
+                ("min_fraction", min_fraction, _fraction(min_fraction), "a number in (0, 1]"),
+            )
+            if not ok
+        ]
+        if problems:
+            raise ConfigError("RateLimiter: " + "; ".join(problems))
+        self._rpm = None if rpm is None else float(rpm)
+        self._tpm = None if tpm is None else float(tpm)
+        self._effective_rpm = self._rpm
+        self._backoff = float(backoff)
+        self._decrease = decrease
+        self._recovery = recovery
+        self._min_fraction = min_fraction
+        self._waiters: deque[_Waiter] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reset_clocks()
+
+    @property
+    def rpm(self) -> float | None:
+        """The configured requests-per-minute limit."""
+        return self._rpm
+
+    @property
+    def tpm(self) -> float | None:
+        """The configured tokens-per-minute limit."""
+        return self._tpm
+
+    @property
+    def effective_rpm(self) -> float | None:
+        """The rpm currently enforced: below `rpm` while recovering from a 429."""
+        return self._effective_rpm
+
+    @property
+    def paused_until(self) -> float | None:
+        """Loop time before which no request starts, if a 429 pause was ever set."""
+        return None if self._paused_until == -math.inf else self._paused_until
+
+    @property
+    def waiting(self) -> int:
+        """How many `acquire` calls are queued."""
+        return len(self._waiters)
+
+    def pause_remaining(self) -> float:
+        """Seconds left in the current 429 pause; 0.0 when not paused."""
+        return max(0.0, self._paused_until - self._now())
+
+    async def acquire(self, tokens: int = 0) -> float:
+        """Wait until a request of about ``tokens`` tokens may start; return the wait in seconds.
+
+        Callers are served in arrival order. ``tokens`` only counts when tpm is
+        set; pass the estimate (prompt plus expected output) and call `adjust`
+        with the real usage afterwards.
+        """
+        if not (isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0):
+            raise ConfigError(f"acquire(tokens={tokens!r}): tokens must be an integer >= 0")
+        now = self._now()
+        if not self._waiters and self._ready_at(tokens) <= now:
+            self._start(tokens, now)
+            return 0.0
+        assert self._loop is not None
+        waiter = _Waiter(tokens, self._loop.create_future())
+        self._waiters.append(waiter)
+        if len(self._waiters) == 1:
+            self._serve()
+        try:
+            await waiter.future
+        except asyncio.CancelledError:
+            if waiter.future.done() and not waiter.future.cancelled():
+                # Started on our behalf just before the cancel landed: return the tokens.
+                self.adjust(tokens, 0)
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+                self._serve()
+            raise
+        return self._loop.time() - now
+
+    def adjust(self, estimated: int, actual: int) -> None:
+        """Settle a started request's token charge from ``estimated`` to ``actual``."""
+        for name, value in (("estimated", estimated), ("actual", actual)):
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+                raise ConfigError(f"adjust({name}={value!r}): must be an integer >= 0")
+        if self._tpm is None or estimated == actual:
+            return
+        self._tokens_full_at += (actual - estimated) / self._token_rate
+        if self._waiters:
+            self._serve()
+
+    def on_rate_limited(self, retry_after: float | None = None) -> float:
+        """Pause every start for ``retry_after`` seconds (or the default backoff); return the pause.
+
+        The returned pause counts from now and covers any longer pause already set.
+        """
+        now = self._now()
+        already_paused = now < self._paused_until
+        pause = self._backoff if retry_after is None else max(0.0, float(retry_after))
+        self._paused_until = max(self._paused_until, now + pause)
+        if self._rpm is not None and self._effective_rpm is not None and not already_paused:
+            floor = self._rpm * self._min_fraction
+            self._effective_rpm = max(floor, self._effective_rpm * self._decrease)
+        if self._waiters:
+            self._serve()
+        return self._paused_until - now
+
+    def on_success(self) -> None:
+        """Record a successful request: step the effective rpm back towards rpm."""
+        if self._rpm is None or self._effective_rpm is None or self._effective_rpm >= self._rpm:
+            return
+        self._effective_rpm = min(self._rpm, self._effective_rpm + self._rpm * self._recovery)
+        if self._waiters:
+            self._serve()
+
+    def __repr__(self) -> str:
+        rate = f"rpm={self._rpm}"
+        if self._effective_rpm != self._rpm:
+            rate += f" (effective {self._effective_rpm:.4g})"
+        paused = "" if self.paused_until is None else f" paused_until={self._paused_until:.3f}"
+        return f"<RateLimiter {rate} tpm={self._tpm} waiting={len(self._waiters)}{paused}>"
+
+    @property
+    def _token_rate(self) -> float:
+        """Tokens per second; also the bucket's capacity (one second of tokens)."""
+        assert self._tpm is not None
+        return self._tpm / 60.0
+
+    def _reset_clocks(self) -> None:
+        self._last_start = -math.inf
+        self._tokens_full_at = -math.inf  # when the token bucket is full again
+        self._paused_until = -math.inf
+
+    def _now(self) -> float:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # Times from another loop are not comparable; waiters there died with it.
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._waiters.clear()
+            self._loop = loop
+            self._reset_clocks()
+        return loop.time()
+
+    def _ready_at(self, tokens: int) -> float:
+        """The earliest loop time a request of ``tokens`` tokens may start."""
+        ready = self._paused_until
+        if self._effective_rpm is not None:
+            ready = max(ready, self._last_start + 60.0 / self._effective_rpm)
+        if self._tpm is not None:
+            capacity = self._token_rate
+            refill_needed = capacity - min(tokens, capacity)
+            ready = max(ready, self._tokens_full_at - refill_needed / self._token_rate)
+        return ready
+
+    def _start(self, tokens: int, now: float) -> None:
+        self._last_start = now
+        if self._tpm is not None:
+            self._tokens_full_at = max(self._tokens_full_at, now) + tokens / self._token_rate
+
+    def _serve(self) -> None:
+        """Start every head-of-queue waiter that may start now; arm one timer for the next."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        assert self._loop is not None
+        now = self._loop.time()
+        while self._waiters:
+            head = self._waiters[0]
+            if head.future.done():  # cancelled; its task removes nothing more
+                self._waiters.popleft()
+                continue
+            ready = self._ready_at(head.tokens)
+            if ready > now:
+                self._timer = self._loop.call_at(ready, self._serve)
+                return
+            self._waiters.popleft()
+            self._start(head.tokens, now)
+            head.future.set_result(None)
+
+
+def _positive(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def _fraction(value: object) -> bool:
+    return _positive(value) and value <= 1  # type: ignore[operator]
