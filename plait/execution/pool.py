@@ -29,11 +29,20 @@ class SlotPool:
     def __init__(self, global_cap: int | None = None) -> None:
         self._endpoints: dict[str, _Slots] = {}
         self._global_free = global_cap
+        self._global_cap = global_cap
         self._seq = itertools.count()
 
     def add_endpoint(self, alias: str, capacity: int) -> None:
         if alias not in self._endpoints:
             self._endpoints[alias] = _Slots(capacity, list(range(capacity)))
+
+    def capacities(self) -> dict[str, int]:
+        """Slots per endpoint."""
+        return {alias: slots.capacity for alias, slots in self._endpoints.items()}
+
+    @property
+    def global_cap(self) -> int | None:
+        return self._global_cap
 
     def busy(self, alias: str) -> int:
         slots = self._endpoints[alias]

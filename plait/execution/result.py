@@ -94,6 +94,8 @@ class RunResult:
     usage: Usage = Usage()
     cost: float = 0.0
     makespan: float = 0.0
+    endpoints: dict[str, int] = field(default_factory=dict)  # alias -> concurrency slots
+    max_concurrent: int | None = None  # the global cap, if any
     profile: Any = None
 
     @property

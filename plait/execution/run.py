@@ -134,7 +134,17 @@ def build_result(graph_run: GraphRun, log: EventLog, status: str, makespan: floa
     if status == DONE and any(v.is_error for v in tree_leaves(values)):
         status = FAILED
     return RunResult(
-        graph_run.graph, unwrap(values), values, records, log.events, status, usage, cost, makespan
+        graph_run.graph,
+        unwrap(values),
+        values,
+        records,
+        log.events,
+        status,
+        usage,
+        cost,
+        makespan,
+        endpoints=graph_run.pool.capacities(),
+        max_concurrent=graph_run.pool.global_cap,
     )
 
 
