@@ -26,6 +26,7 @@ from plait.execution import (
 from plait.graph import GraphNode, InferenceGraph, NodeKind
 from plait.inference import LLMInference
 from plait.module import Module
+from plait.optimization import Feedback, Optimizer
 from plait.parameter import Parameter
 from plait.resources import EndpointConfig, ResourceConfig
 from plait.tracing import Op, Tracer, op, trace
@@ -37,6 +38,7 @@ __all__ = [
     "EndpointConfig",
     "ExecutionError",
     "ExecutionSettings",
+    "Feedback",
     "GraphNode",
     "InferenceGraph",
     "LLMInference",
@@ -45,6 +47,7 @@ __all__ = [
     "ModuleList",
     "NodeKind",
     "Op",
+    "Optimizer",
     "Parameter",
     "ParameterDict",
     "ParameterList",

@@ -179,7 +179,7 @@ def _hash_record(node: GraphNode, param_refs: Mapping[int, str]) -> dict[str, An
         "dependencies": list(node.dependencies),
         "parameters": list(node.parameters),
         "side_effects": node.side_effects,
-        "live": node.live, "scope": list(node.scope),
+        "live": node.live,
         "args": [encode(arg) for arg in node.args],
         "kwargs": encode(dict(node.kwargs)),
     }

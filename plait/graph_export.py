@@ -10,6 +10,7 @@ scope (a helper called twice gives two groups), ``None`` draws no groups.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -234,7 +235,7 @@ def to_dot(graph: InferenceGraph, *, group_by: str | None = "module", name: str 
         "  rankdir=TB;",
         '  node [fontname="Helvetica", fontsize=10];',
     ]
-    counter = iter(range(len(graph.nodes) + 1))
+    counter = itertools.count()
 
     def emit(group: _Group, indent: str) -> None:
         lines.extend(indent + _dot_node(node, outputs) for node in group.nodes)
@@ -289,7 +290,7 @@ def to_mermaid(graph: InferenceGraph, *, group_by: str | None = "module") -> str
     """Mermaid ``flowchart TD`` source; groups become nested subgraphs, dead nodes dashed."""
     ids = mermaid_ids(graph)
     lines = ["flowchart TD"]
-    counter = iter(range(len(graph.nodes) + 1))
+    counter = itertools.count()
 
     def emit(group: _Group, indent: str) -> None:
         for node in group.nodes:

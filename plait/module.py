@@ -9,7 +9,9 @@ otherwise ``forward`` runs as plain Python (leaf modules such as
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 from plait._context import active_tracer
@@ -28,6 +30,14 @@ def install_execution(runner: Runner, make_settings: Callable[..., Any]) -> None
     """Connect `Module.bind` and bound calls to the execution layer."""
     global _runner, _make_settings
     _runner, _make_settings = runner, make_settings
+
+
+def _json_ready(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 class IncompatibleKeys(NamedTuple):
@@ -228,6 +238,37 @@ class Module:
             if name in state and state[name] != param.value:
                 param.apply_update(state[name])
         return IncompatibleKeys(missing, unexpected)
+
+    def save(self, path: str | Path) -> None:
+        """Write `state_dict` to ``path`` as JSON (the learned prompts, by dotted name)."""
+        state = self.state_dict()
+        try:
+            text = json.dumps(state, ensure_ascii=False, indent=2)
+        except (TypeError, ValueError) as exc:
+            bad = [n for n, v in state.items() if not _json_ready(v)]
+            raise ConfigError(
+                f"cannot save {type(self).__name__}: parameter(s) {', '.join(bad) or '?'} hold "
+                f"values JSON cannot represent ({exc}). Keep parameter values to str, numbers, "
+                "bools, None, lists and dicts, or save state_dict() yourself."
+            ) from exc
+        # Written beside the target and renamed, so a crash never leaves half a file.
+        target = Path(path)
+        partial = target.with_name(target.name + ".partial")
+        partial.write_text(text + "\n", encoding="utf-8")
+        partial.replace(target)
+
+    def load(self, path: str | Path, strict: bool = True) -> IncompatibleKeys:
+        """Load values written by `save` (see `load_state_dict` for ``strict``)."""
+        try:
+            state = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read module state from {str(path)!r}: {exc}") from exc
+        if not isinstance(state, dict):
+            raise ConfigError(
+                f"{str(path)!r} holds a {type(state).__name__}, not a module state (a JSON object "
+                "of parameter name -> value written by Module.save)"
+            )
+        return self.load_state_dict(state, strict=strict)
 
     # -- display --------------------------------------------------------------------
 

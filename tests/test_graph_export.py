@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+import pydot
 import pytest
 
 import plait
@@ -149,7 +150,6 @@ def test_dot_groups_by_module_path_and_by_helper_scope():
 
 
 def test_dot_parses_with_pydot():
-    pydot = pytest.importorskip("pydot")
     for graph in (plait.trace(Reviews(), "t", "e"), _nasty_graph()):
         for group_by in ("module", "scope", None):
             (parsed,) = pydot.graph_from_dot_data(graph.to_dot(group_by=group_by))
@@ -197,6 +197,19 @@ def test_mermaid_ids_stay_unique_when_sanitized_names_collide():
     declared, edges = _check_mermaid(graph.to_mermaid())
     assert declared == {"n0_a_b", "n1_a_b"}
     assert edges == [("n0_a_b", "-->", "n1_a_b")]
+
+
+def test_nested_helper_scopes_nest_groups():
+    deep = GraphNode("deep", NodeKind.OP, "deep", scope=("outer#1", "middle#1", "inner#1"))
+    graph = graph_of(deep, outputs=("deep",))
+    assert _parse_dot(graph.to_dot(group_by="scope"))["clusters"] == [
+        "outer#1",
+        "middle#1",
+        "inner#1",
+    ]
+    text = graph.to_mermaid(group_by="scope")
+    _check_mermaid(text)
+    assert '      subgraph g2["inner#35;1"]\n        n0_deep["deep<br/>op: deep"]\n' in text
 
 
 def test_mermaid_groups_by_scope():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _tracing_support
 import pytest
 from _tracing_support import Compose, SummarizeThenAnalyze, line_of, traced
 
@@ -240,7 +241,7 @@ def test_node_ids_never_clash_with_input_names():
 def test_source_points_at_the_users_line():
     graph = traced(SummarizeThenAnalyze(), "x")
 
-    support = __import__("_tracing_support").__file__
+    support = _tracing_support.__file__
     assert graph["summarize"].source == (
         f"_tracing_support.py:{line_of(support, 'summary = self.summarize(text)')}"
     )

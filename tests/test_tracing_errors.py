@@ -9,6 +9,7 @@ import pytest
 from _tracing_support import line_of
 
 from plait import LLMInference, Module, TraceError, trace
+from plait._context import active_tracer
 
 # name -> (what forward does with the model's reply `v`, words the message must contain)
 CASES = {
@@ -191,3 +192,16 @@ def test_placeholder_used_after_its_trace_ended_still_refuses():
 
     with pytest.raises(TraceError, match=r"`len\(v\)` needs the runtime value of 'llm'"):
         len(kept[0])
+
+
+def test_reading_the_payload_of_a_placeholder_is_refused():
+    with pytest.raises(TraceError, match=r"reading `v.payload` needs the runtime value"):
+        trace(Inner(lambda v: v.payload == "yes"), "x")
+
+
+def test_a_failed_trace_leaves_no_active_tracer_behind():
+    with pytest.raises(TraceError):
+        trace(Inner(bool), "x")
+
+    assert active_tracer() is None
+    assert trace(Inner(lambda v: v), "x").output_ids == ("llm",)

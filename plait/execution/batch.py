@@ -19,17 +19,19 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from plait._tree import tree_map
-from plait.errors import ConfigError, ExecutionError
+from plait.errors import ConfigError
 from plait.execution import events as ev
 from plait.execution.pool import SlotPool
-from plait.execution.result import DONE, BatchItem
+from plait.execution.result import DONE, BatchItem, build_profile
 from plait.execution.run import (
     EventLog,
+    RunStores,
     build_result,
+    caller_output,
     check_aliases,
-    failure_message,
     graph_inputs,
     open_manager,
+    result_error,
     split_options,
 )
 from plait.execution.scheduler import GraphRun
@@ -143,6 +145,7 @@ async def stream_batch(
     *,
     on_progress: Callable[[BatchProgress], None] | None = None,
     progress: bool | str = "auto",
+    on_profile: Callable[[Any], None] | None = None,
     **options: Any,
 ) -> AsyncIterator[BatchItem]:
     """Run ``module`` on every input, yielding `BatchItem`s in completion order.
@@ -150,6 +153,9 @@ async def stream_batch(
     Each input is passed as the single positional argument of ``forward``.
     Stopping early (``break``, or closing the iterator) cancels every item
     still running; use ``contextlib.aclosing`` to make that immediate.
+    With ``profile=True`` or ``on_profile``, the batch is profiled as one
+    timeline when it ends: the `plait.profiling.Profile` goes to ``on_profile``
+    and becomes every item's ``result.profile``.
     """
     explicit, extra = split_options(dict(options))
     if extra:
@@ -174,9 +180,12 @@ async def stream_batch(
     log = EventLog((*opts.on_event, tracker.on_event), asyncio.get_running_loop().time())
     finished: asyncio.Queue[BatchItem] = asyncio.Queue()
 
+    stores = RunStores(opts, list(graphs.values()))
     async with open_manager(opts, owner) as manager:
         pool = SlotPool(opts.max_concurrent or (manager.max_concurrent if manager else None))
         rng = random.Random()
+        item_records: list[Any] = [None] * len(items)  # each item's records once it starts
+        results: list[Any] = []  # each item's RunResult, to attach the batch profile to
 
         async def one(index: int) -> None:
             graph, values = plans[index]
@@ -195,22 +204,26 @@ async def stream_batch(
                 clock=log.now,
                 rng=rng,
                 item=index,
+                **stores.for_graph(graph),
             )
+            item_records[index] = graph_run.records
             start = log.now()
             await graph_run.run()
-            result = build_result(graph_run, log, DONE, log.now() - start)
+            result = build_result(graph_run, log, DONE, log.now() - start, stores.budget)
             result.events = events
-            ok = result.status == DONE
-            error = (
-                None
-                if ok
-                else ExecutionError(
-                    failure_message(result), failures=tuple(result.failures), partial=result
-                )
-            )
+            results.append(result)
+            error = result_error(result)
+            ok = error is None
             tracker.item_finished(ok)
             finished.put_nowait(
-                BatchItem(index, items[index], ok, result.output if ok else None, error, result)
+                BatchItem(
+                    index,
+                    items[index],
+                    ok,
+                    caller_output(module, result, index) if ok else None,
+                    error,
+                    result,
+                )
             )
 
         async def run_all() -> None:
@@ -218,7 +231,16 @@ async def stream_batch(
                 for index in range(len(items)):
                     tg.create_task(one(index), name=f"batch item {index}")
 
-        log.emit(ev.RunStarted(0.0, None, sum(len(g.live_ids()) for g, _ in plans), "batch"))
+        log.emit(
+            ev.RunStarted(
+                0.0,
+                None,
+                sum(len(g.live_ids()) for g, _ in plans),
+                "batch",
+                graphs=tuple(g for g, _ in plans),
+                records=item_records,
+            )
+        )
         runner = asyncio.create_task(run_all(), name="plait batch")
         try:
             for _ in range(len(items)):
@@ -234,17 +256,31 @@ async def stream_batch(
                 yield finished.get_nowait()
             await runner
         finally:
-            if not runner.done():
+            cancelled = not runner.done()
+            if cancelled:
                 runner.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await runner
+            stores.close()  # after every item has stopped writing to it
             log.emit(
                 ev.RunFinished(
                     log.now(),
                     None,
-                    "done" if runner.done() and not runner.cancelled() else "cancelled",
+                    "cancelled" if cancelled else "done",
                 )
             )
+            if opts.profile or on_profile is not None:
+                graphs_by_item = {index: graph for index, (graph, _) in enumerate(plans)}
+                profile = build_profile(
+                    log.events,
+                    endpoints=pool.capacities(),
+                    max_concurrent=pool.global_cap,
+                    graphs=graphs_by_item,
+                )
+                for result in results:
+                    result.profile = profile
+                if on_profile is not None:
+                    on_profile(profile)
 
 
 async def run_batch(module: Any, inputs: Iterable[Any], **options: Any) -> list[BatchItem]:

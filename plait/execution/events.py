@@ -8,6 +8,7 @@ since the run started (monotonic); ``node_id`` is None for run-level events.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -24,11 +25,26 @@ class Event:
     item: int | None = field(default=None, kw_only=True)  # batch item index, None outside batches
 
 
+# Metadata of fields that hand live objects to in-process observers (widgets):
+# left out of `event_to_dict`, repr and equality.
+_LIVE = {"live": True}
+
+
 @dataclass(frozen=True, slots=True)
 class RunStarted(Event):
+    """A run began; ``graphs`` and ``records`` are its graphs and their `NodeRecord` dicts.
+
+    One entry per batch item (a single run has one), indexed by ``item``; a
+    batch item's records appear when it starts (None before). Records are
+    filled in as the run proceeds, so an observer can show inputs, prompts and
+    outputs live.
+    """
+
     type: ClassVar[str] = "run_started"
     nodes: int = 0
     run_id: str = ""
+    graphs: tuple[Any, ...] = field(default=(), repr=False, compare=False, metadata=_LIVE)
+    records: Sequence[Any] = field(default=(), repr=False, compare=False, metadata=_LIVE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +53,7 @@ class RunFinished(Event):
     status: str = "done"  # "done" | "failed" | "cancelled" | "budget_exceeded"
     usage: Usage = Usage()
     cost: float = 0.0
+    result: Any = field(default=None, repr=False, compare=False, metadata=_LIVE)  # the RunResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +163,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     """A JSON-friendly dict of ``event`` (``type`` first)."""
     out: dict[str, Any] = {"type": event.type}
     for f in fields(event):
+        if f.metadata.get("live"):
+            continue
         value = getattr(event, f.name)
         if isinstance(value, Usage):
             value = {"input_tokens": value.input_tokens, "output_tokens": value.output_tokens}

@@ -2,7 +2,10 @@
 
 A node asks for a slot on its endpoint with a priority (its longest remaining
 path); a free slot is granted at once, otherwise the request waits in that
-endpoint's heap and the best waiter is served when a slot frees. Slots are
+endpoint's heap and the best waiter is served when a slot frees (ties go to the
+earlier batch item, then to the earlier request). Freed slots are handed out on
+the next turn of the event loop, so that nodes made ready by the call that
+just finished can queue first and compete for them. Slots are
 numbered per endpoint, lowest free first, so a timeline can draw one row per
 slot. One pool may be shared by many graph runs (a batch), so priorities
 compete across items.
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 class _Slots:
     capacity: int
     free: list[int]
-    waiters: list[tuple[float, int, asyncio.Future[int]]] = field(default_factory=list)
+    waiters: list[tuple[float, int, int, asyncio.Future[int]]] = field(default_factory=list)
 
 
 class SlotPool:
@@ -31,6 +34,7 @@ class SlotPool:
         self._global_free = global_cap
         self._global_cap = global_cap
         self._seq = itertools.count()
+        self._dispatch_pending = False
 
     def add_endpoint(self, alias: str, capacity: int) -> None:
         if alias not in self._endpoints:
@@ -51,13 +55,13 @@ class SlotPool:
     def queued(self, alias: str) -> int:
         return len(self._endpoints[alias].waiters)
 
-    async def acquire(self, alias: str, priority: float) -> int:
-        """Wait for a slot on ``alias``; higher ``priority`` is served first, then arrival order."""
+    async def acquire(self, alias: str, priority: float, item: int = 0) -> int:
+        """Wait for a slot on ``alias``; higher ``priority`` first, then lower ``item``, then arrival."""
         slots = self._endpoints[alias]
-        if slots.free and not slots.waiters and self._global_ok():
+        if slots.free and not slots.waiters and self._global_ok() and not self._dispatch_pending:
             return self._take(slots)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        heapq.heappush(slots.waiters, (-priority, next(self._seq), future))
+        heapq.heappush(slots.waiters, (-priority, item, next(self._seq), future))
         try:
             return await future
         except asyncio.CancelledError:
@@ -71,9 +75,17 @@ class SlotPool:
         heapq.heappush(slots.free, slot)
         if self._global_free is not None:
             self._global_free += 1
+        if not self._dispatch_pending:
+            self._dispatch_pending = True
+            asyncio.get_running_loop().call_soon(self._dispatch_all)
+
+    def _dispatch_all(self) -> None:
+        self._dispatch_pending = False
+        if self._global_free is not None:
             self._dispatch_global()
         else:
-            self._dispatch(slots)
+            for slots in self._endpoints.values():
+                self._dispatch(slots)
 
     def _global_ok(self) -> bool:
         return self._global_free is None or self._global_free > 0
@@ -85,7 +97,7 @@ class SlotPool:
 
     def _dispatch(self, slots: _Slots) -> None:
         while slots.free and slots.waiters and self._global_ok():
-            _, _, future = heapq.heappop(slots.waiters)
+            future = heapq.heappop(slots.waiters)[-1]
             if not future.cancelled():
                 future.set_result(self._take(slots))
 
@@ -94,7 +106,7 @@ class SlotPool:
         while self._global_ok():
             best: _Slots | None = None
             for slots in self._endpoints.values():
-                while slots.waiters and slots.waiters[0][2].cancelled():
+                while slots.waiters and slots.waiters[0][-1].cancelled():
                     heapq.heappop(slots.waiters)
                 if (
                     slots.free
@@ -104,7 +116,7 @@ class SlotPool:
                     best = slots
             if best is None:
                 return
-            _, _, future = heapq.heappop(best.waiters)
+            future = heapq.heappop(best.waiters)[-1]
             future.set_result(self._take(best))
 
     def __repr__(self) -> str:

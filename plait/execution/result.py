@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from plait.clients.base import ChatRequest, Usage
 from plait.execution.events import Event
 from plait.graph import InferenceGraph
 from plait.values import Value
 
+if TYPE_CHECKING:
+    from plait.profiling import BubbleReport, Profile
+
 # Node statuses, in the order a node moves through them.
 PENDING, QUEUED, RUNNING, RETRYING = "pending", "queued", "running", "retrying"
 DONE, FAILED, SKIPPED, CANCELLED = "done", "failed", "skipped", "cancelled"
 FINAL_STATUSES = frozenset({DONE, FAILED, SKIPPED, CANCELLED})
+BUDGET_EXCEEDED = "budget_exceeded"  # a run status: stopped cleanly at its cost/token limit
 
 
 @dataclass(slots=True)
@@ -142,6 +148,44 @@ class RunResult:
         ]
         return pd.DataFrame(rows).set_index("node") if rows else pd.DataFrame()
 
+    # -- profiling: thin delegates to plait.profiling (see design_docs/profiling.md) -----------
+
+    def build_profile(self) -> Profile:
+        """A `Profile` of this run computed from its events (``profile=True`` keeps one in ``.profile``)."""
+        return build_profile(
+            self.events,
+            endpoints=self.endpoints,
+            max_concurrent=self.max_concurrent,
+            graphs={None: self.graph},
+        )
+
+    def _profiled(self) -> Profile:
+        return self.profile if self.profile is not None else self.build_profile()
+
+    def bubbles(self) -> BubbleReport:
+        """Busy/idle time per endpoint slot, idle time by cause, critical path, largest bubbles."""
+        return self._profiled().bubbles()
+
+    def chrome_trace(self) -> dict[str, Any]:
+        """Chrome Trace Event JSON (a dict) of this run, for Perfetto and chrome://tracing."""
+        return self._profiled().chrome_trace()
+
+    def save_chrome_trace(self, path: str | PathLike[str]) -> Path:
+        """Write `chrome_trace` as JSON to ``path`` (open it at ui.perfetto.dev)."""
+        return self._profiled().save_chrome_trace(path)
+
+    def plot_timeline(self) -> Any:
+        """A plotly Gantt chart of the run by endpoint slot (needs plotly)."""
+        return self._profiled().plot_timeline()
+
+    def plot_utilization(self) -> Any:
+        """A plotly figure of busy and queued slots over time per endpoint (needs plotly)."""
+        return self._profiled().plot_utilization()
+
+    def plot_bubbles(self) -> Any:
+        """A plotly bar chart of busy time and idle time by cause per endpoint (needs plotly)."""
+        return self._profiled().plot_bubbles()
+
     def __repr__(self) -> str:
         counts: dict[str, int] = {}
         for r in self.nodes.values():
@@ -151,6 +195,22 @@ class RunResult:
             f"RunResult(status={self.status!r}, nodes: {summary}, "
             f"tokens={self.usage.total_tokens}, cost=${self.cost:.4f}, makespan={self.makespan:.3f}s)"
         )
+
+
+def build_profile(
+    events: list[Event],
+    *,
+    endpoints: dict[str, int],
+    max_concurrent: int | None,
+    graphs: dict[int | None, InferenceGraph],
+) -> Profile:
+    """A `plait.profiling.Profile` of ``events`` (a run's, or a whole batch's)."""
+    # plait.profiling sits a floor above execution: imported on use, never at import time.
+    from plait.profiling import Profile
+
+    return Profile.from_events(
+        events, endpoints=endpoints, max_concurrent=max_concurrent, graphs=graphs
+    )
 
 
 @dataclass(frozen=True, slots=True)

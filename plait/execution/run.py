@@ -20,10 +20,13 @@ import nest_asyncio
 
 from plait import module as module_mod
 from plait._tree import tree_leaves
-from plait.errors import ConfigError, ExecutionError
+from plait.errors import BudgetExceeded, ConfigError, ExecutionError
 from plait.execution import events as ev
+from plait.execution.budget import Budget
+from plait.execution.cache import ResponseCache, cache_for
+from plait.execution.checkpoint import Checkpoint
 from plait.execution.pool import SlotPool
-from plait.execution.result import CANCELLED, DONE, FAILED, SKIPPED, RunResult
+from plait.execution.result import BUDGET_EXCEEDED, CANCELLED, DONE, FAILED, SKIPPED, RunResult
 from plait.execution.scheduler import GraphRun
 from plait.execution.settings import RUN_OPTIONS, ExecutionSettings, RunOptions, effective_options
 from plait.graph import InferenceGraph, NodeKind
@@ -33,6 +36,23 @@ from plait.tracing import trace
 from plait.values import unwrap
 
 _run_ids = itertools.count(1)
+
+# Installed by plait.optimization (which sits above this module): attaches a
+# training-mode run's forward record to its output, for feedback.backward().
+_attach_record: Callable[[Any, RunResult, int | None], Any] | None = None
+
+
+def install_training(attach: Callable[[Any, RunResult, int | None], Any]) -> None:
+    """Connect training-mode runs to plait.optimization."""
+    global _attach_record
+    _attach_record = attach
+
+
+def caller_output(module: Any, result: RunResult, item: int | None = None) -> Any:
+    """``result.output`` as callers get it: carrying its forward record when ``module`` is training."""
+    if _attach_record is None or not getattr(module, "training", False):
+        return result.output
+    return _attach_record(module, result, item)
 
 
 def split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, dict[str, Any]]:
@@ -126,12 +146,45 @@ async def open_manager(
             yield manager
 
 
-def build_result(graph_run: GraphRun, log: EventLog, status: str, makespan: float) -> RunResult:
+class RunStores:
+    """What the run options ask a run (or a whole batch) to keep: checkpoint, cache, budget."""
+
+    def __init__(self, options: RunOptions, graphs: list[InferenceGraph]) -> None:
+        self.hashes = {id(g): g.structural_hash() for g in graphs} if options.checkpoint else {}
+        self.checkpoint = (
+            Checkpoint(options.checkpoint, set(self.hashes.values()))
+            if options.checkpoint
+            else None
+        )
+        self.cache: ResponseCache | None = cache_for(options.cache)
+        limited = options.max_cost is not None or options.max_tokens is not None
+        self.budget = Budget(options.max_cost, options.max_tokens) if limited else None
+
+    def for_graph(self, graph: InferenceGraph) -> dict[str, Any]:
+        """Keyword arguments for a `GraphRun` of ``graph``."""
+        return {
+            "checkpoint": self.checkpoint,
+            "graph_hash": self.hashes.get(id(graph), ""),
+            "cache": self.cache,
+            "budget": self.budget,
+        }
+
+    def close(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.close()
+
+
+def build_result(
+    graph_run: GraphRun, log: EventLog, status: str, makespan: float, budget: Budget | None = None
+) -> RunResult:
     values = graph_run.output_values()
     records = graph_run.records
     usage = sum((r.usage for r in records.values()), ev.Usage())
     cost = sum(r.cost for r in records.values())
-    if status == DONE and any(v.is_error for v in tree_leaves(values)):
+    stopped = budget is not None and budget.exhausted
+    if stopped and any(r.status == CANCELLED for r in records.values()):
+        status = BUDGET_EXCEEDED
+    elif status == DONE and any(v.is_error for v in tree_leaves(values)):
         status = FAILED
     return RunResult(
         graph_run.graph,
@@ -166,6 +219,7 @@ async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     check_aliases([graph], resources)
     loop = asyncio.get_running_loop()
     log = EventLog(options.on_event, loop.time())
+    stores = RunStores(options, [graph])
     async with open_manager(options, owner) as manager:
         pool = SlotPool(options.max_concurrent or (manager.max_concurrent if manager else None))
         graph_run = GraphRun(
@@ -176,8 +230,18 @@ async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
             emit=log.emit,
             clock=log.now,
             rng=random.Random(),
+            **stores.for_graph(graph),
         )
-        log.emit(ev.RunStarted(0.0, None, len(graph_run.live), f"run-{next(_run_ids)}"))
+        log.emit(
+            ev.RunStarted(
+                0.0,
+                None,
+                len(graph_run.live),
+                f"run-{next(_run_ids)}",
+                graphs=(graph,),
+                records=(graph_run.records,),
+            )
+        )
         status = DONE
         try:
             await graph_run.run()
@@ -185,9 +249,14 @@ async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
             status = CANCELLED
             raise
         finally:
+            stores.close()
             makespan = log.now()
-            result = build_result(graph_run, log, status, makespan)
-            log.emit(ev.RunFinished(makespan, None, result.status, result.usage, result.cost))
+            result = build_result(graph_run, log, status, makespan, stores.budget)
+            log.emit(
+                ev.RunFinished(makespan, None, result.status, result.usage, result.cost, result)
+            )
+    if options.profile:
+        result.profile = result.build_profile()
     return result
 
 
@@ -211,11 +280,22 @@ async def run(module: Any, *args: Any, **kwargs: Any) -> Any:
     >>> await run(SummarizeThenAnalyze(), "input text", resources=resources)   # doctest: +SKIP
     """
     result = await execute(module, *args, **kwargs)
+    error = result_error(result)
+    if error is not None:
+        raise error
+    return caller_output(module, result)
+
+
+def result_error(result: RunResult) -> ExecutionError | None:
+    """The error a run that did not produce its outputs stands for (None if it did)."""
+    if result.status == BUDGET_EXCEEDED:
+        spent = next(r.error for r in result.nodes.values() if r.status == CANCELLED)
+        return BudgetExceeded(str(spent), failures=tuple(result.failures), partial=result)
     if result.status != DONE:
-        raise ExecutionError(
+        return ExecutionError(
             failure_message(result), failures=tuple(result.failures), partial=result
         )
-    return result.output
+    return None
 
 
 def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:

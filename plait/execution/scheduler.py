@@ -20,6 +20,9 @@ from typing import Any
 from plait._tree import tree_map
 from plait.errors import ExecutionError, PlaitError, ProviderError
 from plait.execution import events as ev
+from plait.execution.budget import Budget
+from plait.execution.cache import ResponseCache, cache_for, cache_key
+from plait.execution.checkpoint import Checkpoint, request_key, restored_value, stable_hash
 from plait.execution.pool import SlotPool
 from plait.execution.result import (
     CANCELLED,
@@ -61,6 +64,10 @@ class GraphRun:
         clock: Callable[[], float],
         rng: random.Random | None = None,
         item: int | None = None,
+        checkpoint: Checkpoint | None = None,
+        graph_hash: str = "",
+        cache: ResponseCache | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.graph = graph
         self.item = item
@@ -84,6 +91,11 @@ class GraphRun:
         self._pending = {nid: len(graph.nodes[nid].dependencies) for nid in self.live}
         self._rank = self._ranks()
         self._tg: asyncio.TaskGroup | None = None
+        self.checkpoint = checkpoint
+        self.graph_hash = graph_hash
+        self.cache = cache
+        self.budget = budget
+        self._input_keys: dict[str, str] = {}  # node id -> inputs digest, for the checkpoint
 
     def _emit(self, event: ev.Event) -> None:
         if self.item is not None:
@@ -105,6 +117,11 @@ class GraphRun:
             node = self.graph.nodes[nid]
             if node.kind is NodeKind.LLM:
                 self.pool.add_endpoint(node.alias, self.manager.endpoint(node.alias).max_concurrent)
+        # In a batch, later items age: an item W items later needs one more step of remaining
+        # path to outrank this one (W = the pool's slots), so about one wave of items is in
+        # flight and items finish in order, while the critical path still goes first.
+        window = self.pool.global_cap or sum(self.pool.capacities().values()) or 1
+        self._age = (self.item or 0) / window
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
@@ -136,7 +153,9 @@ class GraphRun:
                 self._tg.create_task(self._run_llm(node), name=node.module_path or nid)
             elif kind is NodeKind.OP and not node.module.is_async:
                 self._start_local(nid)
-                ready.extend(self._finish(nid, *self._call_local(node, self._args(node))))
+                call = self._args(node)
+                outcome = self._restore(node, call) or self._call_local(node, call)
+                ready.extend(self._finish(nid, *outcome))
             else:
                 self._queue(nid, None)
                 self._tg.create_task(self._run_async_local(node), name=node.module_path or nid)
@@ -170,9 +189,16 @@ class GraphRun:
         self.values[nid] = value
         endpoint = record.endpoint
         if status == DONE:
+            key = self._input_keys.get(nid)
+            if self.checkpoint is not None and key is not None and not record.restored:
+                self.checkpoint.save(
+                    self.graph_hash, nid, key, value, record.attempts, record.usage, record.cost
+                )
             self._emit(
                 ev.NodeCompleted(t, nid, endpoint, record.attempts, record.cached, record.restored)
             )
+        elif status == CANCELLED:
+            self._emit(ev.NodeCancelled(t, nid, endpoint, str(error or "")))
         else:
             message = f"{type(value.payload).__name__}: {value.payload}" if value.is_error else ""
             self._emit(ev.NodeFailed(t, nid, endpoint, message, record.attempts, status == SKIPPED))
@@ -235,10 +261,22 @@ class GraphRun:
             return self._failed(node.id, exc)
         return self._local_result(node.id, result, (args, kwargs))
 
+    def _restore(self, node: GraphNode, call: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The checkpointed outcome of this op node for these inputs, if there is one."""
+        if self.checkpoint is None:
+            return None
+        key = self._input_keys[node.id] = stable_hash([node.target, unwrap(call)])
+        saved = self.checkpoint.lookup(self.graph_hash, node.id, key)
+        if saved is None:
+            return None
+        self.records[node.id].restored = True
+        return (restored_value(saved, node.id), DONE)
+
     async def _run_async_local(self, node: GraphNode) -> None:
         self._start_local(node.id)
         try:
-            outcome = self._call_local(node, self._args(node))
+            call = self._args(node)
+            outcome = self._restore(node, call) or self._call_local(node, call)
             if asyncio.iscoroutine(outcome[0]):
                 try:
                     outcome = self._local_result(node.id, await outcome[0], None)
@@ -283,7 +321,7 @@ class GraphRun:
             if error is not None:
                 self._drain(self._finish(nid, *self._skipped(nid, error)))
                 return
-            outcome = await self._call_endpoint(
+            outcome, slot = await self._call_endpoint(
                 node, unwrap(args[0] if args else next(iter(kwargs.values())))
             )
         except asyncio.CancelledError:
@@ -292,22 +330,37 @@ class GraphRun:
                 record.finished_at = t = self.now()
                 self._emit(ev.NodeCancelled(t, nid, alias, "run cancelled"))
             raise
-        self._drain(self._finish(nid, *outcome))
+        try:
+            self._drain(self._finish(nid, *outcome))
+        finally:
+            # Released only now, so the dependants just started can queue for it first.
+            if slot is not None:
+                self.pool.release(alias, slot)
 
-    async def _call_endpoint(self, node: GraphNode, prompt: Any) -> tuple[Any, ...]:
+    async def _call_endpoint(
+        self, node: GraphNode, prompt: Any
+    ) -> tuple[tuple[Any, ...], int | None]:
+        """Call the node's endpoint (with retries): the outcome, and the slot still held, if any."""
         nid, alias = node.id, node.alias
         record = self.records[nid]
         endpoint = self.manager.endpoint(alias)
         request = node.module.build_request(prompt, model=endpoint.config.model)
         record.request = request
+        reused, cache_slot = self._reuse(node, endpoint, request)
+        if reused is not None:
+            return reused, None
         on_delta = None
         if request.stream:
             on_delta = lambda text: self._emit(ev.NodeDelta(self.now(), nid, text))  # noqa: E731
-        priority = self._rank[nid]
+        priority = self._rank[nid] - self._age
         attempt = 0
         while True:
             attempt += 1
-            slot = await self.pool.acquire(alias, priority)
+            slot = await self.pool.acquire(alias, priority, self.item or 0)
+            if self.budget is not None and self.budget.exhausted:  # checked once the slot is ours
+                self.pool.release(alias, slot)
+                error = self.budget.error()
+                return (Value(ValueKind.ERROR, error, nid, {"node": nid}), CANCELLED, error), None
             record.status = RUNNING
             record.attempts = attempt
             t = self.now()
@@ -322,7 +375,7 @@ class GraphRun:
             except ProviderError as exc:
                 self.pool.release(alias, slot)
                 if not endpoint.retry.should_retry(exc, attempt):
-                    return self._failed(nid, exc)
+                    return self._failed(nid, exc), None
                 delay = endpoint.retry.delay(attempt, exc, self.rng)
                 record.status = RETRYING
                 self._emit(
@@ -341,20 +394,56 @@ class GraphRun:
                 continue
             except (PlaitError, ValueError, TypeError, KeyError) as exc:
                 self.pool.release(alias, slot)
-                return self._failed(nid, exc)
+                return self._failed(nid, exc), None
             except BaseException:
                 self.pool.release(alias, slot)
                 raise
-            self.pool.release(alias, slot)
-            return self._llm_value(node, endpoint, response)
+            if cache_slot is not None:
+                cache_slot[0].put(cache_slot[1], response)
+            try:
+                return self._llm_value(node, endpoint, response), slot
+            except BaseException:
+                self.pool.release(alias, slot)
+                raise
 
-    def _llm_value(self, node: GraphNode, endpoint: Any, response: Any) -> tuple[Any, ...]:
+    def _reuse(
+        self, node: GraphNode, endpoint: Any, request: Any
+    ) -> tuple[tuple[Any, ...] | None, tuple[ResponseCache, str] | None]:
+        """A checkpointed or cached outcome for this request, else where to cache the reply."""
+        config = endpoint.config
+        if self.checkpoint is None and self.cache is None and not config.cache:
+            return None, None
+        key = request_key(request)
+        record = self.records[node.id]
+        if self.checkpoint is not None:
+            self._input_keys[node.id] = key
+            saved = self.checkpoint.lookup(self.graph_hash, node.id, key)
+            if saved is not None:
+                record.restored = True
+                return (restored_value(saved, node.id), DONE), None
+        cache = self.cache if self.cache is not None else cache_for(config.cache)
+        if cache is None:
+            return None, None
+        ckey = cache_key((config.provider, config.base_url, config.model), key)
+        hit = cache.get(ckey)
+        if hit is None:
+            return None, (cache, ckey)
+        record.cached = True
+        return self._llm_value(node, endpoint, hit, cached=True), None
+
+    def _llm_value(
+        self, node: GraphNode, endpoint: Any, response: Any, *, cached: bool = False
+    ) -> tuple[Any, ...]:
         record = self.records[node.id]
         usage = response.usage
-        record.usage = usage
-        record.cost = cost = endpoint.cost(usage.input_tokens, usage.output_tokens)
+        cost = 0.0
+        if not cached:  # a cache hit sends nothing, so it spends nothing
+            record.usage = usage
+            record.cost = cost = endpoint.cost(usage.input_tokens, usage.output_tokens)
+            if self.budget is not None:
+                self.budget.charge(usage, cost)
+            self._emit(ev.NodeUsage(self.now(), node.id, node.alias, usage, cost))
         record.ttft = response.ttft
-        self._emit(ev.NodeUsage(self.now(), node.id, node.alias, usage, cost))
         meta = {
             "usage": {
                 "input_tokens": usage.input_tokens,
@@ -370,6 +459,7 @@ class GraphRun:
             "latency": response.latency,
             "ttft": response.ttft,
             "cost": cost,
+            "cached": cached,
         }
         if node.module.response_schema is not None:
             return (Value(ValueKind.STRUCTURED, response.structured, node.id, meta), DONE)

@@ -94,6 +94,8 @@ class EndpointConfig:
     tpm: float | None = None
     timeout: float = 60.0
     max_retries: int = 3
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 30.0
     input_cost_per_million: float = 0.0
     output_cost_per_million: float = 0.0
     cache: bool | Path = False
@@ -202,6 +204,8 @@ _FLOAT_FIELDS = (
     "rpm",
     "tpm",
     "timeout",
+    "retry_base_delay",
+    "retry_max_delay",
     "input_cost_per_million",
     "output_cost_per_million",
     "latency",
@@ -249,6 +253,8 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "tpm": (_optional(_positive), "a positive number of tokens per minute, or None"),
     "timeout": (_positive, "a positive number of seconds"),
     "max_retries": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "retry_base_delay": (_non_negative, "a number of seconds >= 0 (first retry waits up to this)"),
+    "retry_max_delay": (_non_negative, "a number of seconds >= 0 (cap on one retry's wait)"),
     "input_cost_per_million": (_non_negative, "a number >= 0 (price per million input tokens)"),
     "output_cost_per_million": (_non_negative, "a number >= 0 (price per million output tokens)"),
     "cache": (lambda v: isinstance(v, bool | Path), "True, False, or a cache directory path"),

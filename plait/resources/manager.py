@@ -162,7 +162,7 @@ class ResourceManager:
             config,
             client,
             RateLimiter(rpm=config.rpm, tpm=config.tpm),
-            RetryPolicy(max_retries=config.max_retries),
+            RetryPolicy(config.max_retries, config.retry_base_delay, config.retry_max_delay),
             simulator,
         )
         self._endpoints[alias] = endpoint

@@ -68,13 +68,16 @@ class TracedValue(str, Value):
     ) -> TracedValue:
         obj = str.__new__(cls, marker(ref, tracer.id, conversion=conversion))
         # Value is frozen: fill the instance dict directly.
-        obj.__dict__.update(
-            kind=kind, payload=None, ref=ref, meta={}, conversion=conversion, _tracer=tracer
-        )
+        obj.__dict__.update(kind=kind, ref=ref, meta={}, conversion=conversion, _tracer=tracer)
         return obj
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Fields are set in ``__new__``."""
+
+    @property
+    def payload(self) -> Any:
+        """Refused: reading it at trace time would silently see nothing."""
+        raise trace_error(self, "reading `v.payload`", "Use the payload in an @plait.op function.")
 
     def _textual(self) -> bool:
         return bool(self.conversion) or self.kind in _TEXT

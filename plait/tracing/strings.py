@@ -9,6 +9,10 @@ is split back into an FSTRING value whose fields are resolved when the graph
 runs. ``ascii()`` escapes a marker into backslash sequences; that escaped form
 is recognised too (as conversion ``a``). A string with marker characters that
 do not parse was altered at trace time and is refused.
+
+Limit: a width or precision applied to a string that *contains* markers
+(``"%-8s" % v``, ``f"{composed:>40}"``) measures the marker text, not the
+runtime text; put the spec on the placeholder itself (``f"{v:<8}"``).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ def has_marker(text: str) -> bool:
 
 
 def foreign_error(ref: str) -> TraceError:
+    """The error for a placeholder (or a string built from one) made by another trace."""
     return TraceError(
         f"a placeholder from another trace ({ref!r}) was used here; placeholders are only "
         "valid inside the forward() call that produced them. Do not keep traced values, or "

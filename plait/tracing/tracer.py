@@ -130,10 +130,10 @@ class Tracer:
                 parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
                 return_annotation=sig.empty,
             )
-            called = ", ".join(
-                [*("<placeholder>" if isinstance(a, TracedValue) else repr(a)[:40] for a in args)]
-                + [f"{k}=..." for k in kwargs]
-            )
+            shown_args = [
+                "<placeholder>" if isinstance(a, TracedValue) else f"{a!r:.40}" for a in args
+            ]
+            called = ", ".join([*shown_args, *(f"{k}=..." for k in kwargs)])
             if module is self.root and len(self._stack) == 1:
                 who, where = "the root module", f" by trace() at {describe_frame(user_frame())}"
             else:
@@ -156,17 +156,18 @@ class Tracer:
 
     def call_module(self, module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         path = self._path_of(module)
+        self._bind(module, args, kwargs)
         if module._is_leaf:
-            self._bind(module, args, kwargs)
             is_llm = hasattr(module, "build_request")
             if getattr(module, "response_schema", None) is not None:
                 out_kind = ValueKind.STRUCTURED
             else:
                 out_kind = ValueKind.TEXT if is_llm else ValueKind.OTHER
+            base_id = path or _snake(type(module).__name__)  # a leaf root has path ""
             return self._record(
                 NodeKind.LLM if is_llm else NodeKind.MODULE,
-                path or _snake(type(module).__name__),
-                path.rsplit(".", 1)[-1] or _snake(type(module).__name__),
+                base_id,
+                base_id.rsplit(".", 1)[-1],
                 module,
                 path,
                 args,
@@ -174,7 +175,6 @@ class Tracer:
                 out_kind=out_kind,
                 extra_params=tuple(self._param_ref(p) for p in module.parameters()),
             )
-        self._bind(module, args, kwargs)
         self._forward_codes |= _forward_codes(type(module))
         self._stack.append((path, module))
         try:
@@ -215,7 +215,7 @@ class Tracer:
         return self._stack[-1][0]
 
     def where(self) -> str:
-        """`` in module 'a.b' (B.forward) at file.py:12 (`line`)``: where tracing is now."""
+        """Where tracing is now: `` in module 'a.b' (B.forward) at file.py:12 (`the line`)``."""
         path, module = self._stack[-1]
         owner = f"module {path!r}" if path else "the root module"
         location = describe_frame(user_frame(sys._getframe(1)))

@@ -1,0 +1,287 @@
+// Layered layout of the visible graph with dagre.
+//
+// Collapsed groups stand in for their members (edges are re-routed to them).
+// The visible graph is split into components (connected by edges or by a shared
+// top-level group); each is laid out by dagre on its own and the components are
+// packed in rows. Components with the same shape (every item of a batch) share one
+// dagre run, which is what keeps 1,000+ node batches fast.
+
+import { graphlib, layout as dagreLayout } from "@dagrejs/dagre";
+
+export const NODE_W = 168;
+export const NODE_H = 40;
+const GROUP_NODE_W = 188;
+const GROUP_NODE_H = 44;
+const GAP = 28;
+const GROUP_PAD_TOP = 18; // room for a group's label above its first row
+
+/**
+ * @typedef {{id: string, name: string, kind: string, target: string, module_path: string,
+ *   scope: string[], item: number|null, output: boolean, live: boolean,
+ *   groups: Record<string, string|null>}} NodeData
+ * @typedef {{id: string, label: string, parent: string|null}} GroupData
+ * @typedef {{nodes: NodeData[], edges: [string, string][], groups: Record<string, GroupData[]>}} GraphData
+ * @typedef {{id: string, x: number, y: number, w: number, h: number, group?: string}} PlacedNode
+ * @typedef {{id: string, x: number, y: number, w: number, h: number, depth: number}} PlacedGroup
+ * @typedef {{from: string, to: string, points: {x: number, y: number}[]}} PlacedEdge
+ */
+
+/**
+ * What is visible: each node's stand-in (itself or its outermost collapsed group).
+ * @param {GraphData} data
+ * @param {string} groupBy
+ * @param {Set<string>} collapsed
+ */
+export function visibleGraph(data, groupBy, collapsed) {
+  /** @type {Map<string, GroupData>} */
+  const groups = new Map();
+  for (const g of (groupBy !== "none" && data.groups[groupBy]) || []) groups.set(g.id, g);
+  const chain = (gid) => {
+    const out = [];
+    for (let g = gid; g && groups.has(g); g = groups.get(g).parent) out.unshift(g);
+    return out; // outermost first
+  };
+  /** @type {Map<string, string[]>} */
+  const chains = new Map();
+  const chainOf = (gid) => {
+    if (!gid) return [];
+    if (!chains.has(gid)) chains.set(gid, chain(gid));
+    return chains.get(gid);
+  };
+  /** @type {Map<string, string>} node id -> visible id */
+  const owner = new Map();
+  /** @type {Map<string, string[]>} collapsed group id -> member node ids */
+  const members = new Map();
+  /** @type {Map<string, string|null>} visible id -> parent group id */
+  const parent = new Map();
+  const openGroups = new Set();
+  for (const node of data.nodes) {
+    const ch = chainOf(groupBy === "none" ? null : node.groups[groupBy]);
+    const cut = ch.findIndex((g) => collapsed.has(g));
+    if (cut >= 0) {
+      const gid = ch[cut];
+      owner.set(node.id, gid);
+      if (!members.has(gid)) {
+        members.set(gid, []);
+        parent.set(gid, cut > 0 ? ch[cut - 1] : null);
+      }
+      members.get(gid).push(node.id);
+      ch.slice(0, cut).forEach((g) => openGroups.add(g));
+    } else {
+      owner.set(node.id, node.id);
+      parent.set(node.id, ch.length ? ch[ch.length - 1] : null);
+      ch.forEach((g) => openGroups.add(g));
+    }
+  }
+  const seen = new Set();
+  /** @type {[string, string][]} */
+  const edges = [];
+  for (const [u, v] of data.edges) {
+    const a = owner.get(u);
+    const b = owner.get(v);
+    if (a === undefined || b === undefined || a === b) continue;
+    const key = a + "\u0000" + b;
+    if (!seen.has(key)) {
+      seen.add(key);
+      edges.push([a, b]);
+    }
+  }
+  const groupParent = new Map([...openGroups].map((g) => [g, groups.get(g).parent]));
+  return { owner, members, parent, edges, groups, openGroups, groupParent, chainOf };
+}
+
+/** Union-find over visible ids. */
+function components(ids, edges, topOf) {
+  const up = new Map(ids.map((id) => [id, id]));
+  const find = (x) => {
+    while (up.get(x) !== x) {
+      up.set(x, up.get(up.get(x)));
+      x = up.get(x);
+    }
+    return x;
+  };
+  const join = (a, b) => up.set(find(a), find(b));
+  for (const [a, b] of edges) join(a, b);
+  const byTop = new Map();
+  for (const id of ids) {
+    const top = topOf(id);
+    if (top === null) continue;
+    if (byTop.has(top)) join(id, byTop.get(top));
+    else byTop.set(top, id);
+  }
+  /** @type {Map<string, string[]>} */
+  const out = new Map();
+  for (const id of ids) {
+    const root = find(id);
+    if (!out.has(root)) out.set(root, []);
+    out.get(root).push(id);
+  }
+  return [...out.values()];
+}
+
+/** Run dagre on one component; coordinates are local, indexed like `items` / `groupIds`. */
+function layoutComponent(items, groupIds, edges, parentOf, sizeOf) {
+  const g = new graphlib.Graph({ compound: true });
+  g.setGraph({ rankdir: "TB", nodesep: 18, ranksep: 34, marginx: 6, marginy: 6 });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const gid of groupIds) g.setNode(gid, {});
+  for (const gid of groupIds) {
+    const p = parentOf(gid);
+    if (p) g.setParent(gid, p);
+  }
+  for (const id of items) {
+    const [w, h] = sizeOf(id);
+    g.setNode(id, { width: w, height: h });
+    const p = parentOf(id);
+    if (p) g.setParent(id, p);
+  }
+  for (const [a, b] of edges) g.setEdge(a, b);
+  dagreLayout(g);
+  const place = (id) => {
+    const n = g.node(id);
+    return { x: n.x, y: n.y, w: n.width, h: n.height };
+  };
+  return {
+    items: items.map(place),
+    groups: groupIds.map(place),
+    edges: edges.map(([a, b]) => g.edge(a, b).points.map((p) => ({ x: p.x, y: p.y }))),
+  };
+}
+
+/**
+ * Lay out the visible graph.
+ * @param {GraphData} data
+ * @param {string} groupBy
+ * @param {Set<string>} collapsed
+ * @param {number} aspect  wanted width / height of the whole drawing
+ */
+export function layoutGraph(data, groupBy, collapsed, aspect = 1.8) {
+  const vis = visibleGraph(data, groupBy, collapsed);
+  const ids = [...new Set(vis.owner.values())];
+  const isGroup = (id) => vis.members.has(id);
+  const parentOf = (id) => (vis.parent.has(id) ? vis.parent.get(id) : vis.groupParent.get(id));
+  const topOf = (id) => {
+    const p = parentOf(id);
+    const ch = p ? vis.chainOf(p) : isGroup(id) ? vis.chainOf(id) : [];
+    return ch.length ? ch[0] : null;
+  };
+  const sizeOf = (id) => (isGroup(id) ? [GROUP_NODE_W, GROUP_NODE_H] : [NODE_W, NODE_H]);
+  const outEdges = new Map();
+  for (const e of vis.edges) {
+    if (!outEdges.has(e[0])) outEdges.set(e[0], []);
+    outEdges.get(e[0]).push(e);
+  }
+  const cache = new Map();
+  const placed = [];
+  for (const comp of components(ids, vis.edges, topOf)) {
+    const index = new Map(comp.map((id, i) => [id, i]));
+    const groupIds = [];
+    const groupIndex = new Map();
+    for (const id of comp) {
+      for (let p = parentOf(id); p && !groupIndex.has(p); p = vis.groupParent.get(p)) {
+        groupIndex.set(p, -1);
+        groupIds.push(p);
+      }
+    }
+    groupIds.reverse(); // parents before children
+    groupIds.forEach((gid, i) => groupIndex.set(gid, i));
+    const edges = comp.flatMap((id) => outEdges.get(id) || []);
+    const localParent = (id) => {
+      const p = parentOf(id);
+      return p ? "g" + groupIndex.get(p) : "";
+    };
+    const signature = [
+      comp.map((id) => `${isGroup(id) ? "G" : "n"}${localParent(id)}`).join(","),
+      groupIds.map((gid) => localParent(gid)).join(","),
+      edges.map(([a, b]) => `${index.get(a)}>${index.get(b)}`).join(","),
+    ].join("|");
+    let local = cache.get(signature);
+    if (!local) {
+      local = layoutComponent(comp, groupIds, edges, parentOf, sizeOf);
+      cache.set(signature, local);
+    }
+    placed.push({ comp, groupIds, edges, local });
+  }
+  return pack(placed, vis, aspect, isGroup);
+}
+
+/** Shelf-pack the laid-out components into rows. */
+function pack(placed, vis, aspect, isGroup) {
+  const boxes = placed.map(({ local }) => {
+    let x0 = Infinity;
+    let y0 = Infinity;
+    let x1 = -Infinity;
+    let y1 = -Infinity;
+    for (const r of [...local.items, ...local.groups]) {
+      x0 = Math.min(x0, r.x - r.w / 2);
+      x1 = Math.max(x1, r.x + r.w / 2);
+      y0 = Math.min(y0, r.y - r.h / 2 - (local.groups.length ? GROUP_PAD_TOP : 0));
+      y1 = Math.max(y1, r.y + r.h / 2);
+    }
+    return { x0, y0, w: x1 - x0, h: y1 - y0 };
+  });
+  const area = boxes.reduce((s, b) => s + (b.w + GAP) * (b.h + GAP), 0);
+  const rowWidth = Math.max(Math.sqrt(area * aspect), ...boxes.map((b) => b.w));
+  /** @type {PlacedNode[]} */
+  const nodes = [];
+  /** @type {PlacedGroup[]} */
+  const groups = [];
+  /** @type {PlacedEdge[]} */
+  const edges = [];
+  let x = 0;
+  let y = 0;
+  let rowH = 0;
+  let width = 0;
+  placed.forEach(({ comp, groupIds, edges: compEdges, local }, i) => {
+    const box = boxes[i];
+    if (x > 0 && x + box.w > rowWidth) {
+      x = 0;
+      y += rowH + GAP;
+      rowH = 0;
+    }
+    const dx = x - box.x0;
+    const dy = y - box.y0;
+    comp.forEach((id, j) => {
+      const r = local.items[j];
+      const node = { id, x: r.x + dx, y: r.y + dy, w: r.w, h: r.h };
+      if (isGroup(id)) node.group = id;
+      nodes.push(node);
+    });
+    groupIds.forEach((gid, j) => {
+      const r = local.groups[j];
+      groups.push({
+        id: gid,
+        x: r.x + dx,
+        y: r.y + dy - GROUP_PAD_TOP / 2,
+        w: r.w,
+        h: r.h + GROUP_PAD_TOP,
+        depth: vis.chainOf(gid).length,
+      });
+    });
+    compEdges.forEach(([a, b], j) => {
+      edges.push({ from: a, to: b, points: local.edges[j].map((p) => ({ x: p.x + dx, y: p.y + dy })) });
+    });
+    x += box.w + GAP;
+    rowH = Math.max(rowH, box.h);
+    width = Math.max(width, x - GAP);
+  });
+  groups.sort((a, b) => a.depth - b.depth);
+  return { nodes, groups, edges, width, height: y + rowH };
+}
+
+/** An SVG path through dagre's edge points (a uniform B-spline, like d3's curveBasis). */
+export function edgePath(points) {
+  const p = points;
+  if (p.length < 3) return `M${p[0].x},${p[0].y}L${p[p.length - 1].x},${p[p.length - 1].y}`;
+  let d = `M${p[0].x},${p[0].y}`;
+  let [x0, y0, x1, y1] = [p[0].x, p[0].y, p[0].x, p[0].y];
+  const curve = (x, y) =>
+    `C${(2 * x0 + x1) / 3},${(2 * y0 + y1) / 3},${(x0 + 2 * x1) / 3},${(y0 + 2 * y1) / 3},` +
+    `${(x0 + 4 * x1 + x) / 6},${(y0 + 4 * y1 + y) / 6}`;
+  p.slice(1).forEach(({ x, y }, i) => {
+    if (i === 1) d += `L${(5 * x0 + x1) / 6},${(5 * y0 + y1) / 6}`;
+    if (i >= 1) d += curve(x, y);
+    [x0, y0, x1, y1] = [x1, y1, x, y];
+  });
+  return d + curve(x1, y1) + `L${x1},${y1}`;
+}

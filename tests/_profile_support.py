@@ -1,0 +1,136 @@
+"""Hand-built event streams and small pipelines for the profiling tests.
+
+    s = Stream()
+    s.call("a", start=0, end=1)                      # queued, started, completed on "fast" slot 0
+    s.call("b", start=1, end=2, queued=0, slot=1)     # waited for a slot from t=0
+    events = s.finish(3)                              # sorted by time, run_finished last
+
+Every event is exactly what `GraphRun` would emit for that schedule, so the
+numbers a test asserts can be worked out by hand.
+"""
+
+from __future__ import annotations
+
+from plait import LLMInference, Module
+from plait.clients.base import Usage
+from plait.execution import events as ev
+
+
+class Stream:
+    """Builds the event stream of a run whose schedule is written down by hand."""
+
+    def __init__(self, *inputs: str, item: int | None = None) -> None:
+        self.events: list[ev.Event] = [ev.RunStarted(0.0, None)]
+        self.item = item
+        for name in inputs:
+            self.add(ev.NodeCompleted(0.0, name, None, 0))
+
+    def add(self, event: ev.Event) -> None:
+        if self.item is not None:
+            object.__setattr__(event, "item", self.item)
+        self.events.append(event)
+
+    def call(
+        self,
+        node: str,
+        *,
+        start: float,
+        end: float,
+        queued: float | None = None,
+        slot: int = 0,
+        endpoint: str = "fast",
+        wait: float = 0.0,
+        attempt: int = 1,
+        tokens: tuple[int, int] = (10, 5),
+        cost: float = 0.0,
+    ) -> None:
+        """One successful attempt: queued, started, an optional rate-limit wait, usage, completed."""
+        if attempt == 1:
+            self.add(ev.NodeQueued(start if queued is None else queued, node, endpoint))
+        self.add(ev.NodeStarted(start, node, endpoint, attempt, slot))
+        if wait:
+            self.add(ev.NodeWaiting(start + wait, node, endpoint, "rate_limit", wait))
+        self.add(ev.NodeUsage(end, node, endpoint, Usage(*tokens), cost))
+        self.add(ev.NodeCompleted(end, node, endpoint, attempt))
+
+    def failed_attempt(
+        self,
+        node: str,
+        *,
+        start: float,
+        end: float,
+        delay: float,
+        status: int = 500,
+        queued: float | None = None,
+        slot: int = 0,
+        endpoint: str = "fast",
+        attempt: int = 1,
+    ) -> None:
+        """An attempt that fails at ``end`` and backs off ``delay`` s (the next `call` retries)."""
+        if attempt == 1:
+            self.add(ev.NodeQueued(start if queued is None else queued, node, endpoint))
+        self.add(ev.NodeStarted(start, node, endpoint, attempt, slot))
+        error = "RateLimitError: 429" if status == 429 else f"TransientError: HTTP {status}"
+        self.add(ev.NodeRetry(end, node, endpoint, attempt, error, delay, status))
+        self.add(ev.NodeWaiting(end + delay, node, endpoint, "backoff", delay))
+
+    def local(self, node: str, *, start: float, end: float) -> None:
+        """A non-LLM node (an async op) running in-process."""
+        self.add(ev.NodeQueued(start, node, None))
+        self.add(ev.NodeStarted(start, node))
+        self.add(ev.NodeCompleted(end, node, None, 1))
+
+    def finish(self, makespan: float, status: str = "done") -> list[ev.Event]:
+        body = sorted(self.events[1:], key=lambda e: e.time)
+        return [self.events[0], *body, ev.RunFinished(makespan, None, status)]
+
+
+def merge(*streams: Stream, makespan: float) -> list[ev.Event]:
+    """One batch stream from per-item streams, in time order."""
+    body = sorted((e for s in streams for e in s.events[1:]), key=lambda e: e.time)
+    return [ev.RunStarted(0.0, None), *body, ev.RunFinished(makespan, None)]
+
+
+class Chain(Module):
+    """x -> a -> b -> c, all on "fast"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = LLMInference("fast", system_prompt="A")
+        self.b = LLMInference("fast", system_prompt="B")
+        self.c = LLMInference("fast", system_prompt="C")
+
+    def forward(self, x):
+        return self.c(self.b(self.a(x)))
+
+
+class FanOut(Module):
+    """x -> b0..b{width-1} -> join, all on ``alias``."""
+
+    def __init__(self, width: int = 4, alias: str = "fast") -> None:
+        super().__init__()
+        for i in range(width):
+            setattr(self, f"b{i}", LLMInference(alias, system_prompt=f"Angle {i}"))
+        self.width = width
+        self.join = LLMInference(alias, system_prompt="Combine.")
+
+    def forward(self, x):
+        parts = [getattr(self, f"b{i}")(x) for i in range(self.width)]
+        return self.join("\n".join(parts))
+
+
+class Review(Module):
+    """A realistic two-endpoint pipeline: summarize on "fast", three critics on "smart", a verdict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.summarize = LLMInference("fast", system_prompt="Summarize the input.")
+        self.critics = [LLMInference("smart", system_prompt=f"Critic {i}") for i in range(3)]
+        for i, critic in enumerate(self.critics):
+            setattr(self, f"critic{i}", critic)
+        self.verdict = LLMInference("fast", system_prompt="Decide.")
+
+    def forward(self, text):
+        summary = self.summarize(text)
+        notes = [critic(f"Review: {summary}") for critic in self.critics]
+        return self.verdict("\n".join(notes))
