@@ -9,6 +9,7 @@ process measured here does no server work.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import json
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -144,6 +146,9 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+SIDES = ("baseline", "plait")
+
+
 @dataclass(frozen=True, slots=True)
 class Rounds:
     """Timings of a baseline and of plait doing the same work, alternating, round by round.
@@ -166,9 +171,6 @@ class Rounds:
         }
 
 
-SIDES = ("baseline", "plait")
-
-
 async def alternate(
     rounds: int,
     baseline: Callable[[], Awaitable[Any]],
@@ -176,12 +178,14 @@ async def alternate(
     *,
     before: Callable[[], None] | None = None,
     after: Callable[[], Any] | None = None,
+    timeout: float = 120.0,
 ) -> Rounds:
     """Run both ``rounds`` times, swapping which goes first each round, so drift hits both alike.
 
     ``before`` runs ahead of each measured run (e.g. resetting the server) and
     ``after`` right after it (e.g. reading the server's counters); neither is
-    timed. Garbage from the previous run is collected before each run.
+    timed. Garbage from the previous run is collected before each run. A run
+    still going after ``timeout`` seconds raises `Stalled`.
     """
     timings: dict[str, list[Timing]] = {side: [] for side in SIDES}
     outputs: dict[str, list[Any]] = {side: [] for side in SIDES}
@@ -193,10 +197,47 @@ async def alternate(
                 before()
             gc.collect()
             with timed() as timing:
-                outputs[side].append(await work[side]())
+                outputs[side].append(await _bounded(work[side](), timeout, side, index))
             timings[side].append(timing[0])
             observed[side].append(after() if after is not None else None)
     return Rounds(tuple(timings["baseline"]), tuple(timings["plait"]), outputs, observed)
+
+
+class Stalled(RuntimeError):
+    """A measured run did not finish in time; the message lists where its tasks wait."""
+
+
+async def _bounded(work: Awaitable[Any], timeout: float, side: str, index: int) -> Any:
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if done:
+        return task.result()
+    waits = waiting_tasks()
+    task.cancel()
+    raise Stalled(
+        f"the {side} run of round {index + 1} was still going after {timeout:g} s; "
+        f"its tasks wait at:\n" + "\n".join(f"  {n} × {where}" for where, n in waits.most_common())
+    )
+
+
+def waiting_tasks() -> Counter[str]:
+    """Where the running loop's tasks are suspended: each await chain, with how many share it."""
+    chains: Counter[str] = Counter()
+    for task in asyncio.all_tasks():
+        if task is asyncio.current_task():
+            continue
+        links, awaited = [], task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+            if frame is None:
+                links.append(type(awaited).__name__)
+                break
+            links.append(
+                f"{Path(frame.f_code.co_filename).name}:{frame.f_code.co_name}:{frame.f_lineno}"
+            )
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+        chains[" > ".join(links)] += 1
+    return chains
 
 
 class SimProcess:
@@ -231,23 +272,27 @@ def simulator_process(**settings: Any) -> Iterator[SimProcess]:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "simulator.json"
         config.write_text(json.dumps(settings))
+        log = Path(tmp) / "stderr.txt"
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
         }
         command = [sys.executable, "-m", "plait.simulator", "--port", "0", "--config", str(config)]
-        child = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        # stderr goes to a file: a pipe nobody reads would block a chatty server once full.
+        with log.open("w") as stderr:
+            child = subprocess.Popen(
+                command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
+            )
         server = None
         try:
             assert child.stdout is not None
             line = child.stdout.readline()
             if not line.startswith(_READY):
                 child.kill()
-                _, err = child.communicate(timeout=10)
+                child.wait()
                 raise RuntimeError(
-                    f"the simulator process did not start: first line {line!r}, stderr {err[-2000:]!r}"
+                    f"the simulator process did not start: first line {line!r}, "
+                    f"stderr {log.read_text()[-2000:]!r}"
                 )
             server = SimProcess(line[len(_READY) :].strip())
             yield server
@@ -261,11 +306,16 @@ def simulator_process(**settings: Any) -> Iterator[SimProcess]:
                 except subprocess.TimeoutExpired:
                     child.kill()
                     child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
 
 
-def http_resources(
-    url: str, max_concurrent: int, *, global_cap: int | None = None, **fields: Any
-) -> ResourceConfig:
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into `SystemExit`, so ``finally`` blocks stop the simulator processes."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
+def http_resources(url: str, max_concurrent: int, **fields: Any) -> ResourceConfig:
     """One OpenAI-protocol endpoint ``fast`` at the simulator ``url``."""
     endpoint = {
         "provider": "openai",
@@ -274,7 +324,7 @@ def http_resources(
         "max_concurrent": max_concurrent,
         **fields,
     }
-    return ResourceConfig({"fast": endpoint}, max_concurrent=global_cap)
+    return ResourceConfig({"fast": endpoint})
 
 
 def simulated_resources(max_concurrent: int) -> ResourceConfig:
@@ -298,9 +348,9 @@ def reply_text(data: Any) -> str:
     return data["choices"][0]["message"]["content"]
 
 
-def prompts(count: int, prefix: str = "item") -> list[str]:
+def prompts(count: int) -> list[str]:
     """Distinct prompts, so fault draws (keyed on the request) differ per call."""
-    return [f"{prefix} {i}: summarise the quarterly report." for i in range(count)]
+    return [f"item {i}: summarise the quarterly report." for i in range(count)]
 
 
 class Single(Module):

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,6 +31,7 @@ from bench._common import (
     Result,
     alternate,
     body,
+    exit_on_sigterm,
     http_resources,
     prompts,
     render_table,
@@ -60,9 +62,9 @@ async def httpx_fan_join(url: str, texts: list[str], cap: int) -> list[str]:
         return await asyncio.gather(*(item(text) for text in texts))
 
 
-async def plait_fan_join(url: str, texts: list[str], cap: int) -> list[str]:
+async def plait_fan_join(url: str, texts: list[str], cap: int) -> list[str | None]:
     items = await run_batch(FanJoin(), texts, resources=http_resources(url, cap), progress=False)
-    return [item.output if item.ok else repr(item.error) for item in items]
+    return [item.output if item.ok else None for item in items]
 
 
 def lower_bound(items: int, latency: float, cap: int) -> float:
@@ -74,7 +76,7 @@ def run_makespan(items: int = 200, latency: float = 0.1, cap: int = 32, rounds: 
     texts = prompts(items)
     with simulator_process(latency=latency) as server:
 
-        async def measure() -> tuple[object, dict[str, object]]:
+        async def measure() -> tuple[Any, dict[str, Any]]:
             warm = texts[: min(cap, items)]
             await httpx_fan_join(server.url, warm, cap)
             await plait_fan_join(server.url, warm, cap)
@@ -129,6 +131,7 @@ def run(quick: bool = False) -> list[Result]:
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small configuration (~3 s)")
     results = run(parser.parse_args().quick)

@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,6 +37,7 @@ from bench._common import (
     Wide,
     alternate,
     body,
+    exit_on_sigterm,
     http_resources,
     prompts,
     render_table,
@@ -65,11 +67,11 @@ async def httpx_calls(url: str, texts: list[str], concurrency: int) -> list[str]
         return await asyncio.gather(*(call(text) for text in texts))
 
 
-async def plait_calls(url: str, texts: list[str], concurrency: int) -> list[str]:
+async def plait_calls(url: str, texts: list[str], concurrency: int) -> list[str | None]:
     items = await run_batch(
         Single(), texts, resources=http_resources(url, concurrency), progress=False
     )
-    return [item.output if item.ok else repr(item.error) for item in items]
+    return [item.output if item.ok else None for item in items]
 
 
 def run_http(calls: int = 2_000, concurrency: int = 8, rounds: int = 3) -> Result:
@@ -77,7 +79,7 @@ def run_http(calls: int = 2_000, concurrency: int = 8, rounds: int = 3) -> Resul
     texts = prompts(calls)
     with simulator_process() as server:
 
-        async def measure() -> tuple[object, dict[str, object]]:
+        async def measure() -> tuple[Any, dict[str, Any]]:
             warm = texts[: min(50, calls)]  # first connections, lazy imports
             await httpx_calls(server.url, warm, concurrency)
             await plait_calls(server.url, warm, concurrency)
@@ -106,7 +108,7 @@ def run_http(calls: int = 2_000, concurrency: int = 8, rounds: int = 3) -> Resul
         "concurrency": concurrency,
         "rounds": measured.to_dict(),
         "answers_match": baseline == plait,
-        "errors": sum(1 for text in plait if text.startswith("ExecutionError")),
+        "errors": plait.count(None),
         "server": stats,
     }
     return Result("http_overhead", (figure,), details)
@@ -140,11 +142,11 @@ async def plait_wide(docs: list[str], concurrency: int) -> list[str]:
     return result.output
 
 
-async def plait_chains(texts: list[str], length: int, concurrency: int) -> list[str]:
+async def plait_chains(texts: list[str], length: int, concurrency: int) -> list[str | None]:
     items = await run_batch(
         Chain(length), texts, resources=simulated_resources(concurrency), progress=False
     )
-    return [item.output if item.ok else repr(item.error) for item in items]
+    return [item.output if item.ok else None for item in items]
 
 
 def run_inprocess(
@@ -154,7 +156,7 @@ def run_inprocess(
     docs = prompts(nodes)
     chains = docs[: nodes // chain]
 
-    async def measure() -> dict[str, object]:
+    async def measure() -> dict[str, Any]:
         await plait_wide(docs[:50], concurrency)  # lazy imports, first-use caches
         wide = await alternate(
             rounds, lambda: floor_wide(docs), lambda: plait_wide(docs, concurrency)
@@ -213,6 +215,7 @@ def run(quick: bool = False) -> list[Result]:
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small configuration (~5 s)")
     results = run(parser.parse_args().quick)

@@ -29,6 +29,7 @@ from bench._common import (
     Single,
     alternate,
     body,
+    exit_on_sigterm,
     http_resources,
     prompts,
     render_table,
@@ -135,6 +136,7 @@ def run(quick: bool = False) -> list[Result]:
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small configuration (~3 s)")
     results = run(parser.parse_args().quick)

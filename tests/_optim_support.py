@@ -105,12 +105,15 @@ class Structured(Module):
 
 
 class TwoStage(Module):
-    """draft (two parameters of one module) feeds polish: for ordering and cohesion."""
+    """draft (two parameters of one module) feeds polish: for ordering and cohesion.
+
+    polish is declared first, so parameter order and graph order disagree.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self.draft = Drafter()
         self.polish = LLMInference("fast", system_prompt=learnable("Polish the draft."))
+        self.draft = Drafter()
 
     def forward(self, text: str) -> Any:
         return self.polish(self.draft(text))

@@ -11,7 +11,11 @@ numbers a test asserts can be worked out by hand.
 
 from __future__ import annotations
 
-from plait import LLMInference, Module
+import itertools
+import json
+from collections import defaultdict
+
+from plait import LLMInference, Module, ResourceConfig
 from plait.clients.base import Usage
 from plait.execution import events as ev
 
@@ -134,3 +138,88 @@ class Review(Module):
         summary = self.summarize(text)
         notes = [critic(f"Review: {summary}") for critic in self.critics]
         return self.verdict("\n".join(notes))
+
+
+REQUIRED = ("ph", "ts", "pid", "tid", "name")
+
+
+def faulty_resources(**smart: object) -> ResourceConfig:
+    """Two simulated endpoints; "smart" has an rpm limit, a 5xx and a 429 on first sight."""
+    faults = [
+        {
+            "kind": "server_error",
+            "status": 503,
+            "attempts": "first",
+            "match": {"system": "Critic 0"},
+        },
+        {
+            "kind": "rate_limit",
+            "retry_after": 0.5,
+            "attempts": "first",
+            "match": {"system": "Critic 1"},
+        },
+    ]
+    return ResourceConfig(
+        {
+            "fast": {"provider": "simulated", "latency": 0.2, "max_concurrent": 2},
+            "smart": {
+                "provider": "simulated",
+                "latency": 0.3,
+                "max_concurrent": 2,
+                "rpm": 120,
+                "faults": faults,
+                **smart,
+            },
+        }
+    )
+
+
+def check_trace_format(trace: dict) -> dict[str, list[dict]]:
+    """Assert what Perfetto and chrome://tracing rely on; returns the events by phase."""
+    json.dumps(trace)  # JSON-serialisable as is
+    assert trace["displayTimeUnit"] == "ms"
+    events = trace["traceEvents"]
+    by_phase = defaultdict(list)
+    for e in events:
+        assert all(k in e for k in REQUIRED), e
+        by_phase[e["ph"]].append(e)
+    processes = {e["pid"] for e in by_phase["M"] if e["name"] == "process_name"}
+    threads = {(e["pid"], e["tid"]) for e in by_phase["M"] if e["name"] == "thread_name"}
+    last_ts = {}
+    for e in events:
+        if e["ph"] == "M":
+            continue
+        assert e["pid"] in processes and (e["pid"], e["tid"]) in threads, e
+        track = (e["pid"], e["tid"])
+        assert e["ts"] >= last_ts.get(track, 0), f"timestamps go back on {track}: {e}"
+        last_ts[track] = e["ts"]
+    open_spans = {}
+    for e in events:
+        if e["ph"] == "b":
+            assert (e["cat"], e["id"]) not in open_spans
+            open_spans[(e["cat"], e["id"])] = e["ts"]
+        elif e["ph"] == "e":
+            assert open_spans.pop((e["cat"], e["id"])) <= e["ts"]
+    assert open_spans == {}
+    per_thread = defaultdict(list)
+    for e in by_phase["X"]:
+        assert e["dur"] >= 0
+        per_thread[(e["pid"], e["tid"])].append((e["ts"], e["ts"] + e["dur"]))
+    for spans in per_thread.values():
+        spans.sort()
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert end <= start + 1e-6, "overlapping complete events on one thread"
+    return by_phase
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

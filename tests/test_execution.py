@@ -374,3 +374,50 @@ async def test_cancelling_a_run_cancels_in_flight_requests_and_leaves_no_tasks()
         assert server.model.stats.in_flight == 0
     others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert others == []
+
+
+def test_streaming_runs_keep_working_after_run_sync_patched_the_loop():
+    # run_sync inside a running loop applies nest-asyncio, which patches asyncio for the
+    # whole process (as in a notebook); streamed runs afterwards must still complete.
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        sys.path.insert(0, "tests")
+        from _exec_support import http_resources
+        from _sim_support import sim_server_thread
+        from plait import LLMInference, Module, run, run_batch, run_sync
+
+        class Twice(Module):
+            def __init__(self):
+                super().__init__()
+                self.a = LLMInference("fast", stream=True)
+                self.b = LLMInference("fast", stream=True)
+            def forward(self, x):
+                return self.b(self.a(x))
+
+        with sim_server_thread() as server:
+            res = http_resources(server.url, "fast")
+            async def inside():
+                return run_sync(Twice(), "first", resources=res)
+            print(asyncio.run(inside()) is not None)
+            items = asyncio.run(asyncio.wait_for(run_batch(Twice(), ["a", "b", "c"], resources=res, progress=False), 20))
+            print(all(i.ok for i in items))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.split() == ["True", "True"], done.stderr[-2000:]

@@ -104,9 +104,9 @@ async def test_diamond_shared_node_hears_from_both_branches_once_per_sample():
     await (await FAIL(out)).backward()
     assert set(feedback_counts(module).values()) == {1}
     top = module.top.system_prompt.feedback[0].content
-    assert top.count("Your output is used by:") == 2
-    assert "LLM node `left`" in top and "LLM node `right`" in top
-    assert top.count("join(f'L: {left}\\nR: {right}')") == 2
+    for branch in ("left", "right"):
+        assert top.count(f"  - Your output is used by:\n    LLM node `{branch}`") == 1
+    assert top.count("LLM node `join` (endpoint 'fast'): join(f'L: {left}\\nR: {right}')") == 2
 
 
 async def test_fstring_routes_to_the_summary_node_and_the_style_parameter():
@@ -195,9 +195,9 @@ async def test_a_custom_strategy_decides_what_each_target_hears():
         out = await plait.run(module, "hello", resources=resources)
     await (await FAIL(out)).backward(Terse())
     assert [f.content for _, p in module.named_parameters() for f in p.feedback] == [
+        "polish->param:polish.system_prompt: 1",
         "draft.llm->param:draft.instructions: 1",
         "draft.llm->param:draft.tone: 1",
-        "polish->param:polish.system_prompt: 1",
     ]
 
 

@@ -10,7 +10,7 @@ EXACT = 1e-9
 
 
 def report(events, endpoints, **kwargs):
-    return Profile.from_events(events, endpoints=endpoints, **kwargs).bubbles()
+    return Profile(events, endpoints=endpoints, **kwargs).bubbles()
 
 
 def idle(rep, endpoint=None):
@@ -99,7 +99,7 @@ def test_retry_backoff_frees_the_slot_and_counts_as_backoff_idle():
     s.failed_attempt("a", start=0, end=1, delay=2, status=500)
     s.call("a", start=3, end=4, attempt=2)
     s.call("b", start=0, end=0.5, slot=1)
-    profile = Profile.from_events(s.finish(4), endpoints={"fast": 2})
+    profile = Profile(s.finish(4), endpoints={"fast": 2})
     rep = profile.bubbles()
     assert idle(rep) == {"backoff": pytest.approx(2, abs=EXACT), "no_work": pytest.approx(3.5)}
     assert rep.largest_bubbles[0] == Bubble("fast", 1, 0.5, 4, "no_work", "b", None)
@@ -127,7 +127,7 @@ def test_a_429_is_a_retry_mark_with_its_status():
     s = Stream("x")
     s.failed_attempt("a", start=0, end=0, delay=1.5, status=429)
     s.call("a", start=1.5, end=2.5, attempt=2)
-    profile = Profile.from_events(s.finish(2.5), endpoints={"fast": 1})
+    profile = Profile(s.finish(2.5), endpoints={"fast": 1})
     assert [(r.status, r.time) for r in profile.timeline.retries] == [(429, 0)]
     assert idle(profile.bubbles()) == {"backoff": pytest.approx(1.5, abs=EXACT)}
 
@@ -194,7 +194,7 @@ def test_per_slot_busy_plus_every_cause_adds_up_to_the_makespan():
 def test_slot_capacity_is_inferred_from_the_events_when_not_given():
     s = Stream("x")
     s.call("a", start=0, end=1, slot=2)
-    profile = Profile.from_events(s.finish(1))
+    profile = Profile(s.finish(1))
     assert profile.timeline.endpoints == {"fast": 3}
 
 

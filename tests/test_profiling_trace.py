@@ -1,48 +1,13 @@
 """Chrome Trace Event JSON: exact events for a hand-built run, format invariants for real runs."""
 
-import itertools
 import json
-from collections import defaultdict
 
 import pytest
 from _clock import run_virtual
-from _profile_support import Review, Stream
+from _profile_support import Review, Stream, check_trace_format, faulty_resources
 
-from plait import ResourceConfig, execute
+from plait import execute
 from plait.profiling import Profile
-
-REQUIRED = ("ph", "ts", "pid", "tid", "name")
-
-
-def faulty_resources(**smart):
-    """Two simulated endpoints; "smart" has an rpm limit, a 5xx and a 429 on first sight."""
-    faults = [
-        {
-            "kind": "server_error",
-            "status": 503,
-            "attempts": "first",
-            "match": {"system": "Critic 0"},
-        },
-        {
-            "kind": "rate_limit",
-            "retry_after": 0.5,
-            "attempts": "first",
-            "match": {"system": "Critic 1"},
-        },
-    ]
-    return ResourceConfig(
-        {
-            "fast": {"provider": "simulated", "latency": 0.2, "max_concurrent": 2},
-            "smart": {
-                "provider": "simulated",
-                "latency": 0.3,
-                "max_concurrent": 2,
-                "rpm": 120,
-                "faults": faults,
-                **smart,
-            },
-        }
-    )
 
 
 def real_run(**smart):
@@ -54,50 +19,12 @@ def real_run(**smart):
     return run_virtual(main())
 
 
-def check_trace_format(trace):
-    """Everything Perfetto and chrome://tracing rely on; returns the events by phase."""
-    json.dumps(trace)  # JSON-serialisable as is
-    assert trace["displayTimeUnit"] == "ms"
-    events = trace["traceEvents"]
-    by_phase = defaultdict(list)
-    for e in events:
-        assert all(k in e for k in REQUIRED), e
-        by_phase[e["ph"]].append(e)
-    processes = {e["pid"] for e in by_phase["M"] if e["name"] == "process_name"}
-    threads = {(e["pid"], e["tid"]) for e in by_phase["M"] if e["name"] == "thread_name"}
-    last_ts = {}
-    for e in events:
-        if e["ph"] == "M":
-            continue
-        assert e["pid"] in processes and (e["pid"], e["tid"]) in threads, e
-        track = (e["pid"], e["tid"])
-        assert e["ts"] >= last_ts.get(track, 0), f"timestamps go back on {track}: {e}"
-        last_ts[track] = e["ts"]
-    open_spans = {}
-    for e in events:
-        if e["ph"] == "b":
-            assert (e["cat"], e["id"]) not in open_spans
-            open_spans[(e["cat"], e["id"])] = e["ts"]
-        elif e["ph"] == "e":
-            assert open_spans.pop((e["cat"], e["id"])) <= e["ts"]
-    assert open_spans == {}
-    per_thread = defaultdict(list)
-    for e in by_phase["X"]:
-        assert e["dur"] >= 0
-        per_thread[(e["pid"], e["tid"])].append((e["ts"], e["ts"] + e["dur"]))
-    for spans in per_thread.values():
-        spans.sort()
-        for (_, end), (start, _) in itertools.pairwise(spans):
-            assert end <= start + 1e-6, "overlapping complete events on one thread"
-    return by_phase
-
-
 def test_a_hand_built_run_gives_exact_trace_events():
     s = Stream("x")
     s.call("a", start=0, end=1.5, tokens=(12, 7), cost=0.25)
     s.failed_attempt("b", start=0, end=0.5, delay=1, status=429, slot=1)
     s.call("b", start=1.5, end=2.5, attempt=2, wait=0.5, slot=0)
-    trace = Profile.from_events(s.finish(2.5), endpoints={"fast": 3}).chrome_trace()
+    trace = Profile(s.finish(2.5), endpoints={"fast": 3}).chrome_trace()
     by_phase = check_trace_format(trace)
     names = {
         (e["pid"], e["tid"]): e["args"]["name"] for e in by_phase["M"] if e["name"] == "thread_name"
@@ -161,7 +88,7 @@ def test_local_nodes_get_their_own_process_and_lanes():
     s.local("merge", start=0, end=1)
     s.local("score", start=0.5, end=1.5)
     s.call("a", start=1.5, end=2)
-    trace = Profile.from_events(s.finish(2), endpoints={"fast": 1}).chrome_trace()
+    trace = Profile(s.finish(2), endpoints={"fast": 1}).chrome_trace()
     by_phase = check_trace_format(trace)
     local = [(e["name"], e["pid"], e["tid"]) for e in by_phase["X"] if e["cat"] != "llm"]
     assert local == [("merge", 2, 1), ("score", 2, 2)]

@@ -87,22 +87,24 @@ def test_full_jitter_covers_the_whole_range():
     assert max(policy.delay(20, rng=rng) for _ in range(200)) <= 30.0
 
 
-def test_retry_after_is_a_floor():
+def test_retry_after_is_a_floor_with_jitter_on_top():
     policy = RetryPolicy(base_delay=0.5, max_delay=30.0)
     rng = random.Random(1)
     limited = RateLimitError("429", retry_after=7.5)
-    assert all(policy.delay(1, limited, rng) == 7.5 for _ in range(50))
+    waits = [policy.delay(1, limited, rng) for _ in range(200)]
+    assert all(7.5 <= w <= 8.0 for w in waits)
+    assert max(waits) - min(waits) > 0.4  # spread out, so refused requests do not return together
     far = RateLimitError("429", retry_after=90.0)
-    assert policy.delay(1, far, rng) == 90.0
+    assert 90.0 <= policy.delay(1, far, rng) <= 90.5
     no_hint = RateLimitError("429")
     assert policy.delay(1, no_hint, rng) <= 0.5
 
 
-def test_retry_after_below_the_jitter_does_not_shorten_it():
+def test_retry_after_adds_to_the_usual_backoff_draw():
     policy = RetryPolicy(base_delay=10.0, max_delay=10.0)
     error = RateLimitError("429", retry_after=0.001)
     waits = [policy.delay(1, error, random.Random(seed)) for seed in range(20)]
-    assert waits == [max(0.001, policy.delay(1, rng=random.Random(seed))) for seed in range(20)]
+    assert waits == [0.001 + policy.delay(1, rng=random.Random(seed)) for seed in range(20)]
     assert max(waits) > 1.0
 
 

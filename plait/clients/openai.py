@@ -137,9 +137,12 @@ class OpenAIClient(HTTPClient):
         model, usage, finish_reason, ttft, done = request.model, Usage(), None, None, False
         async with aclosing(self._events(body)) as events:
             async for _, data in events:
-                if data == "[DONE]":
+                if data == "[DONE]" or done:
+                    # Read to the end rather than break: abandoning httpx's nested stream
+                    # generators leaves them to the garbage collector, which under
+                    # nest-asyncio (run_sync in a notebook) finalizes them in the wrong task.
                     done = True
-                    break
+                    continue
                 chunk = self._decode_event(data)
                 text, finish, chunk_usage, chunk_model, has_tools = self._read_chunk(chunk, calls)
                 if ttft is None and (text or has_tools):

@@ -204,13 +204,11 @@ def build_profile(
     max_concurrent: int | None,
     graphs: dict[int | None, InferenceGraph],
 ) -> Profile:
-    """A `plait.profiling.Profile` of ``events`` (a run's, or a whole batch's)."""
+    """A `plait.profiling.Profile` of ``events`` (a run's, or a whole batch's); analysed on first use."""
     # plait.profiling sits a floor above execution: imported on use, never at import time.
     from plait.profiling import Profile
 
-    return Profile.from_events(
-        events, endpoints=endpoints, max_concurrent=max_concurrent, graphs=graphs
-    )
+    return Profile(events, endpoints=endpoints, max_concurrent=max_concurrent, graphs=graphs)
 
 
 @dataclass(frozen=True, slots=True)

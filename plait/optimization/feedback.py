@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -119,9 +119,6 @@ class Feedback:
 
 class FeedbackBatch(list):
     """One `Feedback` per sample of a batch; ``backward()`` propagates each sample's own."""
-
-    def __init__(self, items: Iterable[Feedback] = ()) -> None:
-        super().__init__(items)
 
     @property
     def score(self) -> float | None:

@@ -161,6 +161,8 @@ class HumanFeedback(Loss):
             )
         if isinstance(verdict, str):
             return Feedback(verdict, None, self.kind)
+        if isinstance(verdict, tuple) and len(verdict) == 2 and isinstance(verdict[0], str):
+            return Feedback(verdict[0], verdict[1], self.kind)
         found = as_feedback(verdict, self.kind, "HumanFeedback")
         return Feedback(found.content, found.score, self.kind, details=found.details)
 

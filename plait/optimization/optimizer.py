@@ -219,9 +219,10 @@ class Optimizer:
         proposed: Mapping[str, UpdateProposal],
     ) -> str:
         modules = sorted({module_of(n) or "(root)" for n in names})
+        together = " together, so they stay consistent" if len(names) > 1 else ""
         lines = [
             f"Update {len(names)} parameter{'s' if len(names) != 1 else ''} of module "
-            f"{', '.join(modules)} together, so they stay consistent."
+            f"{', '.join(modules)}{together}."
         ]
         above = [u for u in dict.fromkeys(u for n in names for u in upstream[n]) if u not in names]
         if above:

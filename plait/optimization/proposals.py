@@ -14,7 +14,6 @@ from plait.optimization.feedback import Feedback
 from plait.parameter import Parameter
 
 PENDING, ACCEPTED, EDITED, REJECTED = "pending", "accepted", "edited", "rejected"
-STATUSES = (PENDING, ACCEPTED, EDITED, REJECTED)
 
 
 class AuditLog:

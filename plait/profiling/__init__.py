@@ -27,7 +27,6 @@ from plait.profiling.profile import Profile
 from plait.profiling.timeline import (
     Attempt,
     LocalRun,
-    NodeSpan,
     RetryMark,
     Timeline,
     Wait,
@@ -42,7 +41,6 @@ __all__ = [
     "BubbleReport",
     "EndpointUsage",
     "LocalRun",
-    "NodeSpan",
     "Profile",
     "RetryMark",
     "SlotState",

@@ -236,7 +236,7 @@ def _endpoint_states(
     points.update(t for states in slots for s in states for t in (s.start, s.end))
     points = sorted(t for t in points if 0.0 <= t <= end)
     counts = dict.fromkeys(_FREE_ORDER, 0)
-    out: list[list[SlotState]] = [[] for _ in range(capacity)]
+    runs: list[list[list[Any]]] = [[] for _ in range(capacity)]  # [state, start, end, key]
     cursor = [0] * capacity
     change = 0
     for a, b in itertools.pairwise(points):
@@ -250,24 +250,24 @@ def _endpoint_states(
                 i += 1
             cursor[slot] = i
             if i < len(states) and states[i].start <= a:
-                _extend(out[slot], states[i].state, a, b, states[i].key)
+                _extend(runs[slot], states[i].state, a, b, states[i].key)
             else:
                 free.append(slot)
         for cause in _FREE_ORDER:
             take, free = free[: counts[cause]], free[counts[cause] :]
             for slot in take:
-                _extend(out[slot], cause, a, b, None)
+                _extend(runs[slot], cause, a, b, None)
         for slot in free:
-            _extend(out[slot], "no_work", a, b, None)
-    return out
+            _extend(runs[slot], "no_work", a, b, None)
+    return [[SlotState(*run) for run in slot_runs] for slot_runs in runs]
 
 
-def _extend(states: list[SlotState], state: str, a: float, b: float, key: str | None) -> None:
-    last = states[-1] if states else None
-    if last is not None and last.state == state and last.key == key and last.end == a:
-        states[-1] = SlotState(state, last.start, b, key)
+def _extend(runs: list[list[Any]], state: str, a: float, b: float, key: str | None) -> None:
+    last = runs[-1] if runs else None
+    if last is not None and last[0] == state and last[3] == key and last[2] == a:
+        last[2] = b
     else:
-        states.append(SlotState(state, a, b, key))
+        runs.append([state, a, b, key])
 
 
 def _bubbles(endpoint: str, slot: int, states: list[SlotState]) -> list[Bubble]:
@@ -303,11 +303,10 @@ def critical_path(timeline: Timeline) -> tuple[list[str], float]:
     """The heaviest chain over all items' graphs, with measured durations; node keys as in the timeline."""
     best: tuple[list[str], float] = ([], 0.0)
     for item, graph in timeline.graphs.items():
-        durations = {}
-        for node in graph.nodes:
-            span = timeline.nodes.get(node_key(node, item))
-            if span is not None and span.started is not None and span.finished is not None:
-                durations[node] = max(0.0, span.finished - span.started)
+        measured = timeline.durations
+        durations = {
+            n: measured[node_key(n, item)] for n in graph.nodes if node_key(n, item) in measured
+        }
         path, length = graph.critical_path(durations)
         if length > best[1] or not best[0]:
             best = ([node_key(n, item) for n in path], length)

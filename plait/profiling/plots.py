@@ -7,6 +7,8 @@ so the file opens without network.
 
 from __future__ import annotations
 
+import html
+import itertools
 from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
@@ -66,6 +68,7 @@ def _rows(timeline: Timeline) -> list[str]:
 
 
 def _row(timeline: Timeline, endpoint: str, slot: int) -> int:
+    """The row of ``endpoint``'s ``slot`` in `_rows`."""
     before = 0
     for alias, n in timeline.endpoints.items():
         if alias == endpoint:
@@ -74,12 +77,19 @@ def _row(timeline: Timeline, endpoint: str, slot: int) -> int:
     raise KeyError(endpoint)
 
 
+def _safe(text: str) -> str:
+    """Provider error text for a hover label: plotly renders some HTML, so escape it."""
+    return html.escape(text[:160])
+
+
 def _colours(paths: Iterable[str]) -> dict[str, str]:
     ordered = list(dict.fromkeys(paths))
     return {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(ordered)}
 
 
-def _attempt_bars(go: Any, timeline: Timeline, path: str, colour: str, attempts: list[Attempt]):
+def _attempt_bars(
+    go: Any, timeline: Timeline, path: str, colour: str, attempts: list[Attempt]
+) -> Any:
     segments = [(a, s, e) for a in attempts for s, e in a.busy_segments()]
     return go.Bar(
         name=path,
@@ -114,7 +124,7 @@ def _attempt_bars(go: Any, timeline: Timeline, path: str, colour: str, attempts:
                 a.input_tokens,
                 a.output_tokens,
                 a.cost,
-                a.error[:160],
+                _safe(a.error),
             )
             for a, _, e in segments
         ],
@@ -166,6 +176,18 @@ def plot_timeline(timeline: Timeline, *, title: str | None = None) -> Any:
             "<br>%{base:.3f}s → %{customdata[2]:.3f}s<extra></extra>",
         )
     _add_retries(fig, timeline)
+    if any(a.outcome != "done" for a in timeline.attempts):
+        fig.add_bar(  # a legend entry explaining the hatching; draws nothing
+            name="failed or retried attempt",
+            orientation="h",
+            x=[None],
+            y=[None],
+            marker={
+                "color": "#BBBBBB",
+                "line": {"color": RETRY_COLOUR, "width": 1},
+                "pattern": {"shape": "/", "fgcolor": "white", "solidity": 0.35},
+            },
+        )
     makespan = timeline.makespan
     fig.update_layout(
         title=title
@@ -173,7 +195,7 @@ def plot_timeline(timeline: Timeline, *, title: str | None = None) -> Any:
         f"{len(timeline.retries)} retries",
         barmode="overlay",
         template="plotly_white",
-        height=max(320, 140 + 30 * len(rows)),
+        height=max(320, 150 + 36 * len(rows)),
         xaxis={"title": "seconds since the run started", "range": [0, makespan * 1.01 or 1]},
         yaxis={
             "tickmode": "array",
@@ -182,14 +204,13 @@ def plot_timeline(timeline: Timeline, *, title: str | None = None) -> Any:
             "autorange": "reversed",
             "showgrid": False,
         },
-        legend={"title": "module path", "traceorder": "normal"},
+        legend={"traceorder": "normal"},
         uniformtext={"minsize": 8, "mode": "hide"},
         hoverlabel={"align": "left"},
     )
-    edge = -0.5
-    for n in list(timeline.endpoints.values())[:-1] + ([0] if timeline.local else []):
-        edge += n
-        fig.add_hline(y=edge, line={"color": "#888", "width": 1})
+    edges = list(itertools.accumulate(timeline.endpoints.values()))  # rows after each endpoint
+    for edge in edges if timeline.local else edges[:-1]:
+        fig.add_hline(y=edge - 0.5, line={"color": "#888", "width": 1})
     return fig
 
 
@@ -203,23 +224,17 @@ def _add_retries(fig: Any, timeline: Timeline) -> None:
         y=[_row(timeline, r.endpoint, r.slot) for r in timeline.retries],
         marker={"symbol": "x-thin-open", "size": 12, "color": RETRY_COLOUR, "line": {"width": 3}},
         customdata=[
-            (r.key, r.attempt, r.status or "", r.delay, r.error[:160]) for r in timeline.retries
+            (r.key, r.attempt, r.status or "", r.delay, _safe(r.error)) for r in timeline.retries
         ],
         hovertemplate="<b>%{customdata[0]}</b> attempt %{customdata[1]} failed (%{customdata[2]})"
         "<br>at %{x:.3f}s, retry after %{customdata[3]:.3f}s<br>%{customdata[4]}<extra></extra>",
         legendgroup="retry",
     )
+    backoffs = {(w.key, w.start): w for w in timeline.waits if w.kind == "backoff"}
     xs: list[float | None] = []
     ys: list[float | None] = []
     for r in timeline.retries:
-        backoff = next(
-            (
-                w
-                for w in timeline.waits
-                if w.key == r.key and w.kind == "backoff" and w.start == r.time
-            ),
-            None,
-        )
+        backoff = backoffs.get((r.key, r.time))
         if backoff is not None:
             y = _row(timeline, r.endpoint, r.slot) + 0.45
             xs += [backoff.start, backoff.end, None]
@@ -287,6 +302,7 @@ def plot_utilization(timeline: Timeline, report: BubbleReport) -> Any:
             fig.add_scatter(
                 x=xs,
                 y=ys,
+                mode="lines",
                 name=name,
                 legendgroup=name,
                 showlegend=first,
@@ -337,10 +353,10 @@ def plot_bubbles(report: BubbleReport) -> Any:
         f"{report.critical_path_length:.3f}s of {report.makespan:.3f}s makespan",
         barmode="stack",
         template="plotly_white",
-        height=max(260, 140 + 60 * len(aliases)),
-        xaxis={"title": "slot-seconds"},
+        height=max(300, 180 + 60 * len(aliases)),
+        xaxis={"title": "slot-seconds (slots × makespan)"},
         yaxis={"autorange": "reversed"},
-        legend={"traceorder": "normal"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "traceorder": "normal"},
     )
     return fig
 

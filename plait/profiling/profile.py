@@ -1,4 +1,4 @@
-"""`Profile`: one run's (or one batch's) timeline with every view of it one call away."""
+"""`Profile`: one run's (or one batch's) events with every view of them one call away."""
 
 from __future__ import annotations
 
@@ -16,42 +16,53 @@ from plait.profiling.timeline import Timeline, build_timeline
 
 
 class Profile:
-    """Where a run's time went, computed from its event stream.
+    """Where a run's time went: its events, and every view of them computed on first use.
+
+    Keeping a profile costs a reference to the event list; the `Timeline` is
+    built the first time a view asks for it, and the `BubbleReport` is cached.
 
     >>> profile = Profile.from_result(result)              # doctest: +SKIP
     >>> print(profile.bubbles().summary())                  # doctest: +SKIP
     >>> profile.save_chrome_trace("run.json")              # open at ui.perfetto.dev  # doctest: +SKIP
     """
 
-    def __init__(self, timeline: Timeline) -> None:
-        self.timeline = timeline
-        self._report: BubbleReport | None = None
-
-    @classmethod
-    def from_events(
-        cls,
+    def __init__(
+        self,
         events: Iterable[Event],
         *,
         endpoints: Mapping[str, int] | None = None,
         max_concurrent: int | None = None,
         graphs: Mapping[int | None, InferenceGraph] | None = None,
-    ) -> Profile:
-        """Profile an event stream (see `build_timeline` for the arguments)."""
-        return cls(
-            build_timeline(
-                events, endpoints=endpoints, max_concurrent=max_concurrent, graphs=graphs
-            )
-        )
+    ) -> None:
+        """Profile an event stream (a run's or a whole batch's; see `build_timeline`)."""
+        self.events = list(events)
+        self.endpoints = dict(endpoints or {})
+        self.max_concurrent = max_concurrent
+        self.graphs = dict(graphs or {})
+        self._timeline: Timeline | None = None
+        self._report: BubbleReport | None = None
 
     @classmethod
     def from_result(cls, result: RunResult) -> Profile:
         """Profile one run from its `RunResult` (events, slot counts and graph)."""
-        return cls.from_events(
+        return cls(
             result.events,
             endpoints=result.endpoints,
             max_concurrent=result.max_concurrent,
             graphs={None: result.graph},
         )
+
+    @property
+    def timeline(self) -> Timeline:
+        """The run's intervals (built from the events on first access)."""
+        if self._timeline is None:
+            self._timeline = build_timeline(
+                self.events,
+                endpoints=self.endpoints,
+                max_concurrent=self.max_concurrent,
+                graphs=self.graphs,
+            )
+        return self._timeline
 
     @property
     def makespan(self) -> float:
@@ -142,7 +153,9 @@ class Profile:
         )
 
     def __repr__(self) -> str:
-        t = self.timeline
+        if self._timeline is None:
+            return f"Profile({len(self.events)} events, not yet analysed)"
+        t = self._timeline
         slots = sum(t.endpoints.values())
         return (
             f"Profile(makespan={t.makespan:.3f}s, {len(t.attempts)} attempts, "

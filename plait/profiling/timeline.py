@@ -63,10 +63,6 @@ class Attempt:
     output_tokens: int = 0
     cost: float = 0.0
 
-    @property
-    def busy(self) -> float:
-        return (self.end - self.start) - (self.wait_end - self.wait_start)
-
     def busy_segments(self) -> list[tuple[float, float]]:
         """The parts of the attempt outside the rate-limit wait."""
         parts = [(self.start, self.wait_start), (self.wait_end, self.end)]
@@ -120,27 +116,14 @@ class RetryMark:
     delay: float
 
 
-@dataclass(frozen=True, slots=True)
-class NodeSpan:
-    """When node ``key`` was first seen, first started and finished (None if it never did)."""
-
-    key: str
-    node: str
-    item: int | None
-    module_path: str
-    endpoint: str | None
-    first_seen: float
-    started: float | None
-    finished: float | None
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class Timeline:
     """Every interval of one run (or one batch), times in seconds since its start.
 
     ``endpoints`` maps each alias to its number of concurrency slots (slots
-    never used count too); ``graphs`` maps batch item (None outside batches)
-    to its traced graph, when known.
+    never used count too); ``durations`` each node's first start to its end
+    (retries and limiter waits included, queueing for a slot not); ``graphs``
+    maps batch item (None outside batches) to its traced graph, when known.
     """
 
     makespan: float
@@ -151,7 +134,7 @@ class Timeline:
     waits: tuple[Wait, ...]
     local: tuple[LocalRun, ...]
     retries: tuple[RetryMark, ...]
-    nodes: dict[str, NodeSpan]
+    durations: dict[str, float]
     graphs: dict[int | None, InferenceGraph] = field(default_factory=dict)
 
     @property
@@ -187,9 +170,10 @@ class _Builder:
         self.first_seen: dict[str, float] = {}
         self.started: dict[str, float] = {}
         self.finished: dict[str, float] = {}
-        self.endpoint: dict[str, str | None] = {}
-        self.ident: dict[str, tuple[str, int | None]] = {}
+        self.endpoint: dict[str, str] = {}
+        self.ident: dict[str, tuple[str, int | None, str]] = {}  # key -> node, item, module path
         self.slots_seen: dict[str, int] = {}
+        self.items: dict[int | None, None] = {}  # items seen, in order
         self.makespan: float | None = None
         self.last = 0.0
         self.status = "unfinished"
@@ -204,21 +188,27 @@ class _Builder:
             "node_cancelled": self.on_cancelled,
         }
 
-    def module_path(self, node: str, item: int | None) -> str:
+    def graph(self, item: int | None) -> InferenceGraph | None:
+        """The graph of ``item``; a batch item's own result carries its graph under None."""
         graph = self.graphs.get(item)
+        return graph if graph is not None else self.graphs.get(None)
+
+    def module_path(self, node: str, item: int | None) -> str:
+        graph = self.graph(item)
         if graph is not None and node in graph.nodes:
             return graph.nodes[node].module_path or node
         return node
 
     def kind(self, node: str, item: int | None) -> str:
-        graph = self.graphs.get(item)
+        graph = self.graph(item)
         if graph is not None and node in graph.nodes:
             return graph.nodes[node].kind.value
         return "op"
 
     def read(self, event: Event) -> None:
         t = event.time
-        self.last = max(self.last, t)
+        if t > self.last:
+            self.last = t
         kind = event.type
         if kind == "run_started":
             self.on_run_started(event)
@@ -231,16 +221,14 @@ class _Builder:
         if node is None or kind == "node_delta":
             return
         item = event.item
-        key = node_key(node, item)
+        key = node if item is None else f"{item}:{node}"  # node_key, inlined: this runs per event
         if key not in self.first_seen:
             self.first_seen[key] = t
-            self.ident[key] = (node, item)
-        endpoint = getattr(event, "endpoint", None)
-        if endpoint is not None:
-            self.endpoint.setdefault(key, endpoint)
+            self.ident[key] = (node, item, self.module_path(node, item))
+            self.items[item] = None
         handler = self.handlers.get(kind)
         if handler is not None:  # event types added later are not timeline data
-            handler(event, key, t, endpoint)
+            handler(event, key, t, event.endpoint)
 
     def on_run_started(self, event: Any) -> None:
         """Take the graphs the run announces (one per batch item) unless the caller gave them."""
@@ -253,6 +241,7 @@ class _Builder:
 
     def on_queued(self, event: Any, key: str, t: float, endpoint: str | None) -> None:
         if endpoint is not None:
+            self.endpoint[key] = endpoint
             self.waiting[key] = _Open("queue", t, endpoint)
 
     def on_started(self, event: Any, key: str, t: float, endpoint: str | None) -> None:
@@ -277,13 +266,10 @@ class _Builder:
         open_ = self.running.get(key)
         slot = open_.slot if open_ is not None else 0
         self.close_run(key, t, "retry", event.error)
-        node, item = self.ident[key]
         self.retries.append(
             RetryMark(
                 key,
-                node,
-                item,
-                self.module_path(node, item),
+                *self.ident[key],
                 endpoint or "",
                 slot,
                 event.attempt,
@@ -303,34 +289,31 @@ class _Builder:
             open_.cost = event.cost
 
     def on_completed(self, event: Any, key: str, t: float, endpoint: str | None) -> None:
-        self.finish(key, t, "done", "")
+        self.finish(key, t, "done", "", endpoint)
 
     def on_failed(self, event: Any, key: str, t: float, endpoint: str | None) -> None:
-        self.finish(key, t, "skipped" if event.skipped else "failed", event.error)
+        self.finish(key, t, "skipped" if event.skipped else "failed", event.error, endpoint)
 
     def on_cancelled(self, event: Any, key: str, t: float, endpoint: str | None) -> None:
-        self.finish(key, t, "cancelled", event.reason)
+        self.finish(key, t, "cancelled", event.reason, endpoint)
 
-    def finish(self, key: str, t: float, outcome: str, error: str) -> None:
+    def finish(self, key: str, t: float, outcome: str, error: str, endpoint: str | None) -> None:
+        if endpoint is not None:
+            self.endpoint.setdefault(key, endpoint)  # never queued: skipped or cancelled upstream
         self.finished[key] = t
         self.close_wait(key, t)
         self.close_run(key, t, outcome, error)
 
     def close_wait(self, key: str, t: float) -> None:
         open_ = self.waiting.pop(key, None)
-        if open_ is not None:
+        if open_ is not None and t > open_.start:
             self.add_wait(key, open_.kind, open_.endpoint or "", open_.start, t)
 
     def add_wait(
         self, key: str, kind: str, endpoint: str, start: float, end: float, slot: int | None = None
     ) -> None:
-        if end > start:
-            node, item = self.ident[key]
-            self.waits.append(
-                Wait(
-                    key, node, item, self.module_path(node, item), endpoint, kind, start, end, slot
-                )
-            )
+        """Record a wait; callers skip empty ones (this runs for most events)."""
+        self.waits.append(Wait(key, *self.ident[key], endpoint, kind, start, end, slot))
 
     def close_run(self, key: str, t: float, outcome: str, error: str) -> None:
         open_ = self.running.pop(key, None)
@@ -339,18 +322,16 @@ class _Builder:
         if open_.kind == "local":
             self.local.append((key, open_.start, t, outcome))
             return
-        node, item = self.ident[key]
         wait_start, wait_end = open_.wait or (open_.start, open_.start)
         wait_end = min(wait_end, t)
         wait_start = min(wait_start, wait_end)
         endpoint = open_.endpoint or ""
-        self.add_wait(key, "rate_limit", endpoint, wait_start, wait_end, open_.slot)
+        if wait_end > wait_start:
+            self.add_wait(key, "rate_limit", endpoint, wait_start, wait_end, open_.slot)
         self.attempts.append(
             Attempt(
                 key,
-                node,
-                item,
-                self.module_path(node, item),
+                *self.ident[key],
                 endpoint,
                 open_.slot,
                 open_.attempt,
@@ -358,7 +339,7 @@ class _Builder:
                 t,
                 wait_start,
                 wait_end,
-                "failed" if outcome == "skipped" else outcome,
+                outcome,
                 error if outcome != "done" else "",
                 *open_.tokens,
                 open_.cost,
@@ -366,10 +347,10 @@ class _Builder:
         )
 
     def upstream_waits(self) -> None:
-        """Each LLM node waited on its inputs from the start (every batch item starts at 0) until first seen."""
+        """Each LLM node waited on its inputs from the start (batch items all start at 0) until seen."""
         for key, seen in self.first_seen.items():
             endpoint = self.endpoint.get(key)
-            if endpoint is not None:
+            if endpoint is not None and seen > 0.0:
                 self.add_wait(key, "upstream", endpoint, 0.0, seen)
 
     def local_runs(self) -> list[LocalRun]:
@@ -381,13 +362,13 @@ class _Builder:
                 lane = len(lanes)
                 lanes.append(end)
             lanes[lane] = end
-            node, item = self.ident[key]
+            node, item, path = self.ident[key]
             out.append(
                 LocalRun(
                     key,
                     node,
                     item,
-                    self.module_path(node, item),
+                    path,
                     self.kind(node, item),
                     lane,
                     start,
@@ -397,6 +378,13 @@ class _Builder:
             )
         return out
 
+    def graphs_run(self) -> dict[int | None, InferenceGraph]:
+        """The graph of each item that ran (a single run's graph is also announced as item 0)."""
+        if not self.items:
+            return dict(self.graphs)
+        found = {item: self.graph(item) for item in self.items}
+        return {item: graph for item, graph in found.items() if graph is not None}
+
     def timeline(self, endpoints: Mapping[str, int], max_concurrent: int | None) -> Timeline:
         end = self.makespan if self.makespan is not None else self.last
         for key in list(self.waiting):
@@ -405,20 +393,10 @@ class _Builder:
             self.close_run(key, end, "unfinished", "")
         self.upstream_waits()
         capacity = dict(endpoints)
-        for alias in dict.fromkeys([*self.slots_seen, *filter(None, self.endpoint.values())]):
+        for alias in dict.fromkeys([*self.slots_seen, *self.endpoint.values()]):
             capacity[alias] = max(capacity.get(alias, 1), self.slots_seen.get(alias, 0))
-        nodes = {
-            key: NodeSpan(
-                key,
-                *self.ident[key],
-                self.module_path(*self.ident[key]),
-                self.endpoint.get(key),
-                seen,
-                self.started.get(key),
-                self.finished.get(key),
-            )
-            for key, seen in self.first_seen.items()
-        }
+        finished = self.finished
+        durations = {key: max(0.0, finished.get(key, end) - t) for key, t in self.started.items()}
         return Timeline(
             makespan=end,
             status=self.status,
@@ -428,8 +406,8 @@ class _Builder:
             waits=tuple(sorted(self.waits, key=lambda w: (w.start, w.end))),
             local=tuple(self.local_runs()),
             retries=tuple(self.retries),
-            nodes=nodes,
-            graphs=dict(self.graphs),
+            durations=durations,
+            graphs=self.graphs_run(),
         )
 
 
@@ -445,7 +423,8 @@ def build_timeline(
     ``endpoints`` gives each alias's slot count (aliases or slots missing from
     it are inferred from the events); ``graphs`` (item -> graph, key None
     outside batches; by default the graphs announced by ``run_started``)
-    supplies module paths and the dependencies of the critical path. The makespan is the ``run_finished`` time, else the last event's.
+    supplies module paths and the dependencies of the critical path. The
+    makespan is the ``run_finished`` time, else the last event's.
     """
     builder = _Builder(graphs or {})
     for event in events:

@@ -68,15 +68,17 @@ class RetryPolicy:
     ) -> float:
         """Seconds to wait before the next attempt, after attempt number ``attempt`` failed.
 
-        Drawn uniformly from ``[0, min(max_delay, base_delay * 2**(attempt - 1))]``;
-        a `RateLimitError`'s ``retry_after`` is a floor, even above ``max_delay``,
-        since retrying sooner only earns another 429.
+        Drawn uniformly from ``[0, min(max_delay, base_delay * 2**(attempt - 1))]``.
+        After a `RateLimitError` with a ``retry_after``, that draw is added to
+        it: retrying sooner only earns another 429, and without the added
+        jitter every request refused together would retry together and be
+        refused together again.
         """
         _check_attempt(attempt)
         ceiling = min(self.max_delay, self.base_delay * 2.0 ** min(attempt - 1, _MAX_EXPONENT))
         wait = (rng if rng is not None else _RNG).uniform(0.0, ceiling)
         if isinstance(error, RateLimitError) and error.retry_after is not None:
-            wait = max(wait, error.retry_after)
+            wait += error.retry_after
         return wait
 
 

@@ -1,0 +1,153 @@
+"""The benchmark scripts keep working: each runs in a tiny configuration and reports what it should.
+
+No timing is asserted here (timings are the benchmarks' output, never a test
+condition); these check counts, keys and that plait and the baselines do the
+same work.
+"""
+
+import asyncio
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import batch, faults, overhead, ratelimit
+from bench import run as suite
+from bench._common import Figure, body, render_table, simulator_process
+from plait.errors import RateLimitError, TransientError
+from plait.resources.retry import RetryPolicy
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def names(result):
+    return [f.metric for f in result.figures]
+
+
+def test_a_figure_meets_a_ratio_target_or_an_absolute_one():
+    ratio = Figure("b", "m", "s", 2.0, 2.2, target=1.05)
+    absolute = Figure("b", "m", "µs/node", 20.0, 90.0, target=100, target_of="plait")
+    report_only = Figure("b", "m", "s", 1.0, 3.0)
+    assert (round(ratio.ratio, 3), ratio.met) == (1.1, False)
+    assert (absolute.ratio, absolute.met) == (4.5, True)
+    assert report_only.met is None
+    table = render_table([ratio, absolute, report_only]).splitlines()
+    assert table[0] == "| benchmark | metric | baseline | plait | ratio | target | met |"
+    assert table[2].endswith("| 1.100× | ≤ 1.05× | **NO** |")
+    assert table[3].endswith("| 4.500× | ≤ 100 µs/node | yes |")
+    assert ratio.to_dict()["met"] is False
+
+
+def test_the_baselines_post_exactly_the_bodies_plait_sends():
+    texts = ["alpha", "beta", "gamma"]
+    with simulator_process() as server:
+        asyncio.run(overhead.plait_calls(server.url, texts, 2))
+        from_plait = sorted(json.dumps(r["body"], sort_keys=True) for r in server.requests())
+        server.reset()
+        asyncio.run(overhead.httpx_calls(server.url, texts, 2))
+        from_httpx = sorted(json.dumps(r["body"], sort_keys=True) for r in server.requests())
+    assert from_plait == from_httpx
+    assert json.loads(from_plait[0]) == body("alpha")
+
+
+def test_http_overhead_runs_and_both_sides_get_the_same_answers():
+    result = overhead.run_http(calls=12, concurrency=2, rounds=1)
+    assert result.name == "http_overhead"
+    assert names(result) == ["12 calls, concurrency 2"]
+    assert result.details["answers_match"] is True
+    assert result.details["errors"] == 0
+    # 12 warm-up calls and 12 measured calls on each side.
+    assert result.details["server"]["by_status"] == {"200": 48}
+
+
+def test_inprocess_overhead_runs_the_wide_graph_and_the_chains():
+    result = overhead.run_inprocess(nodes=40, chain=4, rounds=1)
+    assert names(result) == [
+        "wide graph of 40 LLM nodes, execute()",
+        "10 items × 4-call chains, run_batch()",
+    ]
+    assert result.details["wide_answers_match"] is True
+    assert result.details["chain_answers_match"] is True
+    assert [f.unit for f in result.figures] == ["µs/node", "µs/node"]
+
+
+def test_batch_makespan_runs_the_same_fan_out_on_both_sides():
+    result = batch.run_makespan(items=4, latency=0.01, cap=4, rounds=1)
+    assert names(result) == [
+        "4 items × (2 parallel + 1 join), 10 ms, cap 4",
+        "against the lower bound",
+    ]
+    assert result.details["answers_match"] is True
+    # 12 calls x 10 ms / 4 slots is longer than the two layers of 10 ms.
+    assert result.details["lower_bound"] == pytest.approx(0.03)
+    assert result.details["server"]["by_status"] == {"200": 24}
+
+
+def test_rate_limited_run_reports_no_429s_below_the_server_limit():
+    result = ratelimit.run_ratelimit(calls=10, rps=100, rounds=1)
+    assert names(result)[2] == "429s sent by the server"
+    assert result.figures[2].plait == 0
+    assert result.details["failed"] == {"baseline": [0], "plait": [0]}
+    assert result.details["rate_limited"] == {"baseline": [0], "plait": [0]}
+    assert result.details["ideal"] == 0.1
+
+
+def test_server_error_run_loses_nothing_and_both_sides_meet_the_same_faults():
+    result = faults.run_server_errors(calls=20, rate=0.5, latency=0.01, cap=4, rounds=1)
+    assert result.details["lost"] == {"baseline": [0], "plait": [0]}
+    extra = result.details["extra_requests"]
+    assert extra["baseline"] == extra["plait"] and extra["plait"][0] > 0
+    assert [f.unit for f in result.figures] == ["calls", "requests", "s", "s"]
+
+
+def test_rate_limit_burst_refuses_the_band_once_on_each_side():
+    result = faults.run_rate_limit_burst(calls=12, latency=0.01, cap=4, retry_after=0.05, rounds=1)
+    assert result.details["lost"] == {"baseline": [0], "plait": [0]}
+    assert result.details["extra_requests"] == {"baseline": [2], "plait": [2]}
+    assert [s["by_status"] for s in result.details["server"]["plait"]] == [{"200": 12, "429": 2}]
+
+
+def test_rate_limit_storm_counts_every_request_it_made():
+    result = faults.run_rate_limit_storm(calls=30, max_rps=20, latency=0.01, cap=4, rounds=1)
+    for side in ("baseline", "plait"):
+        (stats,) = result.details["server"][side]
+        (lost,) = result.details["lost"][side]
+        assert stats["by_status"]["200"] == 30 - lost
+        assert stats["total"] == 30 + result.details["extra_requests"][side][0]
+
+
+def test_the_baseline_retry_loop_backs_off_exactly_like_plait():
+    policy = RetryPolicy()
+    for attempt in range(1, policy.max_retries + 1):
+        for error, hint in (
+            (TransientError("503", status=503), None),
+            (RateLimitError("429", retry_after=0.25), 0.25),
+        ):
+            seed = attempt * 7
+            assert faults.backoff(attempt, hint, random.Random(seed)) == policy.delay(
+                attempt, error, random.Random(seed)
+            )
+    assert policy == faults.POLICY
+
+
+def test_trace_benchmark_reports_time_and_memory_for_every_shape():
+    (result,) = suite.run_trace(stages=5, repeat=1)
+    assert sorted(result.details) == ["deep", "helpers", "wide"]
+    assert {d["nodes"] for d in result.details.values()} == {20}
+    assert len(result.figures) == 6
+
+
+def test_run_py_writes_the_report(tmp_path):
+    output = tmp_path / "latest.json"
+    command = [sys.executable, "bench/run.py", "--quick", "--only", "trace"]
+    done = subprocess.run(
+        [*command, "--output", str(output)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| 6. trace | wide: 2,000 nodes, time |" in done.stdout
+    report = json.loads(output.read_text())
+    assert report["quick"] is True and report["errors"] == {}
+    assert [r["name"] for r in report["results"]] == ["trace"]
