@@ -1,6 +1,46 @@
-"""plait's Jupyter layer: the ``%%plait`` magic, live graph explorer and review widgets.
+"""plait's Jupyter layer: the ``%%plait`` magic, the live graph explorer, progress and reprs.
 
-Load it in a notebook with ``%load_ext plait_jupyter``.
+In a notebook::
+
+    %load_ext plait_jupyter
+
+    %%plait --resources resources
+    result = await execute(pipeline, "text")   # drawn live, with a summary at the end
+
+`GraphView` also works on its own: ``GraphView(result)``, ``GraphView(graph)``,
+``GraphView(await run_batch(...))``, or ``on_event=view.on_event`` for a live run.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from typing import Any
+
+from plait_jupyter import reprs
+from plait_jupyter.graph_view import GraphView
+from plait_jupyter.magics import PlaitMagics, transform_plait_cells
+from plait_jupyter.progress import BatchProgressView
+from plait_jupyter.session import CellSession
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext plait_jupyter``: register the magics, the ``%%plait`` transform and the reprs."""
+    shell.register_magics(PlaitMagics)
+    if transform_plait_cells not in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.append(transform_plait_cells)
+    reprs.register(shell)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    if transform_plait_cells in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.remove(transform_plait_cells)
+    reprs.unregister(shell)
+
+
+__all__ = [
+    "BatchProgressView",
+    "CellSession",
+    "GraphView",
+    "PlaitMagics",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]

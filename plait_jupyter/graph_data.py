@@ -102,13 +102,16 @@ def graph_payload(
         "title": title,
         "nodes": nodes,
         "edges": edges,
-        "groups": {"module": list(by_module.entries.values()), "scope": list(by_scope.entries.values())},
+        "groups": {
+            "module": list(by_module.entries.values()),
+            "scope": list(by_scope.entries.values()),
+        },
         "hidden": hidden,
     }
 
 
 def view_title(graphs: Sequence[InferenceGraph], *, batch: bool, run_id: str = "") -> str:
-    """"SummarizeThenAnalyze · run-3", or "... · batch of 200 items"."""
+    """ "SummarizeThenAnalyze · run-3", or "... · batch of 200 items"."""
     root = graphs[0].root if graphs else None
     name = type(root).__name__ if root is not None else "graph"
     if batch:

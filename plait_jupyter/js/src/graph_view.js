@@ -46,7 +46,6 @@ class Explorer {
     this.details = { ...model.get("node_details") };
     this.states = {};
     this.view = { x: 0, y: 0, k: 1 };
-    this.fitted = false;
     this.build();
     this.listeners = [
       ["change:graph_data", () => this.rebuild(true)],
@@ -68,6 +67,7 @@ class Explorer {
 
   destroy() {
     for (const [name, fn] of this.listeners) this.model.off(name, fn);
+    this.resizer.disconnect();
   }
 
   onMessage(msg) {
@@ -108,9 +108,12 @@ class Explorer {
       this.groupSelect,
       button("Collapse", "Collapse every top-level group", () => this.collapseAll()),
       button("Expand", "Expand every group", () => this.setCollapsed([])),
-      button("−", "Zoom out", () => this.zoomBy(1 / 1.25)),
-      button("+", "Zoom in", () => this.zoomBy(1.25)),
-      button("Fit", "Fit the graph to the view", () => this.fit()),
+      button("−", "Zoom out", () => this.zoomBy(1 / 1.25, undefined, undefined, true)),
+      button("+", "Zoom in", () => this.zoomBy(1.25, undefined, undefined, true)),
+      button("Fit", "Fit the graph to the view", () => {
+        this.userMoved = false;
+        this.fit();
+      }),
     );
     this.viewport = svg("g", { class: "pl-viewport" });
     this.canvas = svg(
@@ -142,6 +145,13 @@ class Explorer {
     this.root.style.height = `${model.get("height")}px`;
     this.el.replaceChildren(this.root);
     this.bindPointer();
+    // Until the user zooms or pans, keep the drawing fitted to the stage (which has no size
+    // before the output area attaches it, and changes when the inspector opens).
+    this.userMoved = false;
+    this.resizer = new ResizeObserver(() => {
+      if (!this.userMoved) this.fit();
+    });
+    this.resizer.observe(this.stage);
   }
 
   markerId() {
@@ -168,7 +178,6 @@ class Explorer {
     const aspect = rect.width > 0 && rect.height > 0 ? rect.width / rect.height : 1.8;
     const laid = layoutGraph(data.nodes ? data : { nodes: [], edges: [], groups: {} }, groupBy, collapsed, aspect);
     const t1 = performance.now();
-    this.laid = laid;
     this.draw(laid);
     this.states = {};
     this.updateStates();
@@ -177,7 +186,8 @@ class Explorer {
     this.root.dataset.layoutMs = (t1 - t0).toFixed(1);
     this.root.dataset.renderMs = (t2 - t0).toFixed(1);
     this.root.dataset.nodeCount = String(this.nodeEls.size);
-    if (refit || !this.fitted) this.fit();
+    if (refit) this.userMoved = false;
+    if (!this.userMoved) this.fit();
     requestAnimationFrame(() => {
       this.root.dataset.paintMs = (performance.now() - t0).toFixed(1);
       this.root.dataset.rendered = String(Number(this.root.dataset.rendered || 0) + 1);
@@ -207,12 +217,11 @@ class Explorer {
     const marker = `url(#${this.markerId()})`;
     const edgeLayer = svg("g", { class: "pl-edges" });
     for (const e of laid.edges) {
-      edgeLayer.append(svg("path", { d: edgePath(e.points), "marker-end": marker }));
+      edgeLayer.append(svg("path", { d: edgePath(e.points), "marker-end": marker, class: e.hub ? "pl-hub-edge" : null }));
     }
     const nodeLayer = svg("g", { class: "pl-nodes" });
     this.nodeEls = new Map();
     this.groupNodeEls = new Map();
-    this.members = new Map();
     for (const n of laid.nodes) {
       const el = n.group ? this.drawGroupNode(n) : this.drawNode(n);
       nodeLayer.append(el);
@@ -375,13 +384,15 @@ class Explorer {
     const rect = this.stage.getBoundingClientRect();
     const size = this.layoutSize;
     if (!size || !rect.width || !rect.height || !size.w) return;
-    const k = Math.min(Math.max(Math.min(rect.width / (size.w + 40), rect.height / (size.h + 40), 1.2), MIN_ZOOM), MAX_ZOOM);
-    this.view = { k, x: (rect.width - size.w * k) / 2, y: Math.max(10, (rect.height - size.h * k) / 2) };
-    this.fitted = true;
+    const margin = 14; // screen pixels around the drawing
+    const fitted = Math.min((rect.width - 2 * margin) / size.w, (rect.height - 2 * margin) / size.h, 1.2);
+    const k = Math.min(Math.max(fitted, MIN_ZOOM), MAX_ZOOM);
+    this.view = { k, x: (rect.width - size.w * k) / 2, y: (rect.height - size.h * k) / 2 };
     this.apply();
   }
 
-  zoomBy(factor, cx, cy) {
+  zoomBy(factor, cx, cy, byUser = false) {
+    if (byUser) this.userMoved = true;
     const rect = this.stage.getBoundingClientRect();
     const px = cx ?? rect.width / 2;
     const py = cy ?? rect.height / 2;
@@ -395,6 +406,7 @@ class Explorer {
     let drag = null;
     this.canvas.addEventListener("wheel", (e) => {
       e.preventDefault();
+      this.userMoved = true;
       const rect = this.stage.getBoundingClientRect();
       this.zoomBy(Math.exp(-e.deltaY * (e.deltaMode ? 0.05 : 0.0015)), e.clientX - rect.left, e.clientY - rect.top);
     }, { passive: false });
@@ -408,6 +420,7 @@ class Explorer {
       if (!drag.moved && Math.abs(dx) + Math.abs(dy) < 4) return;
       if (!drag.moved) this.canvas.setPointerCapture(e.pointerId);
       drag.moved = true;
+      this.userMoved = true;
       this.view = { ...this.view, x: drag.vx + dx, y: drag.vy + dy };
       this.apply();
     });

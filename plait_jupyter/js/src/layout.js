@@ -2,8 +2,8 @@
 //
 // Collapsed groups stand in for their members (edges are re-routed to them).
 // The visible graph is split into components (connected by edges or by a shared
-// top-level group); each is laid out by dagre on its own and the components are
-// packed in rows. Components with the same shape (every item of a batch) share one
+// top-level group; see HUB_DEGREE for fan-outs); each is laid out by dagre on its
+// own and the components are packed in rows. Components with the same shape (every item of a batch) share one
 // dagre run, which is what keeps 1,000+ node batches fast.
 
 import { graphlib, layout as dagreLayout } from "@dagrejs/dagre";
@@ -14,6 +14,11 @@ const GROUP_NODE_W = 188;
 const GROUP_NODE_H = 44;
 const GAP = 28;
 const GROUP_PAD_TOP = 18; // room for a group's label above its first row
+// In graphs of more than HUB_MIN_NODES visible nodes, the edges on the crowded side of a node
+// with more than HUB_DEGREE inputs (or outputs) do not join components: a 1,000-way fan-out is
+// packed as a grid of branches instead of one rank 100,000 px wide.
+const HUB_DEGREE = 24;
+const HUB_MIN_NODES = 100;
 
 /**
  * @typedef {{id: string, name: string, kind: string, target: string, module_path: string,
@@ -23,7 +28,7 @@ const GROUP_PAD_TOP = 18; // room for a group's label above its first row
  * @typedef {{nodes: NodeData[], edges: [string, string][], groups: Record<string, GroupData[]>}} GraphData
  * @typedef {{id: string, x: number, y: number, w: number, h: number, group?: string}} PlacedNode
  * @typedef {{id: string, x: number, y: number, w: number, h: number, depth: number}} PlacedGroup
- * @typedef {{from: string, to: string, points: {x: number, y: number}[]}} PlacedEdge
+ * @typedef {{from: string, to: string, points: {x: number, y: number}[], hub?: boolean}} PlacedEdge
  */
 
 /**
@@ -166,14 +171,15 @@ export function layoutGraph(data, groupBy, collapsed, aspect = 1.8) {
     return ch.length ? ch[0] : null;
   };
   const sizeOf = (id) => (isGroup(id) ? [GROUP_NODE_W, GROUP_NODE_H] : [NODE_W, NODE_H]);
+  const { local, cross } = splitHubEdges(vis.edges, ids.length);
   const outEdges = new Map();
-  for (const e of vis.edges) {
+  for (const e of local) {
     if (!outEdges.has(e[0])) outEdges.set(e[0], []);
     outEdges.get(e[0]).push(e);
   }
   const cache = new Map();
   const placed = [];
-  for (const comp of components(ids, vis.edges, topOf)) {
+  for (const comp of components(ids, local, topOf)) {
     const index = new Map(comp.map((id, i) => [id, i]));
     const groupIds = [];
     const groupIndex = new Map();
@@ -202,7 +208,39 @@ export function layoutGraph(data, groupBy, collapsed, aspect = 1.8) {
     }
     placed.push({ comp, groupIds, edges, local });
   }
-  return pack(placed, vis, aspect, isGroup);
+  const laid = pack(placed, vis, aspect, isGroup);
+  const at = new Map(laid.nodes.map((n) => [n.id, n]));
+  for (const [a, b] of cross) {
+    const u = at.get(a);
+    const v = at.get(b);
+    const bend = Math.max(24, Math.abs(v.y - u.y) / 3);
+    const points = [
+      { x: u.x, y: u.y + u.h / 2 },
+      { x: u.x, y: u.y + u.h / 2 + bend },
+      { x: v.x, y: v.y - v.h / 2 - bend },
+      { x: v.x, y: v.y - v.h / 2 },
+    ];
+    laid.edges.push({ from: a, to: b, points, hub: true });
+  }
+  return laid;
+}
+
+/** Edges that join components, and the hub edges drawn across the packed grid. */
+function splitHubEdges(edges, visibleCount) {
+  if (visibleCount <= HUB_MIN_NODES) return { local: edges, cross: [] };
+  const outs = new Map();
+  const ins = new Map();
+  for (const [a, b] of edges) {
+    outs.set(a, (outs.get(a) || 0) + 1);
+    ins.set(b, (ins.get(b) || 0) + 1);
+  }
+  const local = [];
+  const cross = [];
+  for (const e of edges) {
+    const hub = outs.get(e[0]) > HUB_DEGREE || ins.get(e[1]) > HUB_DEGREE;
+    (hub ? cross : local).push(e);
+  }
+  return { local, cross };
 }
 
 /** Shelf-pack the laid-out components into rows. */

@@ -4,6 +4,7 @@ import { dollars, h } from "./dom.js";
 
 function duration(value) {
   if (value === null || value === undefined) return "–";
+  if (value < 10) return `${value.toFixed(1)} s`;
   if (value < 60) return `${value.toFixed(0)} s`;
   return `${Math.floor(value / 60)} min ${Math.round(value % 60)} s`;
 }

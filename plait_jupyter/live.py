@@ -1,0 +1,273 @@
+"""`RunState`: what a display knows about one run, kept current from the run's events.
+
+Node states follow the events (queued, running, retrying, ...); the details the
+inspector shows are read from the run's `NodeRecord`s, which ``run_started``
+hands over and the runtime fills in as it goes. When the run finishes, every
+state and detail is reconciled with the records, so a finished view matches
+the `RunResult` exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from plait.execution.batch import BatchProgress
+from plait.execution.events import Event
+from plait.execution.result import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    FINAL_STATUSES,
+    PENDING,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    SKIPPED,
+    BatchItem,
+    NodeRecord,
+    RunResult,
+)
+from plait.graph import InferenceGraph
+from plait_jupyter.graph_data import graph_payload, node_key, view_title
+from plait_jupyter.inspector import node_details, view_state
+
+MAX_NODES = 5000
+UNUSED = "unused"  # a dead node: it reaches no output, so the run skips it
+CACHED = "cached"
+_EVENT_STATES = {
+    "node_queued": QUEUED,
+    "node_started": RUNNING,
+    "node_retry": RETRYING,
+    "node_cancelled": CANCELLED,
+}
+_FINAL_EVENTS = frozenset({"node_completed", "node_failed", "node_cancelled"})
+
+
+class RunState:
+    """One run (or batch) as a view sees it: graph data, node states, details, totals.
+
+    ``records`` has one entry per graph: the run's ``{node id: NodeRecord}``
+    (None for a batch item that has not started yet).
+    """
+
+    def __init__(
+        self,
+        graphs: Sequence[InferenceGraph],
+        records: Sequence[Mapping[str, NodeRecord] | None],
+        *,
+        batch: bool = False,
+        run_id: str = "",
+        max_nodes: int = MAX_NODES,
+    ) -> None:
+        self.graphs = tuple(graphs)
+        self.records = records
+        self.batch = batch
+        self.run_id = run_id
+        title = view_title(self.graphs, batch=batch, run_id=run_id)
+        self.graph_data = graph_payload(self.graphs, batch=batch, title=title, max_nodes=max_nodes)
+        self.states = {n["id"]: PENDING if n["live"] else UNUSED for n in self.graph_data["nodes"]}
+        self._where = {
+            n["id"]: (n["item"], n["id"].split("/", 1)[1] if batch else n["id"])
+            for n in self.graph_data["nodes"]
+        }
+        self.details: dict[str, dict[str, Any]] = {}
+        self.status = "running"
+        self.tokens = 0
+        self.cost = 0.0
+        self.elapsed = 0.0
+        self.result: RunResult | None = None
+        self._dirty: set[str] = set()
+        self._streams: dict[str, list[str]] = {}
+        self._retries: dict[str, list[dict[str, Any]]] = {}
+        self._retrying: set[tuple[int | None, str]] = set()
+        self._left = [len(g.live_ids()) for g in self.graphs]
+        self._outputs = [set(g.output_ids) for g in self.graphs]
+        self._item_failed = [False] * len(self.graphs)
+        self.items_done = 0
+        self.items_failed = 0
+
+    # -- construction from finished runs --------------------------------------------------
+
+    @classmethod
+    def from_graph(cls, graph: InferenceGraph, *, max_nodes: int = MAX_NODES) -> RunState:
+        """A graph that has not run: live nodes pending, dead ones unused."""
+        state = cls([graph], [None], max_nodes=max_nodes)
+        state.status = "not run"
+        return state
+
+    @classmethod
+    def from_result(cls, result: RunResult, *, max_nodes: int = MAX_NODES) -> RunState:
+        state = cls([result.graph], [result.nodes], max_nodes=max_nodes)
+        state.result = result
+        state.finish(result.status, result.makespan)
+        return state
+
+    @classmethod
+    def from_batch(cls, items: Sequence[BatchItem], *, max_nodes: int = MAX_NODES) -> RunState:
+        ordered = sorted(items, key=lambda item: item.index)
+        missing = [item.index for item in ordered if item.result is None]
+        if missing:
+            raise ValueError(
+                f"batch items {missing[:5]} carry no RunResult; pass the items run_batch returned"
+            )
+        state = cls(
+            [item.result.graph for item in ordered],
+            [item.result.nodes for item in ordered],
+            batch=True,
+            run_id="batch",
+            max_nodes=max_nodes,
+        )
+        state.finish("done", max(item.result.makespan for item in ordered) if ordered else 0.0)
+        return state
+
+    # -- live updates -----------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        """Update states and totals from one event of this run."""
+        self.elapsed = max(self.elapsed, event.time)
+        kind = event.type
+        if kind == "run_finished":
+            self.result = getattr(event, "result", None)
+            self.finish(event.status, event.time)
+            return
+        if event.node_id is None:
+            return
+        item = event.item if self.batch else None
+        key = node_key(item, event.node_id)
+        tracked = (item, event.node_id)
+        if kind == "usage":
+            self.tokens += event.usage.total_tokens
+            self.cost += event.cost
+        elif kind == "node_delta":
+            self._streams.setdefault(key, []).append(event.text)
+        elif kind == "node_retry":
+            self._retrying.add(tracked)
+            self._retries.setdefault(key, []).append(
+                {"attempt": event.attempt, "error": event.error, "delay": event.delay}
+            )
+        elif kind == "node_started":
+            self._retrying.discard(tracked)
+        state = _EVENT_STATES.get(kind)
+        if kind == "node_completed":
+            state = CACHED if event.cached or event.restored else DONE
+        elif kind == "node_failed":
+            state = SKIPPED if event.skipped else FAILED
+        if kind in _FINAL_EVENTS:
+            self._retrying.discard(tracked)
+            self._item_finished(event.item or 0, event.node_id, state in (DONE, CACHED))
+        if key in self.states:
+            if state is not None:
+                self.states[key] = state
+            self._dirty.add(key)
+
+    def _item_finished(self, index: int, node_id: str, ok: bool) -> None:
+        if not self.batch or index >= len(self._left):
+            return
+        if not ok and node_id in self._outputs[index]:
+            self._item_failed[index] = True
+        self._left[index] -= 1
+        if self._left[index] == 0:
+            if self._item_failed[index]:
+                self.items_failed += 1
+            else:
+                self.items_done += 1
+
+    def _record(self, key: str) -> NodeRecord | None:
+        item, node_id = self._where[key]
+        table = self.records[item or 0] if (item or 0) < len(self.records) else None
+        return None if table is None else table.get(node_id)
+
+    def _detail(self, key: str) -> dict[str, Any]:
+        record = self._record(key)
+        stream = "".join(self._streams.get(key, ()))
+        retries = tuple(self._retries.get(key, ()))
+        if record is None:
+            return {"status": self.states[key], "retries": list(retries)}
+        detail = node_details(record, stream=stream, retries=retries)
+        if record.status not in FINAL_STATUSES:
+            detail["status"] = self.states[key]
+        return detail
+
+    def take_changes(self) -> dict[str, dict[str, Any]]:
+        """Details of the nodes that changed since the last call."""
+        changed = {key: self._detail(key) for key in self._dirty}
+        self.details.update(changed)
+        self._dirty.clear()
+        return changed
+
+    def finish(self, status: str, elapsed: float) -> None:
+        """Reconcile every node with its record; unstarted nodes of a stopped run are cancelled."""
+        self.status = status
+        self.elapsed = elapsed
+        tokens, cost = 0, 0.0
+        for table in self.records:
+            for record in (table or {}).values():
+                tokens += record.usage.total_tokens
+                cost += record.cost
+        if any(table is not None for table in self.records):
+            self.tokens, self.cost = tokens, cost
+        for key in self.states:
+            record = self._record(key)
+            if record is not None:
+                self.states[key] = view_state(record)
+            elif self.states[key] != UNUSED and status not in (DONE, "not run"):
+                self.states[key] = CANCELLED
+            if record is not None or key in self.details:
+                self.details[key] = self._detail(key)
+        self._dirty.clear()
+        if self.batch:
+            self._count_items()
+
+    def _count_items(self) -> None:
+        done = failed = 0
+        for graph, table in zip(self.graphs, self.records, strict=True):
+            if table is None:
+                continue
+            statuses = [table[nid].status for nid in graph.output_ids if nid in table]
+            if all(s in FINAL_STATUSES for s in (r.status for r in table.values())):
+                if all(s == DONE for s in statuses):
+                    done += 1
+                else:
+                    failed += 1
+        self.items_done, self.items_failed = done, failed
+
+    # -- summaries ----------------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """The ``run_info`` of a view: status, totals and (for batches) item counts."""
+        info: dict[str, Any] = {
+            "status": self.status,
+            "run_id": self.run_id,
+            "tokens": self.tokens,
+            "cost": self.cost,
+            "elapsed": self.elapsed,
+        }
+        if self.batch:
+            info.update(
+                items=len(self.graphs), items_done=self.items_done, items_failed=self.items_failed
+            )
+        return info
+
+    def progress(self) -> BatchProgress:
+        """Where a batch stands, as `plait.execution.batch` reports it to ``on_progress``."""
+        finished = self.items_done + self.items_failed
+        total = len(self.graphs)
+        eta = self.elapsed / finished * (total - finished) if finished else None
+        return BatchProgress(
+            total,
+            self.items_done,
+            self.items_failed,
+            len(self._retrying),
+            self.tokens,
+            self.cost,
+            self.elapsed,
+            eta,
+        )
+
+    def counts(self) -> dict[str, int]:
+        """How many nodes are in each state."""
+        counts: dict[str, int] = {}
+        for state in self.states.values():
+            counts[state] = counts.get(state, 0) + 1
+        return counts
