@@ -282,3 +282,44 @@ def test_invalid_arguments_raise_config_error():
         run_virtual(bad_tokens())
     with pytest.raises(ConfigError, match=r"adjust\(actual=1.5\)"):
         RateLimiter(tpm=10).adjust(1, 1.5)  # type: ignore[arg-type]
+
+
+def test_late_timers_are_credited_up_to_half_a_spacing():
+    # A loop that runs timers late must not make the rate drift down, nor bunch starts up.
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        limiter = RateLimiter(rpm=600)  # one start per 0.1 s
+        starts = []
+        for _ in range(6):
+            await limiter.acquire()
+            starts.append(loop.time())
+            await asyncio.sleep(0.13)  # this caller is always 30 ms late for its next turn
+        return starts
+
+    starts = run_virtual(scenario())
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert all(g == pytest.approx(0.13) for g in gaps)  # never forced to wait beyond its lateness
+
+
+def test_a_late_timer_does_not_let_two_starts_bunch_up():
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        limiter = RateLimiter(rpm=600)  # one start per 0.1 s
+        await limiter.acquire()
+        starts = []
+
+        async def one():
+            await limiter.acquire()
+            starts.append(loop.time())
+
+        waiters = [asyncio.create_task(one()) for _ in range(3)]
+        await asyncio.sleep(0)
+        loop._skip(0.18)  # the process stalls: the timer due at 0.1 fires at 0.18
+        await asyncio.gather(*waiters)
+        return starts
+
+    starts = run_virtual(scenario())
+    assert starts[0] == pytest.approx(0.18)
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert min(gaps) >= 0.05 - 1e-9  # caught up by at most half a spacing
+    assert starts[-1] == pytest.approx(0.33)  # and the lost time is partly made up

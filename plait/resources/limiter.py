@@ -23,6 +23,7 @@ from plait.errors import ConfigError
 class _Waiter:
     tokens: int
     future: asyncio.Future[None]
+    arrival: float
 
 
 class RateLimiter:
@@ -126,7 +127,7 @@ class RateLimiter:
             self._start(tokens, now)
             return 0.0
         assert self._loop is not None
-        waiter = _Waiter(tokens, self._loop.create_future())
+        waiter = _Waiter(tokens, self._loop.create_future(), now)
         self._waiters.append(waiter)
         if len(self._waiters) == 1:
             self._serve()
@@ -218,6 +219,9 @@ class RateLimiter:
             ready = max(ready, self._tokens_full_at - refill_needed / self._token_rate)
         return ready
 
+    def _half_spacing(self) -> float:
+        return 30.0 / self._effective_rpm if self._effective_rpm else 0.0
+
     def _start(self, tokens: int, now: float) -> None:
         self._last_start = now
         if self._tpm is not None:
@@ -240,7 +244,11 @@ class RateLimiter:
                 self._timer = self._loop.call_at(ready, self._serve)
                 return
             self._waiters.popleft()
-            self._start(head.tokens, now)
+            # Credit the start to when it was due, not when the timer fired (otherwise each
+            # late timer pushes every later start back and the rate drifts below the limit),
+            # but by at most half a spacing, so two starts are never closer than that and any
+            # one-second window still holds at most ceil(rpm/60) + 1 starts.
+            self._start(head.tokens, max(ready, head.arrival, now - self._half_spacing()))
             head.future.set_result(None)
 
 
