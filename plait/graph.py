@@ -17,7 +17,7 @@ from typing import Any
 
 from plait import graph_analysis, graph_export
 from plait.errors import GraphError
-from plait.values import collect_refs
+from plait.values import collect_refs, notebook_html
 
 
 class NodeKind(StrEnum):
@@ -54,10 +54,12 @@ class GraphNode:
     live: bool = True
     source: str | None = None
 
-    @property
-    def alias(self) -> str | None:
-        """The endpoint alias of an LLM node, else None."""
-        return getattr(self.module, "alias", None) if self.kind is NodeKind.LLM else None
+    # The endpoint alias of an LLM node, else None (derived from ``module``; read on hot paths).
+    alias: str | None = field(init=False, default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind is NodeKind.LLM:
+            object.__setattr__(self, "alias", getattr(self.module, "alias", None))
 
     @property
     def target(self) -> str:
@@ -237,3 +239,6 @@ class InferenceGraph:
 
     def __repr__(self) -> str:
         return graph_export.format_table(self, max_rows=20)
+
+    def _repr_html_(self) -> str | None:
+        return notebook_html(self)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, NamedTuple
 from plait._context import active_tracer
 from plait.errors import ConfigError
 from plait.parameter import Parameter
+from plait.values import notebook_html
 
 Runner = Callable[["Module", tuple[Any, ...], dict[str, Any]], Any]
 
@@ -286,3 +287,6 @@ class Module:
             return f"{type(self).__name__}({extra})"
         body = "\n  ".join(([extra] if extra else []) + lines)
         return f"{type(self).__name__}(\n  {body}\n)"
+
+    def _repr_html_(self) -> str | None:
+        return notebook_html(self)

@@ -1,4 +1,4 @@
-"""plait's Jupyter layer: the ``%%plait`` magic, the live graph explorer, progress and reprs.
+"""plait's Jupyter layer: the ``%%plait`` magic, the live graph explorer, optimizer review, reprs.
 
 In a notebook::
 
@@ -9,6 +9,8 @@ In a notebook::
 
 `GraphView` also works on its own: ``GraphView(result)``, ``GraphView(graph)``,
 ``GraphView(await run_batch(...))``, or ``on_event=view.on_event`` for a live run.
+``OptimizerReview(optimizer)`` reviews an optimizer step: accept, edit or reject
+each proposal, then apply.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from plait_jupyter import reprs
 from plait_jupyter.graph_view import GraphView
 from plait_jupyter.magics import PlaitMagics, transform_plait_cells
 from plait_jupyter.progress import BatchProgressView
+from plait_jupyter.review import OptimizerReview
 from plait_jupyter.session import CellSession
 
 
@@ -40,6 +43,7 @@ __all__ = [
     "BatchProgressView",
     "CellSession",
     "GraphView",
+    "OptimizerReview",
     "PlaitMagics",
     "load_ipython_extension",
     "unload_ipython_extension",

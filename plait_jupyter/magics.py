@@ -13,6 +13,11 @@ IPython's autoawait then runs the cell as a coroutine. Called any other way
 (``run_cell_magic``, or with autoawait off), the magic runs the same coroutine
 to completion itself (re-entering a running loop through nest-asyncio, as
 `plait.run_sync` does).
+
+With ``--review``, after the body the cell shows an `OptimizerReview` of
+every `Optimizer` bound to a notebook variable whose ``propose()`` (or
+``step()``) ran during the cell — its step count went up — and nothing if
+none did.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from IPython.display import Pretty
 
 from plait.execution.result import RunResult
 from plait.execution.settings import ExecutionSettings, active_settings
+from plait_jupyter.review import OptimizerReview, optimizer_steps, proposed_since
 from plait_jupyter.session import CellSession
 
 LINE_COMMANDS = ("status", "last", "settings")
@@ -97,6 +103,7 @@ class PlaitMagics(Magics):
         super().__init__(shell)
         self.history: list[RunResult] = []
         self.last_cell: CellSession | None = None
+        self.last_reviews: list[OptimizerReview] = []
         self.cells = 0
 
     @magic_arguments()
@@ -113,7 +120,12 @@ class PlaitMagics(Magics):
     )
     @argument("--profile", action="store_true", help="show the timeline and bubble plots")
     @argument("--quiet", action="store_true", help="no live views, only a summary line per run")
-    @argument("--review", action="store_true", help="training cell (reserved for review)")
+    @argument(
+        "--review",
+        action="store_true",
+        help="training cell: afterwards, an OptimizerReview of every Optimizer variable whose "
+        "propose() ran in the cell",
+    )
     @line_cell_magic
     def plait(self, line: str, cell: str | None = None) -> Any:
         """Run a cell and show every plait run in it live (cell); report on runs (line)."""
@@ -138,11 +150,21 @@ class PlaitMagics(Magics):
         resources = self._resources(args.resources)
         session = CellSession(quiet=args.quiet, profile=args.profile, review=args.review)
         self.last_cell = session
+        self.last_reviews = []
         self.cells += 1
+        before = optimizer_steps(self.shell.user_ns) if args.review else None
         async with ExecutionSettings(resources=resources, on_event=session.on_event):
             await run_body(self.shell, body)
         session.finish()
         self.history.extend(session.results)
+        if before is not None:
+            # Shown even if the body raised after proposing: the proposals are there to review.
+            self.last_reviews = [
+                OptimizerReview(optimizer)
+                for optimizer in proposed_since(self.shell.user_ns, before)
+            ]
+            for review in self.last_reviews:
+                session.show(review)
 
     def _resources(self, name: str | None) -> Any:
         if name is None:

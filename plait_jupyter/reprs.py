@@ -1,9 +1,11 @@
-"""Rich notebook reprs (HTML) for `Value`, `Module`, `InferenceGraph` and `RunResult`.
+"""Rich notebook reprs (HTML) for `Value`, `Module`, `InferenceGraph`, `RunResult`, `UpdateProposal`.
 
 Every piece of data is escaped with `html.escape`, so a model reply or a prompt
-containing markup shows as text. `register` installs the reprs on an IPython
-shell's HTML formatter (plait itself never imports this module); the
-``*_html`` functions are usable on their own.
+containing markup shows as text. Those classes' ``_repr_html_`` reach `html_of`
+through `plait.values.notebook_html` (a lazy import: plait never needs this
+module), so the reprs work without ``%load_ext``; `register` also installs them
+on an IPython shell's HTML formatter. The ``*_html`` functions are usable on
+their own.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Any
 from plait.execution.result import RunResult
 from plait.graph import InferenceGraph
 from plait.module import Module
+from plait.optimization.proposals import UpdateProposal
 from plait.values import Value
 from plait_jupyter.inspector import clip, value_text, view_state
+from plait_jupyter.review import diff_segments, editable_text
 
 MAX_ROWS = 50
 _BOX = (
@@ -189,12 +193,62 @@ def result_html(result: RunResult) -> str:
     )
 
 
+def diff_html(segments: Iterable[list[str]]) -> str:
+    """A word diff (`diff_segments`) with deletions struck through in red, insertions in green."""
+    marks = {
+        "delete": '<del style="background:#fee2e2;color:#991b1b">{}</del>',
+        "insert": '<ins style="background:#dcfce7;color:#166534;text-decoration:none">{}</ins>',
+    }
+    body = "".join(marks.get(op, "{}").format(esc(text)) for op, text in segments)
+    return f'<div style="{_PRE}">{body}</div>'
+
+
+def proposal_html(proposal: UpdateProposal) -> str:
+    """An `UpdateProposal`: status, the diff of its value, rationale and (folded) feedback."""
+    status = "applied" if proposal.applied else proposal.status
+    colours = {
+        "applied": "#16a34a",
+        "accepted": "#15803d",
+        "edited": "#1d4ed8",
+        "rejected": "#b91c1c",
+    }
+    title = (
+        f"{badge('UpdateProposal')} <b>{esc(proposal.name)}</b> "
+        f"{badge(status, colours.get(status, '#59636e'))} · step {proposal.step}"
+    )
+    old, new = editable_text(proposal.old_value), editable_text(proposal.new_value)
+    feedback = "".join(
+        f"<li>{esc('no score' if f.score is None else f'score {f.score:.2f}')}"
+        f"{pre(clip(f.content, 1000))}</li>"
+        for f in proposal.feedback[:MAX_ROWS]
+    )
+    count = len(proposal.feedback)
+    return box(
+        title,
+        diff_html(diff_segments(old, new)),
+        f"<div><b>Rationale</b> {esc(proposal.rationale)}</div>",
+        f"<details><summary>feedback ({count} item{'s' if count != 1 else ''})</summary>"
+        f'<ol style="margin:2px 0;padding-left:18px">{feedback}</ol>'
+        f"{_rows_note(min(count, MAX_ROWS), count)}</details>",
+    )
+
+
 REPRS: dict[type, Callable[[Any], str]] = {
     Value: value_html,
     Module: module_html,
     InferenceGraph: graph_html,
     RunResult: result_html,
+    UpdateProposal: proposal_html,
 }
+
+
+def html_of(obj: Any) -> str | None:
+    """``obj`` as HTML by the repr of the nearest of its classes that has one, else None."""
+    for cls in type(obj).__mro__:
+        render = REPRS.get(cls)
+        if render is not None:
+            return render(obj)
+    return None
 
 
 def register(shell: Any) -> None:

@@ -421,3 +421,29 @@ def test_streaming_runs_keep_working_after_run_sync_patched_the_loop():
         timeout=60,
     )
     assert done.stdout.split() == ["True", "True"], done.stderr[-2000:]
+
+
+async def test_gc_thresholds_are_restored_after_runs_and_never_lowered():
+    import gc
+
+    before = gc.get_threshold()
+    seen = []
+    await run(
+        FanOut(2),
+        "x",
+        resources=ResourceConfig.simulated("fast"),
+        on_event=lambda e: seen.append(gc.get_threshold()[0]),
+    )
+    assert gc.get_threshold() == before
+    assert min(seen) >= 20_000  # collected less often while the run was active
+    try:
+        gc.set_threshold(50_000, *before[1:])
+        await run(
+            FanOut(2),
+            "x",
+            resources=ResourceConfig.simulated("fast"),
+            on_event=lambda e: seen.append(gc.get_threshold()[0]),
+        )
+        assert gc.get_threshold()[0] == 50_000 and seen[-1] == 50_000
+    finally:
+        gc.set_threshold(*before)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 
 import pytest
@@ -297,7 +298,7 @@ def test_late_timers_are_credited_up_to_half_a_spacing():
         return starts
 
     starts = run_virtual(scenario())
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert all(g == pytest.approx(0.13) for g in gaps)  # never forced to wait beyond its lateness
 
 
@@ -320,6 +321,6 @@ def test_a_late_timer_does_not_let_two_starts_bunch_up():
 
     starts = run_virtual(scenario())
     assert starts[0] == pytest.approx(0.18)
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.05 - 1e-9  # caught up by at most half a spacing
     assert starts[-1] == pytest.approx(0.33)  # and the lost time is partly made up

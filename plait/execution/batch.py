@@ -29,6 +29,7 @@ from plait.execution.run import (
     build_result,
     caller_output,
     check_aliases,
+    gc_tuned,
     graph_inputs,
     open_manager,
     result_error,
@@ -181,7 +182,7 @@ async def stream_batch(
     finished: asyncio.Queue[BatchItem] = asyncio.Queue()
 
     stores = RunStores(opts, list(graphs.values()))
-    async with open_manager(opts, owner) as manager:
+    async with gc_tuned(), open_manager(opts, owner) as manager:
         pool = SlotPool(opts.max_concurrent or (manager.max_concurrent if manager else None))
         rng = random.Random()
         item_records: list[Any] = [None] * len(items)  # each item's records once it starts

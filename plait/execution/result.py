@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,10 +11,13 @@ from typing import TYPE_CHECKING, Any
 from plait.clients.base import ChatRequest, Usage
 from plait.execution.events import Event
 from plait.graph import InferenceGraph
-from plait.values import Value
+from plait.values import Value, notebook_html, valueify
 
 if TYPE_CHECKING:
+    from plait.execution.rerun import NodeChange
+    from plait.parameter import Parameter
     from plait.profiling import BubbleReport, Profile
+    from plait.resources.config import ResourceConfig
 
 # Node statuses, in the order a node moves through them.
 PENDING, QUEUED, RUNNING, RETRYING = "pending", "queued", "running", "retrying"
@@ -29,7 +33,8 @@ class NodeRecord:
     ``status`` is one of pending, queued, running, retrying, done, failed,
     skipped (not run because an input had failed) or cancelled. Times are
     seconds since the run started. ``request`` is the request actually sent
-    (LLM nodes), with the rendered prompt.
+    (LLM nodes), with the rendered prompt. ``reused`` marks a node a what-if
+    re-run completed from its parent run's record (same output `Value`).
     """
 
     id: str
@@ -46,6 +51,7 @@ class NodeRecord:
     cost: float = 0.0
     cached: bool = False
     restored: bool = False
+    reused: bool = False  # taken from the parent run by a what-if re-run: nothing was sent
     inputs: tuple[Any, ...] = ()
     request: ChatRequest | None = None
     output: Value | None = None
@@ -83,12 +89,58 @@ class NodeFailure:
         return f"{self.node_id}{path}{where}{tries}: {type(self.cause).__name__}: {self.cause}"
 
 
+@dataclass(frozen=True, slots=True)
+class NodeOverride:
+    """What a what-if re-run changes at one node (None: keep what the node had).
+
+    ``input`` replaces the node's first argument: for an LLM node the rendered
+    user message, for an op or module node the value its function receives
+    first, for an input node the value given to ``forward``.
+    """
+
+    system_prompt: str | None = None
+    input: Any = None
+    temperature: float | None = None
+
+    def with_input(self, call: tuple[tuple[Any, ...], dict[str, Any]]) -> tuple[Any, ...]:
+        """``call`` (resolved args, kwargs) with its first argument replaced by ``input``."""
+        if self.input is None:
+            return call
+        args, kwargs = call
+        value = valueify(self.input)
+        if args:
+            return ((value, *args[1:]), kwargs)
+        first = next(iter(kwargs))  # a re-run refuses an input for a node without arguments
+        return (args, {**kwargs, first: value})
+
+    def request(self, module: Any, prompt: Any, *, model: str) -> ChatRequest:
+        """The request an LLM node's ``module`` sends for ``prompt``, with this override applied."""
+        request = module.build_request(prompt, model=model, system_prompt=self.system_prompt)
+        if self.temperature is None:
+            return request
+        return replace(request, temperature=self.temperature)
+
+
+NO_OVERRIDE = NodeOverride()
+
+# Installed by plait.execution.rerun (a floor above): the what-if methods of RunResult.
+_whatif: dict[str, Callable[..., Any]] = {}
+
+
+def install_whatif(**functions: Callable[..., Any]) -> None:
+    """Connect `RunResult.rerun`, ``rerun_sync``, ``diff`` and ``adopt`` to their implementation."""
+    _whatif.update(functions)
+
+
 @dataclass(eq=False)
 class RunResult:
     """The outcome of one run: outputs, per-node records, usage, cost and the event log.
 
     ``output`` has the structure ``forward`` returned, with plain payloads;
     ``values`` the same structure with `Value`s (provenance and errors kept).
+    ``resources`` are the endpoints the run used (a what-if `rerun` reuses
+    them); a re-run links to the run it started from in ``parent`` and keeps
+    its edits in ``overrides`` (node id -> `NodeOverride`).
     """
 
     graph: InferenceGraph
@@ -103,6 +155,9 @@ class RunResult:
     endpoints: dict[str, int] = field(default_factory=dict)  # alias -> concurrency slots
     max_concurrent: int | None = None  # the global cap, if any
     profile: Any = None
+    resources: ResourceConfig | None = field(default=None, repr=False)
+    parent: RunResult | None = field(default=None, repr=False)
+    overrides: dict[str, NodeOverride] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[NodeFailure]:
@@ -142,11 +197,57 @@ class RunResult:
                 "output_tokens": r.usage.output_tokens,
                 "cost": r.cost,
                 "cached": r.cached,
+                "reused": r.reused,
                 "error": None if r.error is None else f"{type(r.error).__name__}: {r.error}",
             }
             for r in self.nodes.values()
         ]
         return pd.DataFrame(rows).set_index("node") if rows else pd.DataFrame()
+
+    # -- what-if re-runs: delegates to plait.execution.rerun (see design_docs/execution.md) -------
+
+    async def rerun(
+        self,
+        node_id: str,
+        *,
+        system_prompt: str | None = None,
+        input: Any = None,
+        temperature: float | None = None,
+        resources: Any = None,
+        **options: Any,
+    ) -> RunResult:
+        """Run node ``node_id`` again with edits, then its descendants; reuse every other output.
+
+        Nodes outside the re-run send nothing and keep this run's `Value`s
+        (nodes that did not complete here run again). The edits apply to this
+        re-run only (see `adopt`); ``resources`` default to this run's.
+        ``input`` replaces the node's first argument (see `NodeOverride`).
+        Other keywords are run options (``on_event``, ``max_concurrent``...).
+
+        >>> fixed = await result.rerun("summarize", system_prompt="Summarize in one line.")  # doctest: +SKIP
+        >>> fixed.diff()                                                                    # doctest: +SKIP
+        """
+        return await _whatif["rerun"](
+            self,
+            node_id,
+            system_prompt=system_prompt,
+            input=input,
+            temperature=temperature,
+            resources=resources,
+            **options,
+        )
+
+    def rerun_sync(self, node_id: str, **edits: Any) -> RunResult:
+        """`rerun`, blocking (also inside a running event loop)."""
+        return _whatif["rerun_sync"](self, node_id, **edits)
+
+    def diff(self, other: RunResult | None = None) -> list[NodeChange]:
+        """The nodes whose outputs differ from this run to ``other`` (default: from ``parent`` to this)."""
+        return _whatif["diff"](self, other)
+
+    def adopt(self, node_id: str) -> Parameter:
+        """Keep this re-run's edited system prompt at ``node_id``: write it into the Parameter the node reads."""
+        return _whatif["adopt"](self, node_id)
 
     # -- profiling: thin delegates to plait.profiling (see design_docs/profiling.md) -----------
 
@@ -191,10 +292,15 @@ class RunResult:
         for r in self.nodes.values():
             counts[r.status] = counts.get(r.status, 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+        edited = f", re-run at {', '.join(map(repr, self.overrides))}" if self.overrides else ""
         return (
             f"RunResult(status={self.status!r}, nodes: {summary}, "
-            f"tokens={self.usage.total_tokens}, cost=${self.cost:.4f}, makespan={self.makespan:.3f}s)"
+            f"tokens={self.usage.total_tokens}, cost=${self.cost:.4f}, makespan={self.makespan:.3f}s"
+            f"{edited})"
         )
+
+    def _repr_html_(self) -> str | None:
+        return notebook_html(self)
 
 
 def build_profile(

@@ -8,6 +8,10 @@ path goes first. A retryable failure gives its slot back for the backoff wait
 and queues again. A failed node's output is an ERROR value: dependants that
 cannot accept errors are skipped (status "skipped") and carry the error on,
 so one failure never hangs the rest and nothing is silently dropped.
+
+A what-if re-run (`plait.execution.rerun`) passes ``reuse`` (nodes completed
+from an earlier run's records, sending nothing) and ``overrides`` (edits to
+the nodes that run again).
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from plait.execution.result import (
     CANCELLED,
     DONE,
     FAILED,
+    NO_OVERRIDE,
     QUEUED,
     RETRYING,
     RUNNING,
     SKIPPED,
+    NodeOverride,
     NodeRecord,
 )
 from plait.graph import GraphNode, InferenceGraph, NodeKind
@@ -48,6 +54,7 @@ from plait.values import (
 )
 
 EventSink = Callable[[ev.Event], None]
+_REF_TYPES = (ValueRef, Value)
 
 
 class GraphRun:
@@ -68,6 +75,8 @@ class GraphRun:
         graph_hash: str = "",
         cache: ResponseCache | None = None,
         budget: Budget | None = None,
+        reuse: Mapping[str, NodeRecord] | None = None,
+        overrides: Mapping[str, NodeOverride] | None = None,
     ) -> None:
         self.graph = graph
         self.item = item
@@ -96,6 +105,8 @@ class GraphRun:
         self.cache = cache
         self.budget = budget
         self._input_keys: dict[str, str] = {}  # node id -> inputs digest, for the checkpoint
+        self.reuse = reuse or {}
+        self.overrides = overrides or {}
 
     def _emit(self, event: ev.Event) -> None:
         if self.item is not None:
@@ -140,7 +151,9 @@ class GraphRun:
             nid = ready.pop()
             node = self.graph.nodes[nid]
             kind = node.kind
-            if kind is NodeKind.INPUT:
+            if nid in self.reuse:
+                ready.extend(self._reused(nid))
+            elif kind is NodeKind.INPUT:
                 raw = self.inputs[nid]
                 value = (
                     Value(raw.kind, raw.payload, nid, raw.meta)
@@ -211,6 +224,14 @@ class GraphRun:
                     ready.append(child)
         return ready
 
+    def _reused(self, nid: str) -> list[str]:
+        """Complete a node from an earlier run's record: the same output `Value`, nothing sent."""
+        earlier = self.reuse[nid]
+        record = self.records[nid]
+        record.reused = True
+        record.inputs, record.request = earlier.inputs, earlier.request
+        return self._finish(nid, earlier.output, DONE)
+
     def _cancel_unfinished(self, reason: str) -> None:
         t = self.now()
         for record in self.records.values():
@@ -238,7 +259,12 @@ class GraphRun:
         return leaf
 
     def _args(self, node: GraphNode) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        resolved = tree_map(self._resolve_leaf, (node.args, dict(node.kwargs)))
+        args = node.args
+        if len(args) == 1 and not node.kwargs and type(args[0]) in _REF_TYPES:
+            resolved: Any = ((self._resolve_leaf(args[0]),), {})  # the usual call: one argument
+        else:
+            resolved = tree_map(self._resolve_leaf, (args, dict(node.kwargs)))
+        resolved = self.overrides.get(node.id, NO_OVERRIDE).with_input(resolved)
         self.records[node.id].inputs = resolved
         return resolved
 
@@ -344,7 +370,8 @@ class GraphRun:
         nid, alias = node.id, node.alias
         record = self.records[nid]
         endpoint = self.manager.endpoint(alias)
-        request = node.module.build_request(prompt, model=endpoint.config.model)
+        override = self.overrides.get(nid, NO_OVERRIDE)
+        request = override.request(node.module, prompt, model=endpoint.config.model)
         record.request = request
         reused, cache_slot = self._reuse(node, endpoint, request)
         if reused is not None:

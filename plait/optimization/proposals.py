@@ -12,6 +12,7 @@ from typing import Any
 from plait.errors import ConfigError
 from plait.optimization.feedback import Feedback
 from plait.parameter import Parameter
+from plait.values import notebook_html
 
 PENDING, ACCEPTED, EDITED, REJECTED = "pending", "accepted", "edited", "rejected"
 
@@ -117,3 +118,6 @@ class UpdateProposal:
             "rationale": self.rationale,
             "feedback": [f.to_dict() for f in self.feedback],
         }
+
+    def _repr_html_(self) -> str | None:
+        return notebook_html(self)

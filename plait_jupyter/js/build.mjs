@@ -6,7 +6,7 @@ import { build } from "esbuild";
 const bundled = ["@dagrejs/dagre", "@dagrejs/graphlib"];
 
 await build({
-  entryPoints: { graph_view: "src/graph_view.js", progress: "src/progress.js" },
+  entryPoints: { graph_view: "src/graph_view.js", progress: "src/progress.js", review: "src/review.js" },
   outdir: "../static",
   bundle: true,
   format: "esm",

@@ -12,8 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _lab import CHROMIUM, CHROMIUM_ARGS, JupyterLab, open_and_run, view_data
-from playwright.sync_api import sync_playwright
+from _lab import open_and_run, view_data
 
 pytestmark = pytest.mark.browser
 
@@ -80,32 +79,6 @@ def shoot(target, name: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         target.screenshot(path=str(Path(folder) / name))
-
-
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory):
-    server = JupyterLab(tmp_path_factory.mktemp("lab"))
-    try:
-        server.wait_until_up()
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(
-            f"the browser tests need Chromium at {CHROMIUM}, and it is missing: run "
-            "`apt-get install -y chromium` (.ci/run does this); never `playwright install`",
-            pytrace=False,
-        )
-    # Module scope: between calls, Playwright's sync API leaves its event loop marked as
-    # running in this thread, which must not leak into the asyncio tests that follow.
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,14 @@
 //
 // State comes from the Python model: graph_data (nodes, edges, groups), node_states
 // (coalesced on the Python side), node_details (final), plus "details" custom
-// messages carrying the details of nodes that changed during a run.
+// messages carrying the details of nodes that changed during a run. "Edit & re-run": the
+// whatif state says whether re-runs are available and describes the re-run shown; "edit"
+// messages answer a request for a node's editable form.
 
 import { clip, dollars, h, svg } from "./dom.js";
 import { inspectorContent } from "./inspector.js";
 import { edgePath, layoutGraph } from "./layout.js";
+import { bannerContent, diffSection, EDITABLE_KINDS, editorContent } from "./whatif.js";
 
 const STATES = [
   "pending",
@@ -46,6 +49,9 @@ class Explorer {
     this.details = { ...model.get("node_details") };
     this.states = {};
     this.view = { x: 0, y: 0, k: 1 };
+    this.editing = null; // the node whose editor is open
+    this.forms = {}; // node id -> {form} or {error}, as Python answered "edit"
+    this.drafts = {}; // node id -> the edits typed so far
     this.build();
     this.listeners = [
       ["change:graph_data", () => this.rebuild(true)],
@@ -58,6 +64,7 @@ class Explorer {
       }],
       ["change:selected", () => this.renderInspector()],
       ["change:run_info", () => this.renderStatus()],
+      ["change:whatif", () => this.onWhatIf()],
       ["change:height", () => (this.root.style.height = `${model.get("height")}px`)],
       ["msg:custom", (msg) => this.onMessage(msg)],
     ];
@@ -74,7 +81,102 @@ class Explorer {
     if (msg && msg.type === "details") {
       Object.assign(this.details, msg.details);
       if (this.model.get("selected") in msg.details) this.renderInspector();
+    } else if (msg && msg.type === "edit") {
+      this.forms[msg.node] = msg;
+      if (this.editing === msg.node) this.renderInspector();
     }
+  }
+
+  // -- edit & re-run --------------------------------------------------------------------
+
+  whatif() {
+    return this.model.get("whatif") || {};
+  }
+
+  onWhatIf() {
+    const info = this.whatif();
+    if (info.status === "done") {
+      // A new result is shown: its forms differ, and the edit that made it is done.
+      this.editing = null;
+      this.forms = {};
+      this.drafts = {};
+    }
+    this.applyMarks();
+    this.renderBanner();
+    this.renderInspector();
+  }
+
+  startEdit(id) {
+    this.editing = id;
+    delete this.forms[id];
+    this.model.send({ type: "edit", node: id });
+    this.renderInspector();
+  }
+
+  applyMarks() {
+    const info = this.whatif();
+    const changed = new Set(info.changed || []);
+    const reused = new Set(info.reused || []);
+    for (const [id, el] of this.nodeEls || []) {
+      const edited = info.node === id && Boolean(info.changes);
+      el.classList.toggle("pl-changed", changed.has(id));
+      el.classList.toggle("pl-reused", reused.has(id));
+      el.classList.toggle("pl-edited", edited);
+      const mark = el.querySelector(".pl-mark");
+      if (mark) mark.textContent = edited ? "✎ edited" : changed.has(id) ? "Δ changed" : "";
+    }
+  }
+
+  renderBanner() {
+    const nameOf = (id) => this.nodesById?.get(id)?.name || id;
+    const parts = bannerContent(this.whatif(), nameOf, {
+      onSelect: (id) => this.select(id),
+      onAdopt: (id) => {
+        this.model.send({ type: "adopt", node: id });
+      },
+    });
+    this.banner.replaceChildren(...parts);
+    this.banner.hidden = parts.length === 0;
+  }
+
+  editExtras(id, node, state) {
+    const info = this.whatif();
+    const extras = [];
+    const finished = FINISHED.has(state) && state !== "unused";
+    if (info.available && finished && EDITABLE_KINDS.has(node.kind)) {
+      extras.push(
+        h(
+          "button",
+          { class: "pl-btn pl-edit-rerun", onclick: () => this.startEdit(id), disabled: info.status === "running" },
+          "Edit & re-run",
+        ),
+      );
+    }
+    const change = (info.changes || {})[id];
+    if (change) extras.push(diffSection(change));
+    return extras;
+  }
+
+  editorPanel(id, node) {
+    const answer = this.forms[id];
+    const cancel = () => {
+      this.editing = null;
+      this.renderInspector();
+    };
+    const head = h(
+      "div",
+      { class: "pl-insp-head" },
+      h("span", { class: "pl-insp-title", title: id }, node.name),
+      h("button", { class: "pl-close", title: "Close the editor", onclick: cancel }, "×"),
+    );
+    if (!answer) return [head, h("div", { class: "pl-note" }, "Loading the prompt…")];
+    if (answer.error) return [head, h("pre", { class: "pl-pre pl-error" }, answer.error)];
+    this.drafts[id] = this.drafts[id] || {};
+    const editor = editorContent(answer.form, this.drafts[id], this.whatif(), {
+      onRun: (edits) => this.model.send({ type: "rerun", node: id, ...edits }),
+      onCancel: cancel,
+    });
+    return [head, editor];
   }
 
   // -- DOM skeleton -----------------------------------------------------------------
@@ -133,12 +235,14 @@ class Explorer {
     this.empty = h("div", { class: "pl-empty" }, "Waiting for a run…");
     this.stage = h("div", { class: "pl-stage" }, this.canvas, this.empty);
     this.panel = h("div", { class: "pl-inspector", hidden: true });
+    this.banner = h("div", { class: "pl-whatif", hidden: true });
     this.legend = h("div", { class: "pl-legend" });
     this.note = h("span", { class: "pl-note" });
     this.root = h(
       "div",
       { class: "plait-graph" },
       toolbar,
+      this.banner,
       h("div", { class: "pl-body" }, this.stage, this.panel),
       h("div", { class: "pl-footer" }, this.legend, this.note),
     );
@@ -192,6 +296,8 @@ class Explorer {
       this.root.dataset.paintMs = (performance.now() - t0).toFixed(1);
       this.root.dataset.rendered = String(Number(this.root.dataset.rendered || 0) + 1);
     });
+    this.applyMarks();
+    this.renderBanner();
     this.renderInspector();
     this.renderStatus();
   }
@@ -240,6 +346,7 @@ class Explorer {
       svg("rect", { width: n.w, height: n.h, rx: node.kind === "input" ? n.h / 2 : 6 }),
       svg("text", { class: "pl-name", x: 10, y: 17 }, clip(node.name, 22)),
       svg("text", { class: "pl-sub", x: 10, y: 31 }, clip(sub, 26)),
+      svg("text", { class: "pl-mark", x: n.w - 6, y: -4, "text-anchor": "end" }),
       svg("title", {}, [node.id, node.module_path, (node.scope || []).join(" / ")].filter(Boolean).join("\n")),
     );
     this.nodeEls.set(n.id, el);
@@ -343,11 +450,22 @@ class Explorer {
     }
     this.nodeEls.get(id)?.classList.add("pl-selected");
     const state = this.states[id] || "pending";
-    this.panel.replaceChildren(...inspectorContent(node, state, this.details[id] || {}, () => this.select("")));
+    const editing = this.editing === id;
+    const extras = editing ? [] : this.editExtras(id, node, state);
+    this.panel.replaceChildren(
+      ...(editing
+        ? this.editorPanel(id, node)
+        : inspectorContent(node, state, this.details[id] || {}, () => this.select(""), extras)),
+    );
+    this.panel.classList.toggle("pl-wide", editing || Boolean((this.whatif().changes || {})[id]));
     this.panel.hidden = false;
+    const shown = `${id}${editing ? " editing" : ""}`;
+    if (this.shown !== shown) this.panel.scrollTop = 0; // another node (or the editor): start at its top
+    this.shown = shown;
   }
 
   select(id) {
+    if (this.editing && this.editing !== id) this.editing = null;
     this.model.set("selected", id);
     this.model.save_changes();
     this.renderInspector();

@@ -19,11 +19,11 @@ function row(label, value) {
   return h("tr", {}, h("th", {}, label), h("td", {}, value));
 }
 
-function section(title, open, ...body) {
+export function section(title, open, ...body) {
   return h("details", { class: "pl-section", open }, h("summary", {}, title), ...body);
 }
 
-function pre(text, cls = "") {
+export function pre(text, cls = "") {
   return h("pre", { class: `pl-pre ${cls}` }, text);
 }
 
@@ -33,8 +33,9 @@ function pre(text, cls = "") {
  * @param {string} state
  * @param {Details} d
  * @param {() => void} onClose
+ * @param {unknown[]} [extra]  shown right after the facts (the re-run's actions and diff)
  */
-export function inspectorContent(node, state, d, onClose) {
+export function inspectorContent(node, state, d, onClose, extra = []) {
   const where = [node.module_path, (node.scope || []).join(" / ")].filter(Boolean).join(" · ");
   const header = h(
     "div",
@@ -66,7 +67,7 @@ export function inspectorContent(node, state, d, onClose) {
     d.cached ? row("cache", "served from the cache") : null,
     d.restored ? row("checkpoint", "restored from the checkpoint") : null,
   );
-  const parts = [header, facts];
+  const parts = [header, facts, ...extra];
   if (d.error) {
     parts.push(
       section(
