@@ -159,3 +159,29 @@ def test_server_side_rate_limit_below_the_clients_is_survived():
         stats = server.model.stats
     assert all(item.ok for item in items)
     assert stats.by_status.get(200, 0) == 2 * N
+
+
+def test_a_rate_limit_storm_outlasting_max_retries_loses_nothing():
+    # Every request is refused 6 times (more than max_retries=4): 429s count against
+    # the rate-limit patience, not against max_retries, so all of them complete.
+    fault = {"kind": "rate_limit", "rate": 1.0, "attempts": 6, "retry_after": 0.01}
+    expected = reference()
+    with sim_server_thread(faults=[fault]) as server:
+        items = _run(server, cap=6)
+        stats = server.model.stats
+    assert [item.output for item in items] == expected
+    assert stats.by_status[429] == 6 * 2 * N
+    assert all(
+        r.attempts == 7 for item in items for r in item.result.nodes.values() if r.kind == "llm"
+    )
+
+
+def test_rate_limit_patience_bounds_how_long_a_request_waits():
+    fault = {"kind": "rate_limit", "rate": 1.0, "retry_after": 0.05}
+    with sim_server_thread(faults=[fault]) as server:
+        items = _run(server, cap=6, rate_limit_patience=0.2)
+    assert not any(item.ok for item in items)
+    error = items[0].error
+    assert "RateLimitError" in str(error) and "429" in str(error)
+    draft = items[0].result.nodes["draft"]
+    assert 2 <= draft.attempts <= 6  # waited ~0.05-0.06 s per 429 until 0.2 s were spent

@@ -117,3 +117,14 @@ def test_invalid_policy_and_attempt():
         RetryPolicy().should_retry(TransientError("x"), 0)
     with pytest.raises(ConfigError, match=r"attempt=0"):
         RetryPolicy().delay(0)
+
+
+def test_rate_limit_patience_is_separate_from_max_retries():
+    policy = RetryPolicy(max_retries=1, rate_limit_patience=10.0)
+    assert policy.should_wait_again(9.99)
+    assert not policy.should_wait_again(10.0)
+    assert not policy.should_retry(TransientError("503"), 2)
+    with pytest.raises(
+        ConfigError, match=r"rate_limit_patience=-1: must be a number of seconds >= 0"
+    ):
+        RetryPolicy(rate_limit_patience=-1)

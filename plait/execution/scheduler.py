@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from plait._tree import tree_map
-from plait.errors import ExecutionError, PlaitError, ProviderError
+from plait.errors import ExecutionError, PlaitError, ProviderError, RateLimitError
 from plait.execution import events as ev
 from plait.execution.budget import Budget
 from plait.execution.cache import ResponseCache, cache_for, cache_key
@@ -380,7 +380,8 @@ class GraphRun:
         if request.stream:
             on_delta = lambda text: self._emit(ev.NodeDelta(self.now(), nid, text))  # noqa: E731
         priority = self._rank[nid] - self._age
-        attempt = 0
+        attempt = failures = limited = 0
+        limited_wait = 0.0
         while True:
             attempt += 1
             slot = await self.pool.acquire(alias, priority, self.item or 0)
@@ -401,9 +402,18 @@ class GraphRun:
                 response = await endpoint.send(request, estimate, on_delta=on_delta)
             except ProviderError as exc:
                 self.pool.release(alias, slot)
-                if not endpoint.retry.should_retry(exc, attempt):
-                    return self._failed(nid, exc), None
-                delay = endpoint.retry.delay(attempt, exc, self.rng)
+                policy = endpoint.retry
+                if isinstance(exc, RateLimitError):  # patience, not a failure: see RetryPolicy
+                    limited += 1
+                    if not policy.should_wait_again(limited_wait):
+                        return self._failed(nid, exc), None
+                    delay = policy.delay(limited, exc, self.rng)
+                    limited_wait += delay
+                else:
+                    failures += 1
+                    if not policy.should_retry(exc, failures):
+                        return self._failed(nid, exc), None
+                    delay = policy.delay(failures, exc, self.rng)
                 record.status = RETRYING
                 self._emit(
                     ev.NodeRetry(

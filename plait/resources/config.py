@@ -96,6 +96,7 @@ class EndpointConfig:
     max_retries: int = 3
     retry_base_delay: float = 0.5
     retry_max_delay: float = 30.0
+    rate_limit_patience: float = 300.0
     input_cost_per_million: float = 0.0
     output_cost_per_million: float = 0.0
     cache: bool | Path = False
@@ -206,6 +207,7 @@ _FLOAT_FIELDS = (
     "timeout",
     "retry_base_delay",
     "retry_max_delay",
+    "rate_limit_patience",
     "input_cost_per_million",
     "output_cost_per_million",
     "latency",
@@ -255,6 +257,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_retries": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "retry_base_delay": (_non_negative, "a number of seconds >= 0 (first retry waits up to this)"),
     "retry_max_delay": (_non_negative, "a number of seconds >= 0 (cap on one retry's wait)"),
+    "rate_limit_patience": (
+        _non_negative,
+        "a number of seconds >= 0 (how long one request keeps waiting out 429s)",
+    ),
     "input_cost_per_million": (_non_negative, "a number >= 0 (price per million input tokens)"),
     "output_cost_per_million": (_non_negative, "a number >= 0 (price per million output tokens)"),
     "cache": (lambda v: isinstance(v, bool | Path), "True, False, or a cache directory path"),

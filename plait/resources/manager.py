@@ -162,7 +162,12 @@ class ResourceManager:
             config,
             client,
             RateLimiter(rpm=config.rpm, tpm=config.tpm),
-            RetryPolicy(config.max_retries, config.retry_base_delay, config.retry_max_delay),
+            RetryPolicy(
+                config.max_retries,
+                config.retry_base_delay,
+                config.retry_max_delay,
+                config.rate_limit_patience,
+            ),
             simulator,
         )
         self._endpoints[alias] = endpoint

@@ -17,23 +17,36 @@ _MAX_EXPONENT = 64
 class RetryPolicy:
     """Exponential backoff with full jitter for retryable provider errors.
 
-    ``attempt`` is always the number of attempts made so far (1 after the first
-    failure), so at most ``1 + max_retries`` attempts happen:
+    Failures (5xx, timeouts, dropped connections, malformed replies) and rate
+    limits (429) are counted apart. For failures, ``attempt`` is the number of
+    failed attempts so far (1 after the first), so at most ``1 + max_retries``
+    of them happen. A 429 is the server asking for patience, not a failure: a
+    request keeps honouring Retry-After until it has waited
+    ``rate_limit_patience`` seconds on 429s in all (`should_wait_again`), so a
+    rate-limit storm slows a run down without losing calls. The loop:
 
-        attempt = 0
+        failures, limited, waited = 0, 0, 0.0
         while True:
-            attempt += 1
             try:
                 return await send()
-            except Exception as error:
-                if not policy.should_retry(error, attempt):
+            except RateLimitError as error:
+                limited += 1
+                if not policy.should_wait_again(waited):
                     raise
-                await asyncio.sleep(policy.delay(attempt, error, rng))
+                delay = policy.delay(limited, error, rng)
+                waited += delay
+            except Exception as error:
+                failures += 1
+                if not policy.should_retry(error, failures):
+                    raise
+                delay = policy.delay(failures, error, rng)
+            await asyncio.sleep(delay)
     """
 
     max_retries: int = 3
     base_delay: float = 0.5
     max_delay: float = 30.0
+    rate_limit_patience: float = 300.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -43,12 +56,20 @@ class RetryPolicy:
             problems.append(f"base_delay={self.base_delay!r}: must be a number of seconds >= 0")
         if not (_is_number(self.max_delay) and self.max_delay >= 0):
             problems.append(f"max_delay={self.max_delay!r}: must be a number of seconds >= 0")
+        if not (_is_number(self.rate_limit_patience) and self.rate_limit_patience >= 0):
+            problems.append(
+                f"rate_limit_patience={self.rate_limit_patience!r}: must be a number of seconds >= 0"
+            )
         if problems:
             raise ConfigError("RetryPolicy: " + "; ".join(problems))
 
     @property
     def max_attempts(self) -> int:
         return 1 + self.max_retries
+
+    def should_wait_again(self, waited: float) -> bool:
+        """Whether a request refused with 429 may wait once more, having waited ``waited`` s on 429s."""
+        return waited < self.rate_limit_patience
 
     def should_retry(self, error: BaseException, attempt: int) -> bool:
         """Whether to try again after attempt number ``attempt`` failed with ``error``.
