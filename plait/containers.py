@@ -91,7 +91,7 @@ class ModuleList(_IndexedModule):
 class Sequential(ModuleList):
     """Modules applied in order: each one's output is the next one's input.
 
-    >>> pipeline = Sequential(first, second)   # doctest: +SKIP
+    pipeline = Sequential(first, second)
     """
 
     def __init__(self, *modules: Module | Mapping[str, Module]) -> None:

@@ -240,7 +240,7 @@ def critical_path(graph: InferenceGraph, durations: Mapping[str, float]) -> tupl
     chain with more nodes, then to the node earlier in `topological_order`.
     Raises `GraphError` naming the cycle if there is one.
 
-    >>> graph.critical_path({"summarize": 1.5, "analyze": 2.0})  # doctest: +SKIP
+        graph.critical_path({"summarize": 1.5, "analyze": 2.0})
     (['text', 'summarize', 'analyze'], 3.5)
     """
     order = [nid for nid in graph.topological_order() if graph.nodes[nid].live]

@@ -84,8 +84,8 @@ class Module:
     def bind(self, resources: Any = None, **options: Any) -> Module:
         """Attach resources and run options, so that ``await module(x)`` runs the pipeline.
 
-        >>> pipeline.bind(resources=ResourceConfig.simulated("fast", "smart"))  # doctest: +SKIP
-        >>> await pipeline("input text")                                       # doctest: +SKIP
+        pipeline.bind(resources=ResourceConfig.simulated("fast", "smart"))
+        await pipeline("input text")
         """
         object.__setattr__(self, "_settings", _make_settings(resources, **options))
         return self

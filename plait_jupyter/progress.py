@@ -17,8 +17,8 @@ from plait_jupyter.throttle import Throttle
 class BatchProgressView(anywidget.AnyWidget):
     """Shows a `BatchProgress`; updates are coalesced, the final one is always shown.
 
-    >>> view = BatchProgressView(); display(view)                             # doctest: +SKIP
-    >>> await run_batch(pipeline, texts, on_progress=view.update)             # doctest: +SKIP
+    view = BatchProgressView(); display(view)
+    await run_batch(pipeline, texts, on_progress=view.update)
     """
 
     _esm = STATIC / "progress.js"

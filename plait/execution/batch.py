@@ -287,8 +287,8 @@ async def stream_batch(
 async def run_batch(module: Any, inputs: Iterable[Any], **options: Any) -> list[BatchItem]:
     """Run ``module`` on every input; returns one `BatchItem` per input, in input order.
 
-    >>> items = await run_batch(pipeline, texts, resources=resources)   # doctest: +SKIP
-    >>> [item.output for item in items if item.ok]                      # doctest: +SKIP
+    items = await run_batch(pipeline, texts, resources=resources)
+    [item.output for item in items if item.ok]
     """
     collected: list[BatchItem] = []
     async with contextlib.aclosing(stream_batch(module, inputs, **options)) as stream:

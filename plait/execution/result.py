@@ -224,8 +224,8 @@ class RunResult:
         ``input`` replaces the node's first argument (see `NodeOverride`).
         Other keywords are run options (``on_event``, ``max_concurrent``...).
 
-        >>> fixed = await result.rerun("summarize", system_prompt="Summarize in one line.")  # doctest: +SKIP
-        >>> fixed.diff()                                                                    # doctest: +SKIP
+            fixed = await result.rerun("summarize", system_prompt="Summarize in one line.")
+            fixed.diff()
         """
         return await _whatif["rerun"](
             self,

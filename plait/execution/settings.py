@@ -110,8 +110,8 @@ class ExecutionSettings:
     Runs inside reuse one `ResourceManager` (and so one connection pool per
     endpoint); leaving the block releases it.
 
-    >>> with ExecutionSettings(resources=ResourceConfig.simulated("fast")):   # doctest: +SKIP
-    ...     print(run_sync(pipeline, "text"))
+        with ExecutionSettings(resources=ResourceConfig.simulated("fast")):
+                print(run_sync(pipeline, "text"))
     """
 
     def __init__(self, resources: Any = None, **options: Any) -> None:

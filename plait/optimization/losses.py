@@ -141,7 +141,7 @@ class HumanFeedback(Loss):
     score, a ``{"content", "score"}`` dict, or a `Feedback`. Without a target,
     ``responses(output)`` is asked (for example a notebook widget's answers).
 
-    >>> feedback = await HumanFeedback()(output, ("Too formal.", 0.4))   # doctest: +SKIP
+        feedback = await HumanFeedback()(output, ("Too formal.", 0.4))
     """
 
     kind = "human"
@@ -173,7 +173,7 @@ class CompositeLoss(Loss):
     Parts without a score are left out of the mean; the content lists every
     part's feedback. Parts run concurrently.
 
-    >>> CompositeLoss([(VerifierLoss(check), 2.0), (LLMJudge("judge", "clear"), 1.0)])  # doctest: +SKIP
+        CompositeLoss([(VerifierLoss(check), 2.0), (LLMJudge("judge", "clear"), 1.0)])
     """
 
     kind = "composite"

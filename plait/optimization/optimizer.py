@@ -102,8 +102,8 @@ class Optimizer:
     all scored 1.0 are left alone unless ``skip_satisfied=False``; at most
     ``max_feedback`` items per parameter are shown, lowest scores first.
 
-    >>> optimizer = Optimizer(pipeline, alias="optimizer", audit_log="audit.jsonl")  # doctest: +SKIP
-    >>> await optimizer.step()                                                      # doctest: +SKIP
+        optimizer = Optimizer(pipeline, alias="optimizer", audit_log="audit.jsonl")
+        await optimizer.step()
     """
 
     def __init__(

@@ -56,9 +56,9 @@ class UpdateProposal:
     is pending, accepted, edited or rejected; ``applied`` turns True once
     `Optimizer.apply` has set the value. Decide before applying:
 
-    >>> for proposal in await optimizer.propose():        # doctest: +SKIP
-    ...     proposal.accept() if "concise" in proposal.new_value else proposal.reject()
-    >>> optimizer.apply()                                 # doctest: +SKIP
+        for proposal in await optimizer.propose():
+                proposal.accept() if "concise" in proposal.new_value else proposal.reject()
+        optimizer.apply()
     """
 
     name: str

@@ -130,8 +130,8 @@ async def train(
     ``target_score``, or after ``patience`` steps without improvement; with
     ``restore_best`` the best validated values are loaded back at the end.
 
-    >>> history = await train(pipeline, data, loss=loss, optimizer=opt, val_set=val)  # doctest: +SKIP
-    >>> history.to_dataframe()                                                         # doctest: +SKIP
+        history = await train(pipeline, data, loss=loss, optimizer=opt, val_set=val)
+        history.to_dataframe()
     """
     pairs = _pairs(train_set, "train_set")
     val = _pairs(val_set, "val_set") if val_set is not None else []

@@ -9,8 +9,8 @@ critical path, the largest bubbles) and the plotly figures in `plots`.
 ``result.profile``, and ``RunResult.bubbles()`` / ``.chrome_trace()`` /
 ``.plot_timeline()`` delegate to it.
 
->>> result = await execute(pipeline, "text", resources=resources, profile=True)  # doctest: +SKIP
->>> print(result.profile.bubbles().summary())                                     # doctest: +SKIP
+    result = await execute(pipeline, "text", resources=resources, profile=True)
+    print(result.profile.bubbles().summary())
 """
 
 from plait.profiling.bubbles import (

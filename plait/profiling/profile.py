@@ -21,9 +21,9 @@ class Profile:
     Keeping a profile costs a reference to the event list; the `Timeline` is
     built the first time a view asks for it, and the `BubbleReport` is cached.
 
-    >>> profile = Profile.from_result(result)              # doctest: +SKIP
-    >>> print(profile.bubbles().summary())                  # doctest: +SKIP
-    >>> profile.save_chrome_trace("run.json")              # open at ui.perfetto.dev  # doctest: +SKIP
+        profile = Profile.from_result(result)
+        print(profile.bubbles().summary())
+        profile.save_chrome_trace("run.json")              # open at ui.perfetto.dev
     """
 
     def __init__(
