@@ -23,12 +23,9 @@ none did.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-from collections.abc import Coroutine
 from typing import Any
 
-import nest_asyncio
 from IPython import get_ipython
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
@@ -37,6 +34,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import Pretty
 
 from plait.execution.result import RunResult
+from plait.execution.run import run_blocking
 from plait.execution.settings import ExecutionSettings, active_settings
 from plait_jupyter.review import OptimizerReview, optimizer_steps, proposed_since
 from plait_jupyter.session import CellSession
@@ -60,16 +58,6 @@ def transform_plait_cells(lines: list[str]) -> list[str]:
     return [
         f"await get_ipython().magics_manager.registry['PlaitMagics'].run_cell({line!r}, {body!r})\n"
     ]
-
-
-def run_blocking(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run ``coro`` to completion, also from inside a running event loop."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    nest_asyncio.apply(loop)
-    return loop.run_until_complete(coro)
 
 
 async def run_body(shell: Any, body: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 from plait.errors import ConfigError
 from plait.execution.result import DONE, NodeOverride, NodeRecord, RunResult, install_whatif
-from plait.execution.run import _run_coroutine, execute_graph, split_options
+from plait.execution.run import execute_graph, run_blocking, split_options
 from plait.execution.settings import as_resources, effective_options
 from plait.graph import GraphNode, InferenceGraph, NodeKind
 from plait.parameter import Parameter
@@ -162,7 +162,7 @@ async def rerun(
 
 def rerun_sync(parent: RunResult, node_id: str, **edits: Any) -> RunResult:
     """`rerun`, blocking (also inside a running event loop)."""
-    return _run_coroutine(rerun(parent, node_id, **edits))
+    return run_blocking(rerun(parent, node_id, **edits))
 
 
 def diff(before: RunResult, after: RunResult | None = None) -> list[NodeChange]:

@@ -393,7 +393,8 @@ def result_error(result: RunResult) -> ExecutionError | None:
     return None
 
 
-def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
+def run_blocking(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` to completion, also from inside a running event loop (Jupyter)."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -405,12 +406,12 @@ def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
 
 def run_sync(module: Any, *args: Any, **kwargs: Any) -> Any:
     """`run` for scripts and notebooks: blocks until done, also inside a running event loop."""
-    return _run_coroutine(run(module, *args, **kwargs))
+    return run_blocking(run(module, *args, **kwargs))
 
 
 def execute_sync(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     """`execute`, blocking (also inside a running event loop)."""
-    return _run_coroutine(execute(module, *args, **kwargs))
+    return run_blocking(execute(module, *args, **kwargs))
 
 
 def _bound_call(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
