@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh machine: the package with its
+# test extras, and Debian's Chromium for the real-browser tests (never a downloaded
+# browser). The README's test command runs this, then pytest; .ci/run runs that command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+pip install -q -e ".[jupyter,dev]"
+
+if ! command -v chromium >/dev/null 2>&1; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup_tests: chromium is missing and apt-get is not available; install Chromium" \
+         "so that /usr/bin/chromium exists (the browser tests need it)" >&2
+    exit 1
+  fi
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
