@@ -9,7 +9,10 @@ moves as `Value`s, which carry provenance (``ref``) and travel failures as
 ERROR values instead of exceptions.
 """
 
-from plait import functional  # also registers the operators traced values use
+from plait import (
+    functional,  # also registers the operators traced values use
+    ray,  # noqa: F401  (installs backend="ray" for run_batch / stream_batch)
+)
 from plait.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from plait.errors import ConfigError, ExecutionError, PlaitError, TraceError
 from plait.execution import (

@@ -140,6 +140,26 @@ def _progress_stream(progress: bool | str) -> TextIO | None:
     return None
 
 
+# Other backends install themselves here (plait.ray installs "ray"): the one hook they use.
+_BACKENDS: dict[str, Any] = {}
+
+
+def install_backend(name: str, backend: Any) -> None:
+    """Let ``backend=name`` run batches through ``backend.stream(module, inputs, **options)``."""
+    _BACKENDS[name] = backend
+
+
+def _backend(backend: Any) -> Any:
+    if isinstance(backend, str) and backend in _BACKENDS:
+        return _BACKENDS[backend]
+    if not isinstance(backend, str) and callable(getattr(backend, "stream", None)):
+        return backend
+    raise ConfigError(
+        f"backend={backend!r}: use 'local' (the default), {', '.join(map(repr, _BACKENDS))}, "
+        "or a backend object such as plait.ray.RayBackend(workers=4)"
+    )
+
+
 async def stream_batch(
     module: Any,
     inputs: Iterable[Any],
@@ -147,6 +167,7 @@ async def stream_batch(
     on_progress: Callable[[BatchProgress], None] | None = None,
     progress: bool | str = "auto",
     on_profile: Callable[[Any], None] | None = None,
+    backend: Any = "local",
     **options: Any,
 ) -> AsyncIterator[BatchItem]:
     """Run ``module`` on every input, yielding `BatchItem`s in completion order.
@@ -156,8 +177,22 @@ async def stream_batch(
     still running; use ``contextlib.aclosing`` to make that immediate.
     With ``profile=True`` or ``on_profile``, the batch is profiled as one
     timeline when it ends: the `plait.profiling.Profile` goes to ``on_profile``
-    and becomes every item's ``result.profile``.
+    and becomes every item's ``result.profile``. ``backend="ray"`` runs the
+    items on a Ray cluster (see `plait.ray`), with the same results.
     """
+    if not (isinstance(backend, str) and backend == "local"):
+        runner = _backend(backend).stream(
+            module,
+            inputs,
+            on_progress=on_progress,
+            progress=progress,
+            on_profile=on_profile,
+            **options,
+        )
+        async with contextlib.aclosing(runner):
+            async for item in runner:
+                yield item
+        return
     explicit, extra = split_options(dict(options))
     if extra:
         raise ConfigError(
@@ -297,4 +332,4 @@ async def run_batch(module: Any, inputs: Iterable[Any], **options: Any) -> list[
     return sorted(collected, key=lambda item: item.index)
 
 
-__all__ = ["BatchProgress", "run_batch", "stream_batch"]
+__all__ = ["BatchProgress", "install_backend", "run_batch", "stream_batch"]

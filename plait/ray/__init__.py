@@ -1,0 +1,20 @@
+"""Batches on a Ray cluster: ``run_batch(..., backend="ray")`` and ``stream_batch(..., backend="ray")``.
+
+A tour: `RayBackend` (backend.py) traces on the caller and hands items out
+in shares (dispatch.py) to `BatchWorker` actors (worker.py), each running
+plait's own scheduler on many items at once. Endpoint limits hold for the
+whole cluster through one `Coordinator` actor whose `Ledger` leases slots
+and start times to the workers (coordinator.py); the workers' endpoints
+take them through `Leases` (leases.py). Ray itself is an optional extra
+(``pip install 'plait[ray]'``), imported only when a batch uses it.
+"""
+
+from __future__ import annotations
+
+from plait.execution.batch import install_backend
+from plait.ray.backend import RayBackend, require_ray
+from plait.ray.coordinator import EndpointLimits, Ledger
+
+install_backend("ray", RayBackend())
+
+__all__ = ["EndpointLimits", "Ledger", "RayBackend", "require_ray"]

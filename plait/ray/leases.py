@@ -1,0 +1,289 @@
+"""A worker's side of the coordinator: leased slots and start times behind each `Endpoint`.
+
+`Leases` keeps, per endpoint alias, the slots the coordinator leased to this
+worker and the requests waiting for a slot or a start time, and runs one
+background loop that calls the coordinator's `Ledger.sync` (one call at a
+time, batching everything that waits) whenever something is wanted, and
+every `INTERVAL` while slots are held. Requests reuse held slots without a
+call; a call is needed only to get more, to hand back slots another worker
+waits for, and (with rpm or tpm set) to get start times.
+
+`ClusterManager` is a `ResourceManager` whose endpoints consult the leases:
+their limiter (`ClusterLimiter`) waits for a leased slot and a start time
+before each attempt, and their client (`LeasedClient`) gives the slot back
+when the attempt ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from plait.clients.base import ChatClient, ChatRequest, ChatResponse, DeltaCallback
+from plait.resources.config import ResourceConfig
+from plait.resources.manager import Endpoint, ResourceManager
+
+INTERVAL = 0.05  # seconds between syncs while this worker holds slots or waits
+Sync = Callable[[dict[str, dict[str, Any]]], Awaitable[dict[str, Any]]]
+
+
+class _Lease:
+    """One alias: slots held and in use, waiters, and what to report at the next sync."""
+
+    def __init__(self, rate_limited: bool) -> None:
+        self.rate_limited = rate_limited
+        self.held = self.in_use = 0
+        self.share: int | None = None
+        self.slot_waiters: deque[asyncio.Future[None]] = deque()
+        self.start_waiters: deque[tuple[int, asyncio.Future[tuple[float, float]]]] = deque()
+        self.paused_until = -float("inf")
+        self.release = self.adjust = self.ok = 0
+        self.limited: list[float | None] = []
+
+    def busy(self) -> bool:
+        return bool(self.held or self.slot_waiters or self.start_waiters or self.release)
+
+    def report(self) -> dict[str, Any]:
+        waiting = [tokens for tokens, future in self.start_waiters if not future.done()]
+        entry = {
+            "release": self.release,
+            "want": sum(1 for f in self.slot_waiters if not f.done()),
+            "starts": waiting,
+            "adjust": self.adjust,
+            "ok": self.ok,
+            "limited": self.limited,
+        }
+        self.release = self.adjust = self.ok = 0
+        self.limited = []
+        return entry
+
+    def apply(self, answer: Mapping[str, Any]) -> None:
+        self.held += answer["grant"]
+        self.share = answer["share"]
+        self.paused_until = max(self.paused_until, answer["paused_until"])
+        while self.in_use < self.held and self.slot_waiters:
+            future = self.slot_waiters.popleft()
+            if not future.done():
+                self.in_use += 1
+                future.set_result(None)
+        self._shed()
+        slack = answer["slack"]
+        for start in answer["starts"]:
+            while self.start_waiters and self.start_waiters[0][1].done():
+                self.start_waiters.popleft()  # cancelled while asking
+            if not self.start_waiters:
+                break  # its waiter left: the time goes unused, which only slows things down
+            self.start_waiters.popleft()[1].set_result((start, slack))
+
+    def release_slot(self) -> None:
+        self.in_use -= 1
+        if self._shed():
+            return
+        while self.slot_waiters:
+            future = self.slot_waiters.popleft()
+            if not future.done():
+                self.in_use += 1
+                future.set_result(None)
+                return
+
+    def _shed(self) -> bool:
+        """Hand back idle slots above this worker's share while another worker waits."""
+        if self.share is None:
+            return False
+        extra = min(self.held - self.share, self.held - self.in_use)
+        if extra <= 0:
+            return False
+        self.held -= extra
+        self.release += extra
+        return True
+
+
+class Leases:
+    """This worker's leases for every alias, kept in step with the coordinator by one loop."""
+
+    def __init__(self, sync: Sync, resources: ResourceConfig) -> None:
+        self._sync = sync
+        self._leases = {
+            alias: _Lease(config.rpm is not None or config.tpm is not None)
+            for alias, config in resources.items()
+        }
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.calls = 0  # coordinator round trips so far
+        self.error: Exception | None = None
+
+    def _poke(self) -> None:
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="plait leases")
+
+    async def _run(self) -> None:
+        try:
+            await self._loop()
+        except Exception as exc:  # the coordinator is gone: every waiter fails with the reason
+            self.error = exc
+            for lease in self._leases.values():
+                waiting = [*lease.slot_waiters, *(f for _, f in lease.start_waiters)]
+                for future in waiting:
+                    if not future.done():
+                        future.set_exception(exc)
+
+    async def _loop(self) -> None:
+        while True:
+            leases = {alias: lease for alias, lease in self._leases.items() if lease.busy()}
+            if not leases:
+                return  # nothing held or wanted; the next request starts the loop again
+            self._wake.clear()
+            answer = await self._sync({alias: lease.report() for alias, lease in leases.items()})
+            self.calls += 1
+            for alias, lease in leases.items():
+                lease.apply(answer[alias])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), INTERVAL)
+
+    async def acquire(self, alias: str, tokens: int) -> float:
+        """Wait for a leased slot and a start time (and any 429 pause); returns seconds waited."""
+        if self.error is not None:
+            raise self.error
+        lease = self._leases[alias]
+        began = time.monotonic()
+        if lease.in_use < lease.held and not lease.slot_waiters:
+            lease.in_use += 1
+        else:
+            future = asyncio.get_running_loop().create_future()
+            lease.slot_waiters.append(future)
+            self._poke()
+            try:
+                await future
+            except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    self.release(alias)
+                raise
+        try:
+            await self._start(lease, tokens)
+        except BaseException:
+            self.release(alias)
+            raise
+        return time.monotonic() - began
+
+    async def _start(self, lease: _Lease, tokens: int) -> None:
+        while True:
+            granted = -float("inf")
+            if lease.rate_limited:
+                future = asyncio.get_running_loop().create_future()
+                lease.start_waiters.append((tokens, future))
+                self._poke()
+                try:
+                    granted, slack = await future
+                except asyncio.CancelledError:
+                    if future.done() and not future.cancelled():
+                        lease.adjust -= tokens  # a start time taken but not used: refund its tokens
+                    raise
+                delay = granted - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if time.time() > granted + slack:
+                    lease.adjust -= tokens  # too late to use: starting now could bunch with others
+                    continue
+            pause = lease.paused_until - time.time()
+            if pause <= 0:
+                return
+            if granted > -float("inf"):
+                lease.adjust -= tokens  # a pause came after the start time: ask for a new one
+            await asyncio.sleep(pause)
+
+    def release(self, alias: str) -> None:
+        lease = self._leases[alias]
+        lease.release_slot()
+        if lease.release:
+            self._poke()
+
+    def settle(self, alias: str, estimated: int, actual: int) -> None:
+        self._leases[alias].adjust += actual - estimated
+
+    def succeeded(self, alias: str) -> None:
+        self._leases[alias].ok += 1
+
+    def rate_limited(self, alias: str, retry_after: float | None) -> float:
+        """Report a 429 (everyone pauses at the next sync); pause this worker at once."""
+        lease = self._leases[alias]
+        lease.limited.append(retry_after)
+        pause = 1.0 if retry_after is None else max(0.0, retry_after)
+        lease.paused_until = max(lease.paused_until, time.time() + pause)
+        self._poke()
+        return pause
+
+    async def aclose(self) -> None:
+        """Hand every slot back and stop the loop."""
+        for lease in self._leases.values():
+            lease.release += lease.held
+            lease.held = 0
+        if any(lease.release for lease in self._leases.values()):
+            report = {a: lease.report() for a, lease in self._leases.items() if lease.release}
+            await self._sync(report)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class ClusterLimiter:
+    """An endpoint limiter (the `RateLimiter` methods `Endpoint` calls) backed by `Leases`."""
+
+    def __init__(self, leases: Leases, alias: str) -> None:
+        self._leases = leases
+        self._alias = alias
+
+    async def acquire(self, tokens: int = 0) -> float:
+        return await self._leases.acquire(self._alias, tokens)
+
+    def adjust(self, estimated: int, actual: int) -> None:
+        self._leases.settle(self._alias, estimated, actual)
+
+    def on_rate_limited(self, retry_after: float | None = None) -> float:
+        return self._leases.rate_limited(self._alias, retry_after)
+
+    def on_success(self) -> None:
+        self._leases.succeeded(self._alias)
+
+    def pause_remaining(self) -> float:
+        return max(0.0, self._leases._leases[self._alias].paused_until - time.time())
+
+
+class LeasedClient:
+    """Wraps an endpoint's client: the slot `ClusterLimiter.acquire` took goes back after each attempt."""
+
+    def __init__(self, client: ChatClient, leases: Leases, alias: str) -> None:
+        self.inner = client
+        self._leases = leases
+        self._alias = alias
+
+    async def complete(
+        self, request: ChatRequest, *, on_delta: DeltaCallback | None = None
+    ) -> ChatResponse:
+        try:
+            return await self.inner.complete(request, on_delta=on_delta)
+        finally:
+            self._leases.release(self._alias)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class ClusterManager(ResourceManager):
+    """A `ResourceManager` whose endpoints take their slots and start times from `Leases`."""
+
+    def __init__(self, config: ResourceConfig, leases: Leases) -> None:
+        super().__init__(config)
+        self.leases = leases
+
+    def endpoint(self, alias: str) -> Endpoint:
+        endpoint = super().endpoint(alias)
+        if not isinstance(endpoint.client, LeasedClient):
+            endpoint.limiter = ClusterLimiter(self.leases, alias)  # type: ignore[assignment]
+            endpoint.client = LeasedClient(endpoint.client, self.leases, alias)
+        return endpoint

@@ -1,0 +1,204 @@
+"""`BatchWorker`: the body of one Ray worker actor, running shares of a batch with `GraphRun`.
+
+A worker gets the module once (pickled per batch, so it carries the
+parameters of that moment) and then any number of shares: lists of
+``(index, input)``. It runs every item of a share concurrently on its own
+event loop, exactly as the local backend does (one `SlotPool` for all its
+items, priorities by remaining path), with endpoints whose slots and start
+times come from the coordinator (`ClusterManager`). `run` is a Ray
+streaming generator: it yields an `Update` every `FLUSH` seconds with the
+events since the last one and the items that finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from plait.clients.base import Usage
+from plait.execution import events as ev
+from plait.execution.batch import _shape
+from plait.execution.cache import cache_for
+from plait.execution.checkpoint import Checkpoint
+from plait.execution.pool import SlotPool
+from plait.execution.result import DONE, NodeRecord
+from plait.execution.run import build_result, graph_inputs
+from plait.execution.scheduler import GraphRun
+from plait.graph import InferenceGraph
+from plait.ray.leases import ClusterManager, Leases
+from plait.resources.config import ResourceConfig
+from plait.tracing import trace
+
+FLUSH = 0.05  # seconds between updates sent to the caller while items run
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """What every worker of one batch shares: the settings it runs items with."""
+
+    resources: ResourceConfig
+    global_cap: int | None
+    checkpoint: str | None
+    graph_hashes: frozenset[str]
+    cache: Any
+    started: float  # the caller's wall-clock start: event times count from it
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """One finished item as the caller needs it to build the item's `RunResult`."""
+
+    index: int
+    status: str
+    values: Any
+    nodes: dict[str, NodeRecord]
+    usage: Usage
+    cost: float
+    makespan: float
+
+
+@dataclass(frozen=True)
+class Update:
+    """Events since the last update, and the items that finished meanwhile."""
+
+    events: list[ev.Event] = field(default_factory=list)
+    items: list[ItemOutcome] = field(default_factory=list)
+
+
+class _Batch:
+    """One batch as a worker runs it: the module, its settings, leases and the shared slot pool."""
+
+    def __init__(self, name: str, coordinator: Any, batch: str, module: Any, plan: WorkerPlan):
+        async def sync(report: dict[str, dict[str, Any]]) -> dict[str, Any]:
+            return await coordinator.sync.remote(batch, name, report)
+
+        self.module = module
+        self.plan = plan
+        self.leases = Leases(sync, plan.resources)
+        self.manager = ClusterManager(plan.resources, self.leases)
+        self.pool = SlotPool(plan.global_cap)
+        self.cache = cache_for(plan.cache)
+        self.rng = random.Random()
+        self._graphs: dict[str, InferenceGraph] = {}
+        self._runners: set[asyncio.Task[None]] = set()
+
+    def _now(self) -> float:
+        return time.time() - self.plan.started
+
+    def _graph(self, item: Any) -> InferenceGraph:
+        key = repr(_shape(item))
+        graph = self._graphs.get(key)
+        if graph is None:
+            graph = self._graphs[key] = trace(self.module, item)
+        return graph
+
+    async def run(self, share: Sequence[tuple[int, Any]]) -> AsyncIterator[Update]:
+        # Opened per share, so a share re-run after a worker died sees what that worker saved.
+        checkpoint = (
+            Checkpoint(self.plan.checkpoint, set(self.plan.graph_hashes))
+            if self.plan.checkpoint
+            else None
+        )
+        pending = Update()
+
+        async def one(index: int, item: Any) -> None:
+            graph = self._graph(item)
+            graph_run = GraphRun(
+                graph,
+                graph_inputs(graph, (item,), {}),
+                manager=self.manager,
+                pool=self.pool,
+                emit=pending.events.append,
+                clock=self._now,
+                rng=self.rng,
+                item=index,
+                checkpoint=checkpoint,
+                graph_hash=graph.structural_hash() if checkpoint is not None else "",
+                cache=self.cache,
+            )
+            start = self._now()
+            await graph_run.run()
+            no_log = SimpleNamespace(events=[])  # the caller keeps the events
+            result = build_result(graph_run, no_log, DONE, self._now() - start)  # type: ignore[arg-type]
+            pending.items.append(
+                ItemOutcome(
+                    index,
+                    result.status,
+                    result.values,
+                    result.nodes,
+                    result.usage,
+                    result.cost,
+                    result.makespan,
+                )
+            )
+
+        async def run_all() -> None:
+            async with asyncio.TaskGroup() as tg:
+                for index, item in share:
+                    tg.create_task(one(index, item), name=f"batch item {index}")
+
+        runner = asyncio.create_task(run_all(), name="plait share")
+        self._runners.add(runner)
+        runner.add_done_callback(self._runners.discard)
+        try:
+            while True:
+                await asyncio.wait({runner}, timeout=FLUSH)
+                finished = runner.done()
+                if pending.events or pending.items:
+                    update = Update(pending.events[:], pending.items[:])
+                    pending.events.clear()
+                    pending.items.clear()
+                    yield update
+                if finished:
+                    runner.result()  # re-raises if the share itself broke
+                    return
+        finally:
+            if not runner.done():
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner
+            if checkpoint is not None:
+                checkpoint.close()
+
+    async def close(self) -> None:
+        for runner in list(self._runners):  # the caller stopped early: stop its shares too
+            runner.cancel()
+        await asyncio.gather(*self._runners, return_exceptions=True)
+        await self.leases.aclose()
+        await self.manager.aclose()
+
+
+class BatchWorker:
+    """A Ray actor that runs shares of batches; it lives across batches, each begun and ended."""
+
+    def __init__(self, name: str, coordinator: Any) -> None:
+        self.name = name
+        self.coordinator = coordinator
+        self._batches: dict[str, _Batch] = {}
+
+    def info(self) -> dict[str, Any]:
+        """Where this worker runs: its process id and host."""
+        return {"name": self.name, "pid": os.getpid(), "host": socket.gethostname()}
+
+    def begin(self, batch: str, module: Any, plan: WorkerPlan) -> None:
+        """Take the module (as pickled for this batch) and the batch's settings."""
+        self._batches[batch] = _Batch(self.name, self.coordinator, batch, module, plan)
+
+    async def run(self, batch: str, share: Sequence[tuple[int, Any]]) -> AsyncIterator[Update]:
+        """Run every ``(index, input)`` of ``share``; yield `Update`s until all have finished."""
+        async for update in self._batches[batch].run(share):
+            yield update
+
+    async def end(self, batch: str) -> None:
+        """Hand the batch's leased slots back and close its endpoints' connections."""
+        state = self._batches.pop(batch, None)
+        if state is not None:
+            await state.close()
