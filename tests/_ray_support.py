@@ -1,0 +1,111 @@
+"""One local Ray cluster for the test session, on loopback, shut down when the session ends.
+
+The head node has 2 CPUs; `RayBackend(workers=2)` adds two worker processes and the
+coordinator. Tests share one backend (also installed as ``backend="ray"``), so its
+workers start once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+
+from plait.execution.batch import _BACKENDS, install_backend
+from plait.ray import RayBackend
+
+ray = pytest.importorskip(
+    "ray", reason="the Ray backend tests need the ray extra: pip install -e '.[ray]'"
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST_IMPORTS = Path(__file__).resolve().parent / "_ray_env"  # see its rfc3987_syntax stub
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayBackend]:
+    saved = os.environ.get("PYTHONPATH")
+    # The cluster's processes inherit this environment: they import plait from this checkout,
+    # and the modules these tests define (workers unpickle them by name).
+    paths = [str(ROOT), str(ROOT / "tests"), str(FAST_IMPORTS), saved]
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    temp = tempfile.mkdtemp(prefix="plait-ray-")
+    try:
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            _node_ip_address="127.0.0.1",
+            _temp_dir=temp,
+        )
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+    backend = RayBackend(workers=2)
+    default = _BACKENDS["ray"]
+    install_backend("ray", backend)  # backend="ray" uses these two workers too
+    try:
+        yield backend
+    finally:
+        install_backend("ray", default)
+        backend.shutdown()
+        ray.shutdown()
+
+
+class SimulatorProcess:
+    """``python -m plait.simulator`` in its own process; its request log read over HTTP.
+
+    The limit tests time requests at the server: a server in its own process measures
+    arrivals without sharing the interpreter with the caller replaying events.
+    """
+
+    def __init__(self, workdir: Path, **settings: Any) -> None:
+        config = workdir / "simulator.json"
+        config.write_text(json.dumps(settings))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "plait.simulator", "--port", "0", "--config", str(config)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        line = self.process.stdout.readline()
+        self.url = line.rsplit(" ", 1)[-1].strip()
+        if not self.url.startswith("http://"):
+            self.close()
+            raise RuntimeError(f"the simulator did not start: {line!r}")
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def requests(self) -> list[SimpleNamespace]:
+        return [SimpleNamespace(**r) for r in self.client.get("/requests").json()["data"]]
+
+    def clear(self) -> None:
+        self.client.delete("/requests")
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+
+@contextmanager
+def sim_process(workdir: Path, **settings: Any) -> Iterator[SimulatorProcess]:
+    server = SimulatorProcess(workdir, **settings)
+    try:
+        yield server
+    finally:
+        server.client.close()
+        server.close()

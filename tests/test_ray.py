@@ -1,0 +1,235 @@
+"""The Ray backend on a real local cluster (head + two worker processes) against the HTTP simulator."""
+
+import asyncio
+import math
+import os
+import signal
+
+from _exec_support import http_resources
+from _ray_support import ray_cluster, sim_process  # noqa: F401  (the session's cluster)
+from _sim_support import sim_server_thread
+
+import plait
+from plait import LLMInference, Module, Parameter, run_batch, stream_batch
+
+
+@plait.op
+def score(draft: str) -> int:
+    return len(draft.split())
+
+
+class Review(Module):
+    """Two calls in a chain and a local op: what a typical item does."""
+
+    def __init__(self, system: str = "Draft a reply.") -> None:
+        super().__init__()
+        self.instructions = Parameter(system, description="how to draft the reply")
+        self.draft = LLMInference("fast", system_prompt=self.instructions)
+        self.check = LLMInference("fast", system_prompt="Check the reply.")
+
+    def forward(self, ticket):
+        draft = self.draft(ticket)
+        return {"draft": draft, "verdict": self.check(draft), "words": score(draft)}
+
+
+def tickets(n: int) -> list[str]:
+    return [f"ticket {i}: my order {1000 + i} is late" for i in range(n)]
+
+
+def busiest_second(arrivals: list[float]) -> int:
+    arrivals = sorted(arrivals)
+    return max(sum(1 for t in arrivals[i:] if t < start + 1.0) for i, start in enumerate(arrivals))
+
+
+def peak_overlap(requests) -> int:
+    moments = sorted([(r.arrival, 1) for r in requests] + [(r.finish, -1) for r in requests])
+    peak = level = 0
+    for _, step in moments:  # a finish sorts before an arrival at the same instant
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+async def test_results_events_and_usage_match_the_local_backend(ray_cluster):
+    fault = {"kind": "client_error", "status": 400, "match": {"user": "ticket 7:"}}
+    with sim_server_thread(latency=0.02, jitter=0.03, faults=[fault]) as server:
+        resources = http_resources(server.url, "fast", max_concurrent=6)
+        local = await run_batch(Review(), tickets(30), resources=resources, progress=False)
+        seen, progress = [], []
+        remote = await run_batch(
+            Review(),
+            tickets(30),
+            resources=resources,
+            progress=False,
+            backend=ray_cluster,
+            on_event=seen.append,
+            on_progress=progress.append,
+        )
+    assert [i.index for i in remote] == list(range(30))
+    assert [i.input for i in remote] == tickets(30)
+    assert [i.output for i in remote] == [i.output for i in local]
+    assert [i.ok for i in remote] == [i != 7 for i in range(30)]
+    assert "400" in str(remote[7].error) and remote[7].output is None
+    assert [i.result.usage for i in remote] == [i.result.usage for i in local]
+    assert [i.result.status for i in remote] == [i.result.status for i in local]
+    assert remote[3].result.nodes["draft"].request.messages[0]["content"] == "Draft a reply."
+    # One event stream for the whole batch, as the local backend gives it.
+    assert seen[0].type == "run_started" and seen[0].run_id == "batch"
+    assert seen[-1].type == "run_finished" and seen[-1].status == "done"
+    completed = {(e.item, e.node_id) for e in seen if e.type == "node_completed"}
+    assert {(i, "draft") for i in range(30) if i != 7} <= completed
+    assert (7, "draft") in {(e.item, e.node_id) for e in seen if e.type == "node_failed"}
+    assert [e.type for e in remote[3].result.events if e.node_id == "draft"][-1] == "node_completed"
+    final = progress[-1]
+    assert (final.total, final.done, final.failed) == (30, 29, 1)
+    assert final.tokens == sum(i.result.usage.total_tokens for i in remote)
+
+
+async def test_stream_batch_on_ray_yields_every_item_once(ray_cluster):
+    with sim_server_thread(latency=0.01) as server:
+        resources = http_resources(server.url, "fast", max_concurrent=4)
+        stream = stream_batch(
+            Review(), tickets(12), resources=resources, progress=False, backend="ray"
+        )
+        indices = [item.index async for item in stream]
+    assert sorted(indices) == list(range(12))
+
+
+async def test_rpm_holds_at_the_server_across_workers(ray_cluster, tmp_path):
+    # 2.5 starts per second for the whole cluster: spaced well beyond the scheduling hiccups of
+    # a busy CI machine, so a window over the bound would mean the workers' starts overlapped.
+    rpm = 150
+    with sim_process(tmp_path, latency=0.05) as server:
+        resources = http_resources(server.url, "fast", max_concurrent=8, rpm=rpm)
+        items = await run_batch(
+            Review(), tickets(6), resources=resources, progress=False, backend=ray_cluster
+        )
+        arrivals = [r.arrival for r in server.requests()]
+    assert all(item.ok for item in items) and len(arrivals) == 12
+    assert busiest_second(arrivals) <= math.ceil(rpm / 60) + 1
+    # Over the whole run too: 12 starts at 2.5 per second cannot take less than about 4.4 s.
+    assert max(arrivals) - min(arrivals) >= (12 - 1) / (rpm / 60) - 0.5
+
+
+async def test_max_concurrent_and_the_global_cap_hold_at_the_server(ray_cluster, tmp_path):
+    with sim_process(tmp_path, latency=0.08, jitter=0.04) as server:
+        resources = http_resources(server.url, "fast", max_concurrent=3)
+        items = await run_batch(
+            Review(), tickets(24), resources=resources, progress=False, backend=ray_cluster
+        )
+        per_endpoint = peak_overlap(server.requests())
+        server.clear()
+        capped = await run_batch(
+            Review(),
+            tickets(24),
+            resources=http_resources(server.url, "fast", max_concurrent=8),
+            max_concurrent=2,
+            progress=False,
+            backend=ray_cluster,
+        )
+        global_cap = peak_overlap(server.requests())
+    assert all(item.ok for item in items + capped)
+    # Both workers had items: the caps held for the two of them together, and were used.
+    assert per_endpoint == 3
+    assert global_cap == 2
+
+
+async def test_a_worker_killed_mid_batch_loses_no_item(ray_cluster):
+    workers = await ray_cluster.worker_info()
+    victim = workers[0]["pid"]
+    killed = []
+
+    def kill_once(progress):
+        if progress.done >= 4 and not killed:
+            os.kill(victim, signal.SIGKILL)
+            killed.append(progress.done)
+
+    with sim_server_thread(latency=0.1) as server:
+        # timeout: the dead worker's slots come back after it (its calls might still be running).
+        resources = http_resources(server.url, "fast", max_concurrent=6, timeout=3.0)
+        expected = await run_batch(Review(), tickets(40), resources=resources, progress=False)
+        server.model.clear()
+        items = await run_batch(
+            Review(),
+            tickets(40),
+            resources=resources,
+            progress=False,
+            backend=ray_cluster,
+            on_progress=kill_once,
+        )
+        peak = peak_overlap(server.model.requests)
+    assert killed and killed[0] < 40
+    assert [item.ok for item in items] == [True] * 40
+    assert [item.output for item in items] == [item.output for item in expected]
+    assert peak <= 6
+    after = await ray_cluster.worker_info()
+    assert len(after) == 2 and victim not in {w["pid"] for w in after}
+
+
+async def test_a_resumed_batch_sends_nothing_that_completed(ray_cluster, tmp_path):
+    checkpoint = tmp_path / "reviews.jsonl"
+    # The first run's checks fail for a third of the tickets: their drafts still complete.
+    fault = {
+        "kind": "client_error",
+        "status": 400,
+        "match": {"system": "Check", "user": r"regex:ticket \d*[05]:"},
+    }
+    with sim_server_thread(latency=0.02, faults=[fault]) as flaky:
+        first = await run_batch(
+            Review(),
+            tickets(24),
+            resources=http_resources(flaky.url, "fast", max_concurrent=6),
+            checkpoint=checkpoint,
+            progress=False,
+            backend=ray_cluster,
+        )
+    failed = [item.index for item in first if not item.ok]
+    assert failed and len(failed) < 24
+    with sim_server_thread(latency=0.02) as server:
+        resources = http_resources(server.url, "fast", max_concurrent=6)
+        second = await run_batch(
+            Review(),
+            tickets(24),
+            resources=resources,
+            checkpoint=checkpoint,
+            progress=False,
+            backend=ray_cluster,
+        )
+        resent = [r.messages[-1]["content"] for r in server.model.requests]
+        server.model.clear()
+        clean = await run_batch(Review(), tickets(24), resources=resources, progress=False)
+    # Only the failed checks went out again; every draft came from the checkpoint.
+    assert len(resent) == len(failed)
+    assert all(item.result.nodes["draft"].restored for item in second)
+    assert [item.output for item in second] == [item.output for item in clean]
+
+
+async def test_parameters_changed_between_batches_reach_every_worker(ray_cluster):
+    module = Review()
+    with sim_server_thread(latency=0.01) as server:
+        resources = http_resources(server.url, "fast", max_concurrent=8)
+        await run_batch(module, tickets(10), resources=resources, progress=False, backend="ray")
+        module.instructions.apply_update("Draft a short, kind reply.")  # as an optimizer step does
+        server.model.clear()
+        items = await run_batch(
+            module, tickets(10), resources=resources, progress=False, backend=ray_cluster
+        )
+        systems = [r.messages[0]["content"] for r in server.model.requests]
+    assert all(item.ok for item in items)
+    assert systems.count("Draft a short, kind reply.") == 10
+    assert "Draft a reply." not in systems
+
+
+async def test_breaking_out_of_a_ray_stream_stops_the_rest(ray_cluster):
+    with sim_server_thread(latency=0.2) as server:
+        resources = http_resources(server.url, "fast", max_concurrent=4)
+        stream = stream_batch(
+            Review(), tickets(40), resources=resources, progress=False, backend=ray_cluster
+        )
+        async for _ in stream:
+            break
+        await stream.aclose()
+        sent = server.model.stats.total
+        await asyncio.sleep(0.6)
+        assert server.model.stats.total == sent  # nothing more went out after the stop
+    assert sent < 80
