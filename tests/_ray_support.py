@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST_IMPORTS = Path(__file__).resolve().parent / "_ray_env"  # see its rfc3987_syntax stub
 
 
-@pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[RayBackend]:
+@pytest.fixture(scope="session", name="ray_cluster")
+def session_cluster() -> Iterator[RayBackend]:
     saved = os.environ.get("PYTHONPATH")
     # The cluster's processes inherit this environment: they import plait from this checkout,
     # and the modules these tests define (workers unpickle them by name).

@@ -6,7 +6,7 @@ import os
 import signal
 
 from _exec_support import http_resources
-from _ray_support import ray_cluster, sim_process  # noqa: F401  (the session's cluster)
+from _ray_support import session_cluster, sim_process  # noqa: F401  (the ray_cluster fixture)
 from _sim_support import sim_server_thread
 
 import plait
