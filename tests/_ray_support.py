@@ -7,18 +7,11 @@ workers start once.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
-import httpx
 import pytest
 
 from plait.execution.batch import _BACKENDS, install_backend
@@ -63,49 +56,3 @@ def session_cluster() -> Iterator[RayBackend]:
         install_backend("ray", default)
         backend.shutdown()
         ray.shutdown()
-
-
-class SimulatorProcess:
-    """``python -m plait.simulator`` in its own process; its request log read over HTTP.
-
-    The limit tests time requests at the server: a server in its own process measures
-    arrivals without sharing the interpreter with the caller replaying events.
-    """
-
-    def __init__(self, workdir: Path, **settings: Any) -> None:
-        config = workdir / "simulator.json"
-        config.write_text(json.dumps(settings))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "plait.simulator", "--port", "0", "--config", str(config)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        line = self.process.stdout.readline()
-        self.url = line.rsplit(" ", 1)[-1].strip()
-        if not self.url.startswith("http://"):
-            self.close()
-            raise RuntimeError(f"the simulator did not start: {line!r}")
-        self.client = httpx.Client(base_url=self.url, timeout=30)
-
-    def requests(self) -> list[SimpleNamespace]:
-        return [SimpleNamespace(**r) for r in self.client.get("/requests").json()["data"]]
-
-    def clear(self) -> None:
-        self.client.delete("/requests")
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-        self.process.stdout.close()
-
-
-@contextmanager
-def sim_process(workdir: Path, **settings: Any) -> Iterator[SimulatorProcess]:
-    server = SimulatorProcess(workdir, **settings)
-    try:
-        yield server
-    finally:
-        server.client.close()
-        server.close()

@@ -34,6 +34,7 @@ NAMES = (
     "03_scale_and_reliability",
     "04_profiling",
     "05_optimization",
+    "06_scale_out_on_ray",
 )
 CELL_TIMEOUT = 120  # seconds per cell; each notebook takes well under a minute in total
 KEY_VARIABLES = re.compile(r"(API_KEY|_TOKEN|_SECRET)$")
@@ -59,7 +60,9 @@ RENDER_PLOT = """async (figure) => {
 def kernel_env() -> dict[str, str]:
     """The test's environment without credentials, importing plait from this checkout."""
     env = {k: v for k, v in os.environ.items() if not KEY_VARIABLES.search(k)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    # tests/_ray_env keeps the Ray processes a notebook starts quick to start (see its README stub).
+    paths = [str(ROOT), str(ROOT / "tests" / "_ray_env"), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     return env
 
 

@@ -6,10 +6,11 @@ import os
 import signal
 
 from _exec_support import http_resources
-from _ray_support import session_cluster, sim_process  # noqa: F401  (the ray_cluster fixture)
+from _ray_support import session_cluster  # noqa: F401  (the ray_cluster fixture)
 from _sim_support import sim_server_thread
 
 import plait
+from bench._common import simulator_process
 from plait import LLMInference, Module, Parameter, run_batch, stream_batch
 
 
@@ -41,8 +42,16 @@ def busiest_second(arrivals: list[float]) -> int:
     return max(sum(1 for t in arrivals[i:] if t < start + 1.0) for i, start in enumerate(arrivals))
 
 
+def arrival(record) -> float:
+    return record["arrival"] if isinstance(record, dict) else record.arrival
+
+
+def finish(record) -> float:
+    return record["finish"] if isinstance(record, dict) else record.finish
+
+
 def peak_overlap(requests) -> int:
-    moments = sorted([(r.arrival, 1) for r in requests] + [(r.finish, -1) for r in requests])
+    moments = sorted([(arrival(r), 1) for r in requests] + [(finish(r), -1) for r in requests])
     peak = level = 0
     for _, step in moments:  # a finish sorts before an arrival at the same instant
         level += step
@@ -95,30 +104,30 @@ async def test_stream_batch_on_ray_yields_every_item_once(ray_cluster):
     assert sorted(indices) == list(range(12))
 
 
-async def test_rpm_holds_at_the_server_across_workers(ray_cluster, tmp_path):
+async def test_rpm_holds_at_the_server_across_workers(ray_cluster):
     # 2.5 starts per second for the whole cluster: spaced well beyond the scheduling hiccups of
     # a busy CI machine, so a window over the bound would mean the workers' starts overlapped.
     rpm = 150
-    with sim_process(tmp_path, latency=0.05) as server:
+    with simulator_process(latency=0.05) as server:
         resources = http_resources(server.url, "fast", max_concurrent=8, rpm=rpm)
         items = await run_batch(
             Review(), tickets(6), resources=resources, progress=False, backend=ray_cluster
         )
-        arrivals = [r.arrival for r in server.requests()]
+        arrivals = [r["arrival"] for r in server.requests()]
     assert all(item.ok for item in items) and len(arrivals) == 12
     assert busiest_second(arrivals) <= math.ceil(rpm / 60) + 1
     # Over the whole run too: 12 starts at 2.5 per second cannot take less than about 4.4 s.
     assert max(arrivals) - min(arrivals) >= (12 - 1) / (rpm / 60) - 0.5
 
 
-async def test_max_concurrent_and_the_global_cap_hold_at_the_server(ray_cluster, tmp_path):
-    with sim_process(tmp_path, latency=0.08, jitter=0.04) as server:
+async def test_max_concurrent_and_the_global_cap_hold_at_the_server(ray_cluster):
+    with simulator_process(latency=0.08, jitter=0.04) as server:
         resources = http_resources(server.url, "fast", max_concurrent=3)
         items = await run_batch(
             Review(), tickets(24), resources=resources, progress=False, backend=ray_cluster
         )
         per_endpoint = peak_overlap(server.requests())
-        server.clear()
+        server.reset()
         capped = await run_batch(
             Review(),
             tickets(24),

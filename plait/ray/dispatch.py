@@ -16,7 +16,7 @@ import copy
 from collections import deque
 from typing import Any
 
-from plait.errors import ExecutionError
+from plait.errors import ConfigError, ExecutionError
 from plait.execution import events as ev
 from plait.execution.batch import _Progress
 from plait.execution.result import BatchItem, RunResult
@@ -76,15 +76,29 @@ class BatchRun:
     async def run_all(self, workers: list[Any], size: int) -> None:
         self._size = size
         self._replacements = len(workers)
-        async with asyncio.TaskGroup() as tg:
-            self._tg = tg
-            for worker in workers:
-                tg.create_task(self._serve(worker), name=f"plait {worker.name}")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                for worker in workers:
+                    tg.create_task(self._serve(worker), name=f"plait {worker.name}")
+        except BaseExceptionGroup as group:
+            raise _first(group) from None  # one cause, not a tree of task groups
 
     async def _serve(self, worker: Any) -> None:
         died = self.ray.exceptions.RayActorError
         try:
-            await worker.actor.begin.remote(self.batch, self.module_ref, self.plan)
+            try:
+                await worker.actor.begin.remote(self.batch, self.module_ref, self.plan)
+            except self.ray.exceptions.RayError as exc:
+                if isinstance(exc, died) or "No module named" not in str(exc):
+                    raise
+                missing = str(exc).rsplit("No module named", 1)[1].split("\n", 1)[0].strip()
+                raise ConfigError(
+                    f"the Ray workers cannot import the code of {type(self.module).__name__} "
+                    f"(no module named {missing}). Make it importable on every node: install "
+                    "it there, or pass runtime_env={'working_dir': ...} or {'py_modules': [...]} "
+                    "to ray.init."
+                ) from exc
             self._begun.append(worker)
             async with asyncio.TaskGroup() as tg:
                 for _ in range(SHARES_PER_WORKER):
@@ -177,6 +191,13 @@ class BatchRun:
                 await end
         with contextlib.suppress(died):
             await self._coordinator_call("close")
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def _shippable(module: Any) -> Any:

@@ -1,0 +1,202 @@
+"""The local backend against the Ray backend on the same machine: I/O-bound and CPU-heavy items.
+
+``io``: N one-call items against a zero-latency simulator in a separate
+process, endpoint ``max_concurrent=C``. Figure: the Ray backend's wall time
+over the local backend's: the per-call overhead Ray adds (shipping items and
+events, leasing slots from the coordinator), as a ratio and in µs per call.
+
+``cpu``: N items, each one 20 ms call followed by pure-Python post-processing
+(about `WORK` seconds of CPU, as a parser, scorer or verifier would spend).
+The local backend runs all that Python on one core; the Ray backend on one
+worker per core. Figure: Ray's wall time over local's, and the speed-up
+against the number of cores.
+
+Both backends run in this process run, alternating (`alternate`), against
+the same simulator. The Ray cluster is local (``num_cpus`` = the machine's
+cores, one worker each); its start-up and the workers' first batch are
+measured apart and not in the figures.
+
+Run alone: ``python bench/ray_backend.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import plait
+from bench._common import (
+    REPO,
+    Figure,
+    Result,
+    Single,
+    alternate,
+    exit_on_sigterm,
+    http_resources,
+    prompts,
+    render_table,
+    simulator_process,
+)
+from plait import LLMInference, Module, run_batch
+from plait.ray import RayBackend, require_ray
+
+WORK = 0.1  # seconds of pure-Python CPU per item in the ``cpu`` benchmark (calibrated)
+# Ray's processes import jsonschema, whose optional rfc3987_syntax compiles a grammar at import
+# (seconds per process on a busy 2-core machine); tests/_ray_env stubs it out for them.
+FAST_IMPORTS = REPO / "tests" / "_ray_env"
+
+
+def _spin(rounds: int) -> int:
+    acc = 0
+    for i in range(rounds):
+        acc = (acc * 31 + i) % 1_000_003
+    return acc
+
+
+def _calibrate(seconds: float) -> int:
+    start = time.process_time()
+    _spin(200_000)
+    per_round = (time.process_time() - start) / 200_000
+    return max(1, int(seconds / per_round))
+
+
+ROUNDS = _calibrate(WORK)
+
+
+@plait.op
+def post_process(reply: str) -> dict[str, Any]:
+    """What a CPU-heavy item does after its call: parse, score, verify (here: spin)."""
+    return {"reply": reply, "score": _spin(ROUNDS)}
+
+
+class Scored(Module):
+    """One call, then CPU-heavy Python on its reply."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = LLMInference("fast", system_prompt="Answer briefly.")
+
+    def forward(self, text: str) -> Any:
+        return post_process(self.answer(text))
+
+
+def start_cluster(cores: int) -> Any:
+    """Connect to the running Ray (RAY_ADDRESS or ray.init done by the caller) or start one."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        paths = [str(REPO), str(FAST_IMPORTS), os.environ.get("PYTHONPATH", "")]
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
+        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
+    return ray
+
+
+async def _both(
+    backend: RayBackend, module: Any, texts: list[str], url: str, cap: int, rounds: int
+) -> Any:
+    resources = http_resources(url, cap)
+
+    async def local() -> list[Any]:
+        items = await run_batch(module, texts, resources=resources, progress=False)
+        return [item.output for item in items]
+
+    async def on_ray() -> list[Any]:
+        items = await run_batch(module, texts, resources=resources, progress=False, backend=backend)
+        return [item.output for item in items]
+
+    return await alternate(rounds, local, on_ray, timeout=600)
+
+
+def run_io(backend: RayBackend, calls: int = 2000, cap: int = 64, rounds: int = 3) -> Result:
+    """(a) Pure I/O: the per-call overhead of the Ray backend, as a ratio to the local one."""
+    texts = prompts(calls)
+    with simulator_process(latency=0.0) as server:
+        measured = asyncio.run(_both(backend, Single(), texts, server.url, cap, rounds))
+    local, ray = measured.median("baseline"), measured.median("plait")
+    per_call = (ray - local) / calls * 1e6
+    figure = Figure(
+        "ray: I/O-bound",
+        f"{calls:,} one-call items, zero latency, cap {cap}",
+        "s",
+        local,
+        ray,
+        baseline_name="local backend",
+        note=f"median of {rounds}; {per_call:+.0f} µs per call",
+    )
+    details = {
+        "calls": calls,
+        "cap": cap,
+        "rounds": measured.to_dict(),
+        "same_outputs": measured.outputs["baseline"] == measured.outputs["plait"],
+        "overhead_us_per_call": per_call,
+    }
+    return Result("ray_io", (figure,), details)
+
+
+def run_cpu(backend: RayBackend, cores: int, items: int = 48, rounds: int = 3) -> Result:
+    """(b) CPU-heavy items: the speed-up from running the Python on every core."""
+    texts = prompts(items)
+    with simulator_process(latency=0.02) as server:
+        measured = asyncio.run(_both(backend, Scored(), texts, server.url, 16, rounds))
+    local, ray = measured.median("baseline"), measured.median("plait")
+    figure = Figure(
+        "ray: CPU-heavy",
+        f"{items} items × (20 ms call + {WORK * 1000:.0f} ms Python)",
+        "s",
+        local,
+        ray,
+        baseline_name="local backend",
+        note=f"median of {rounds}; speed-up {local / ray:.2f}× on {cores} cores",
+    )
+    details = {
+        "items": items,
+        "cores": cores,
+        "work_per_item": WORK,
+        "rounds": measured.to_dict(),
+        "same_outputs": measured.outputs["baseline"] == measured.outputs["plait"],
+        "speedup": local / ray,
+    }
+    return Result("ray_cpu", (figure,), details)
+
+
+def run(quick: bool = False, backend: RayBackend | None = None) -> list[Result]:
+    cores = os.cpu_count() or 1
+    start = time.perf_counter()
+    start_cluster(cores)
+    connected = time.perf_counter() - start
+    backend = backend or RayBackend(workers=cores)
+    start = time.perf_counter()
+    asyncio.run(backend.worker_info())  # start the workers before anything is measured
+    started = time.perf_counter() - start
+    try:
+        results = [
+            run_io(backend, calls=300, rounds=1) if quick else run_io(backend),
+            run_cpu(backend, cores, items=8, rounds=1) if quick else run_cpu(backend, cores),
+        ]
+    finally:
+        backend.shutdown()
+    for result in results:
+        result.details.update(ray_connect_s=connected, workers_start_s=started)
+    return results
+
+
+def main() -> None:
+    exit_on_sigterm()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small configuration")
+    results = run(parser.parse_args().quick)
+    print(render_table([f for r in results for f in r.figures]))
+    for result in results:
+        shown = {k: v for k, v in result.details.items() if k != "rounds"}
+        print(result.name, shown)
+    require_ray().shutdown()
+
+
+if __name__ == "__main__":
+    main()
