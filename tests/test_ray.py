@@ -12,6 +12,7 @@ from _sim_support import sim_server_thread
 import plait
 from bench._common import simulator_process
 from plait import LLMInference, Module, Parameter, run_batch, stream_batch
+from plait_jupyter.live import RunState
 
 
 @plait.op
@@ -92,6 +93,12 @@ async def test_results_events_and_usage_match_the_local_backend(ray_cluster):
     final = progress[-1]
     assert (final.total, final.done, final.failed) == (30, 29, 1)
     assert final.tokens == sum(i.result.usage.total_tokens for i in remote)
+    # The %%plait batch view, fed the same events, ends where the batch did.
+    view = RunState(seen[0].graphs, seen[0].records, batch=True, run_id="batch")
+    for event in seen[1:]:
+        view.apply(event)
+    assert view.status == "done"
+    assert (view.info()["items_done"], view.info()["items_failed"]) == (29, 1)
 
 
 async def test_stream_batch_on_ray_yields_every_item_once(ray_cluster):
@@ -141,6 +148,30 @@ async def test_max_concurrent_and_the_global_cap_hold_at_the_server(ray_cluster)
     # Both workers had items: the caps held for the two of them together, and were used.
     assert per_endpoint == 3
     assert global_cap == 2
+
+
+async def test_a_429_pauses_every_worker(ray_cluster):
+    # The first sighting of ticket 3's draft is refused with Retry-After: 1.5 s.
+    fault = {
+        "kind": "rate_limit",
+        "retry_after": 1.5,
+        "attempts": "first",
+        "match": {"system": "Draft", "user": "ticket 3:"},
+    }
+    with simulator_process(latency=0.2, faults=[fault]) as server:
+        resources = http_resources(server.url, "fast", max_concurrent=4, retry_base_delay=0.05)
+        items = await run_batch(
+            Review(), tickets(16), resources=resources, progress=False, backend=ray_cluster
+        )
+        log = server.requests()
+    assert all(item.ok for item in items)
+    refused = [r["arrival"] for r in log if r["status"] == 429]
+    assert len(refused) == 1
+    # Both workers had requests to start; once the pause reached them (a sync, 50 ms apart,
+    # given 0.4 s on a busy machine), none started until Retry-After had passed.
+    paused = [r["arrival"] for r in log if refused[0] + 0.4 < r["arrival"] < refused[0] + 1.5]
+    assert paused == []
+    assert len(log) == 33
 
 
 async def test_a_worker_killed_mid_batch_loses_no_item(ray_cluster):
