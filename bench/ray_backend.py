@@ -182,7 +182,9 @@ def run(quick: bool = False, backend: RayBackend | None = None) -> list[Result]:
     finally:
         backend.shutdown()
     for result in results:
-        result.details.update(ray_connect_s=connected, workers_start_s=started)
+        result.details.update(
+            ray_connect_s=connected, workers_start_s=started, load_average=os.getloadavg()
+        )
     return results
 
 

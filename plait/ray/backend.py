@@ -31,7 +31,7 @@ from plait.execution.batch import BatchProgress, _Progress, _progress_stream, _s
 from plait.execution.checkpoint import Checkpoint
 from plait.execution.result import BatchItem, build_profile
 from plait.execution.run import EventLog, check_aliases, split_options
-from plait.execution.settings import effective_options
+from plait.execution.settings import RunOptions, effective_options
 from plait.graph import InferenceGraph
 from plait.ray.coordinator import Coordinator, EndpointLimits
 from plait.ray.dispatch import BatchRun
@@ -42,6 +42,31 @@ from plait.tracing import trace
 
 _batch_ids = itertools.count(1)
 _INSTALL = "pip install 'plait[ray]' (or: pip install ray)"
+
+
+def _prepare(
+    module: Any, items: list[Any], opts: RunOptions
+) -> tuple[list[InferenceGraph], ResourceConfig, frozenset[str]]:
+    """Each item's graph (one trace per input shape), the resources, the graph hashes.
+
+    Everything that can be refused is checked here, before any worker is involved:
+    unknown aliases, and a checkpoint written by another pipeline.
+    """
+    graphs: dict[str, InferenceGraph] = {}
+    item_graphs = []
+    for item in items:
+        key = repr(_shape(item))
+        if key not in graphs:
+            graphs[key] = trace(module, item)
+        item_graphs.append(graphs[key])
+    resources = opts.resources
+    if isinstance(resources, ResourceManager):
+        resources = resources.config
+    check_aliases(list(graphs.values()), resources)
+    hashes = frozenset(g.structural_hash() for g in graphs.values()) if opts.checkpoint else None
+    if opts.checkpoint:
+        Checkpoint(opts.checkpoint, set(hashes or ())).close()
+    return item_graphs, resources or ResourceConfig({}), hashes or frozenset()
 
 
 def require_ray() -> Any:
@@ -92,6 +117,7 @@ class RayBackend:
         self._pool: list[_Worker] = []
         self._coordinator: Any = None
         self._job: Any = None
+        self._worker_class: Any = None
         self._names = itertools.count()
 
     def __repr__(self) -> str:
@@ -108,14 +134,15 @@ class RayBackend:
         job = ray.get_runtime_context().get_job_id()
         if job != self._job:  # a new connection: the old actors are gone with the old one
             self._pool, self._coordinator, self._job = [], None, job
+            self._worker_class = None
         return ray
 
     def _start_worker(self, ray: Any) -> _Worker:
         name = f"worker-{next(self._names)}"
-        actor = (
-            ray.remote(BatchWorker)
-            .options(num_cpus=self.num_cpus, max_restarts=0)
-            .remote(name, self._coordinator)
+        if self._worker_class is None:
+            self._worker_class = ray.remote(BatchWorker)  # exported to the cluster once
+        actor = self._worker_class.options(num_cpus=self.num_cpus, max_restarts=0).remote(
+            name, self._coordinator
         )
         worker = _Worker(name, actor)
         self._pool.append(worker)
@@ -171,23 +198,7 @@ class RayBackend:
                 "would spend its own budget); run this batch with backend='local'"
             )
         items = list(inputs)
-        graphs: dict[str, InferenceGraph] = {}
-        item_graphs: list[InferenceGraph] = []
-        for item in items:
-            key = repr(_shape(item))
-            if key not in graphs:
-                graphs[key] = trace(module, item)
-            item_graphs.append(graphs[key])
-        resources = opts.resources
-        if isinstance(resources, ResourceManager):
-            resources = resources.config
-        check_aliases(list(graphs.values()), resources)
-        resources = resources if resources is not None else ResourceConfig({})
-        hashes = frozenset(g.structural_hash() for g in graphs.values()) if opts.checkpoint else ()
-        if opts.checkpoint:
-            Checkpoint(
-                opts.checkpoint, set(hashes)
-            ).close()  # refuses a foreign file before any call
+        item_graphs, resources, hashes = _prepare(module, items, opts)
         ray = self._connect()
         workers = self._ensure_pool(ray)
         tracker = _Progress(len(items), on_progress, _progress_stream(progress))
@@ -204,7 +215,7 @@ class RayBackend:
             resources,
             global_cap,
             str(opts.checkpoint) if opts.checkpoint else None,
-            frozenset(hashes),
+            hashes,
             opts.cache,
             started,
         )
