@@ -45,6 +45,19 @@ def test_a_waiting_worker_lowers_the_holders_share_and_gets_what_it_hands_back()
     assert book.sync("b", {"fast": {"want": 3}})["fast"]["grant"] == 2
 
 
+def test_slots_a_worker_does_not_need_go_to_one_that_does():
+    book = ledger(Clock(), max_concurrent=8)
+    book.sync("a", {"fast": {"want": 13}})  # holds all 8, wants 5 more
+    book.sync("b", {"fast": {"want": 3}})
+    assert book.sync("a", {"fast": {"want": 5}})["fast"]["share"] == 5  # b needs only 3
+    book.sync("a", {"fast": {"release": 3, "want": 5}})
+    assert book.sync("b", {"fast": {"want": 3}})["fast"]["grant"] == 3
+    assert book.sync("a", {"fast": {"want": 5}})["fast"]["grant"] == 0  # 5 held: its share
+    book.sync("b", {"fast": {"release": 3}})
+    answer = book.sync("a", {"fast": {"want": 5}})["fast"]
+    assert (answer["grant"], answer["share"]) == (3, 8)  # nobody else wants any: all 8
+
+
 def test_the_global_cap_bounds_every_endpoint_together():
     clock = Clock()
     book = Ledger(

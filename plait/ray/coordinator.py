@@ -6,8 +6,8 @@ it no longer needs, asks for what its waiting requests need, and reports
 what happened since the last call (successes, 429s, real token counts).
 
 - Concurrency: each endpoint's ``max_concurrent`` slots (and the global cap)
-  are leased to workers, which keep and reuse them until the ledger says
-  another worker is waiting; then each worker keeps at most its fair
+  are leased to workers, which keep and reuse them; while the free slots
+  cannot serve what the workers want, each worker keeps at most its fair
   ``share`` and hands the rest back as its requests finish.
 - Rate: with ``rpm`` or ``tpm`` set, each request needs a start time. The
   ledger hands out start times on one schedule per endpoint (the same
@@ -158,38 +158,47 @@ class Ledger:
                     limits.rpm, endpoint.effective_rpm + limits.rpm * _RECOVERY
                 )
 
-    def _global_free(self, now: float) -> int | None:
-        if self.global_cap is None:
-            return None
-        return self.global_cap - sum(e.busy(now) for e in self._endpoints.values())
+    def _free(self, endpoint: _Endpoint, now: float) -> int:
+        free = endpoint.limits.max_concurrent - endpoint.busy(now)
+        if self.global_cap is not None:
+            used = sum(e.busy(now) for e in self._endpoints.values())
+            free = min(free, self.global_cap - used)
+        return max(0, free)
 
     def _grant(self, alias: str, worker: str, want: int, now: float) -> int:
         endpoint = self._endpoints[alias]
-        free = endpoint.limits.max_concurrent - endpoint.busy(now)
-        global_free = self._global_free(now)
-        if global_free is not None:
-            free = min(free, global_free)
+        free = self._free(endpoint, now)
         share = self._share(endpoint, worker, now)
         held = endpoint.held.get(worker, 0)
         room = want if share is None else max(0, min(want, share - held))
-        granted = max(0, min(free, room))
+        granted = min(free, room)
         if granted:
             endpoint.held[worker] = held + granted
             endpoint.wanted[worker] = want - granted
         return granted
 
     def _share(self, endpoint: _Endpoint, worker: str, now: float) -> int | None:
-        """The fair number of slots per worker while some worker waits; None while none does."""
-        if not any(endpoint.wanted.values()):
+        """The fair number of slots per worker while the free slots cannot serve every want.
+
+        None while they can: then nobody needs to hand anything back.
+        """
+        if sum(endpoint.wanted.values()) <= self._free(endpoint, now):
             return None
-        active = {w for w, n in endpoint.wanted.items() if n} | {
-            w for w, n in endpoint.held.items() if n
-        }
-        active.add(worker)
+        workers = {w for w, n in endpoint.wanted.items() if n}
+        workers |= {w for w, n in endpoint.held.items() if n}
+        workers.add(worker)
+        demands = sorted(endpoint.held.get(w, 0) + endpoint.wanted.get(w, 0) for w in workers)
         capacity = endpoint.limits.max_concurrent
         if self.global_cap is not None:
             capacity = min(capacity, self.global_cap)
-        return max(1, math.ceil(capacity / len(active)))
+        # Water-filling: workers wanting less than an equal split keep what they want, and the
+        # rest is split equally among the others.
+        for served, demand in enumerate(demands):
+            fair = capacity / (len(demands) - served)
+            if demand > fair:
+                return max(1, math.ceil(fair))
+            capacity -= demand
+        return None
 
     def _slack(self, endpoint: _Endpoint) -> float:
         """How late a start may still use its time: half a spacing keeps any one-second
