@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from plait._tree import tree_map
 from plait.errors import ConfigError
 from plait.execution import events as ev
+from plait.execution.dynamic import is_dynamic
 from plait.execution.pool import SlotPool
 from plait.execution.result import DONE, BatchItem, build_profile
 from plait.execution.run import (
@@ -29,6 +30,8 @@ from plait.execution.run import (
     build_result,
     caller_output,
     check_aliases,
+    check_call,
+    dynamic_graph,
     gc_tuned,
     graph_inputs,
     open_manager,
@@ -167,7 +170,13 @@ async def stream_batch(
     items = list(inputs)
     graphs: dict[Any, InferenceGraph] = {}
     plans: list[tuple[InferenceGraph, dict[str, Any]]] = []
-    for item in items:
+    dynamic = is_dynamic(module)
+    for index, item in enumerate(items):
+        if dynamic:  # define-by-run: each item records its own graph as it runs
+            check_call(module, (item,), {})
+            graph = graphs[index] = dynamic_graph(module)
+            plans.append((graph, {}))
+            continue
         key = repr(_shape(item))
         graph = graphs.get(key)
         if graph is None:
@@ -205,6 +214,7 @@ async def stream_batch(
                 clock=log.now,
                 rng=rng,
                 item=index,
+                root_call=(module, (items[index],), {}) if dynamic else None,
                 **stores.for_graph(graph),
             )
             item_records[index] = graph_run.records
