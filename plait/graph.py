@@ -104,6 +104,23 @@ class InferenceGraph:
         self._dependents: dict[str, tuple[str, ...]] | None = None
         # True for a graph recorded while its run executes (an async forward): it grows.
         self.dynamic = False
+        # A dynamic graph's forward arguments (args, kwargs), kept for replays (what-if re-runs).
+        self.call: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
+        # For a run's own copy of a traced graph that grew while running: the traced original.
+        self.base: InferenceGraph | None = None
+
+    def grown_copy(self) -> InferenceGraph:
+        """A copy a run may add nodes to, leaving this graph (shared by batch items) unchanged."""
+        copy = InferenceGraph(
+            self.nodes,
+            self.input_ids,
+            self.output,
+            self.parameters,
+            root=self.root,
+            input_paths=self.input_paths,
+        )
+        copy.dynamic, copy.call, copy.base = self.dynamic, self.call, self.base or self
+        return copy
 
     def add_node(self, node: GraphNode) -> None:
         """Append a node recorded at run time; its dependencies must already be in the graph."""

@@ -33,6 +33,7 @@ from plait.execution.result import (
     CANCELLED,
     DONE,
     FAILED,
+    NO_OVERRIDE,
     SKIPPED,
     NodeOverride,
     NodeRecord,
@@ -155,7 +156,9 @@ class EventLog:
                 )
 
 
-def dynamic_graph(module: Module) -> InferenceGraph:
+def dynamic_graph(
+    module: Module, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+) -> InferenceGraph:
     """The graph of a define-by-run call of ``module``: empty, grown by the run as calls are made."""
     graph = InferenceGraph(
         {},
@@ -165,6 +168,7 @@ def dynamic_graph(module: Module) -> InferenceGraph:
         root=module,
     )
     graph.dynamic = True
+    graph.call = (tuple(args), dict(kwargs or {}))
     return graph
 
 
@@ -316,7 +320,7 @@ async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     if is_dynamic(module):
         check_call(module, args, forward_kwargs)
         return await execute_graph(
-            dynamic_graph(module), {}, options, owner, root_call=(module, args, forward_kwargs)
+            dynamic_graph(module, args, forward_kwargs), {}, options, owner, dynamic=True
         )
     graph = trace(module, *args, **forward_kwargs)
     return await execute_graph(graph, graph_inputs(graph, args, forward_kwargs), options, owner)
@@ -346,12 +350,15 @@ async def execute_graph(
     reuse: Mapping[str, NodeRecord] | None = None,
     overrides: Mapping[str, NodeOverride] | None = None,
     parent: RunResult | None = None,
-    root_call: tuple[Module, tuple[Any, ...], dict[str, Any]] | None = None,
+    dynamic: bool = False,
+    replay: Mapping[str, NodeRecord] | None = None,
+    fresh: Mapping[str, NodeOverride] | None = None,
 ) -> RunResult:
     """Run a traced ``graph`` with effective ``options``; `execute` and what-if re-runs share it.
 
-    ``reuse``, ``overrides`` and ``parent`` describe a what-if re-run (see `GraphRun`);
-    ``root_call`` the async forward of a define-by-run graph.
+    ``reuse``, ``overrides``, ``replay``, ``fresh`` and ``parent`` describe a
+    what-if re-run (see `GraphRun`); ``dynamic`` runs ``graph.root``'s async
+    forward on ``graph.call`` (a define-by-run graph).
     """
     resources = (
         options.resources.config
@@ -373,7 +380,9 @@ async def execute_graph(
             reuse=reuse,
             overrides=overrides,
             parent=parent,
-            root_call=root_call,
+            dynamic=dynamic,
+            replay=replay,
+            fresh=fresh,
         )
 
 
@@ -388,7 +397,9 @@ async def _execute_graph(
     reuse: Mapping[str, NodeRecord] | None,
     overrides: Mapping[str, NodeOverride] | None,
     parent: RunResult | None,
-    root_call: tuple[Module, tuple[Any, ...], dict[str, Any]] | None = None,
+    dynamic: bool = False,
+    replay: Mapping[str, NodeRecord] | None = None,
+    fresh: Mapping[str, NodeOverride] | None = None,
 ) -> RunResult:
     async with open_manager(options, owner) as manager:
         pool = SlotPool(options.max_concurrent or (manager.max_concurrent if manager else None))
@@ -402,7 +413,9 @@ async def _execute_graph(
             rng=random.Random(),
             reuse=reuse,
             overrides=overrides,
-            root_call=root_call,
+            root_call=(graph.root, *graph.call) if dynamic else None,
+            replay=replay,
+            fresh=fresh,
             **stores.for_graph(graph),
         )
         log.emit(
@@ -425,7 +438,8 @@ async def _execute_graph(
             stores.close()
             makespan = log.now()
             result = build_result(graph_run, log, status, makespan, stores.budget)
-            result.parent, result.overrides = parent, dict(overrides or {})
+            result.parent = parent
+            result.overrides = {k: v for k, v in graph_run.overrides.items() if v != NO_OVERRIDE}
             log.emit(
                 ev.RunFinished(makespan, None, result.status, result.usage, result.cost, result)
             )
