@@ -174,7 +174,7 @@ async def stream_batch(
     for index, item in enumerate(items):
         if dynamic:  # define-by-run: each item records its own graph as it runs
             check_call(module, (item,), {})
-            graph = graphs[index] = dynamic_graph(module, (item,), {})
+            graph = graphs[index] = dynamic_graph(module, (item,), {}, like=graphs.get(0))
             plans.append((graph, {}))
             continue
         key = repr(_shape(item))

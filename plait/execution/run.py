@@ -26,7 +26,7 @@ from plait.execution import events as ev
 from plait.execution.budget import Budget
 from plait.execution.cache import ResponseCache, cache_for
 from plait.execution.checkpoint import Checkpoint, stable_hash
-from plait.execution.dynamic import is_dynamic
+from plait.execution.dynamic import Layout, is_dynamic
 from plait.execution.pool import SlotPool
 from plait.execution.result import (
     BUDGET_EXCEEDED,
@@ -157,16 +157,30 @@ class EventLog:
 
 
 def dynamic_graph(
-    module: Module, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    module: Module,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    like: InferenceGraph | None = None,
 ) -> InferenceGraph:
-    """The graph of a define-by-run call of ``module``: empty, grown by the run as calls are made."""
+    """The graph of a define-by-run call of ``module``: empty, grown by the run as calls are made.
+
+    ``like``: another call's graph of the same module, whose parameters and layout it shares
+    (the items of a batch).
+    """
+    parameters = (
+        like.parameters
+        if like is not None
+        else {f"param:{name}": param for name, param in module.named_parameters()}
+    )
     graph = InferenceGraph(
         {},
         (),
         Value(ValueKind.ERROR, ExecutionError("forward() did not finish"), None),
-        {f"param:{name}": param for name, param in module.named_parameters()},
+        parameters,
         root=module,
     )
+    graph.layout = like.layout if like is not None else Layout.of(module)
     graph.dynamic = True
     graph.call = (tuple(args), dict(kwargs or {}))
     return graph
@@ -204,8 +218,10 @@ def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None
     root module is checked instead (the calls it may make).
     """
     needed: dict[str, list[str]] = {}
+    roots: set[int] = set()
     for graph in graphs:
-        if graph.dynamic:
+        if graph.dynamic and id(graph.root) not in roots:
+            roots.add(id(graph.root))
             for path, sub in graph.root.named_modules():
                 if isinstance(sub, LLMInference):
                     needed.setdefault(sub.alias, []).append(path)
