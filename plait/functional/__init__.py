@@ -20,6 +20,10 @@ structured (`parse_structured`, `select`, `merge`), numeric (`add`, `sub`,
 7
 """
 
+# These ops build on plait.tracing.ops, and tracing's placeholders turn `v["key"]` and
+# `+ - * /` into them: load the tracing package first, so that whichever of the two is
+# imported first, each module finds the ones it imports complete.
+import plait.tracing  # noqa: F401
 from plait.functional.coercion import coerce
 from plait.functional.control import (
     is_error,
@@ -33,10 +37,6 @@ from plait.functional.numeric import add, div, max, mean, min, mul, sub, sum
 from plait.functional.response import extract_meta, extract_text
 from plait.functional.structured import merge, parse_structured, select
 from plait.functional.text import concat, format, lower, render, strip, upper
-from plait.tracing.proxy import OPERATORS
-
-# Placeholders turn `v["key"]`, `v.get(...)` and `+ - * /` on numbers into these ops.
-OPERATORS.update(select=select, add=add, sub=sub, mul=mul, div=div)
 
 __all__ = [
     "add",
