@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from plait._tree import redact
 from plait.errors import ConfigError
 from plait.graph_analysis import (
     GraphView,
@@ -35,10 +36,6 @@ GROUPINGS = ("module", "scope", None)
 _LITERAL_LIMIT = 200
 _LABEL_LINE = 60
 _CELL = 40
-_SECRET_KEY = re.compile(
-    r"api[-_]?key|secret|password|passwd|authorization|bearer|credential|(access|auth)[-_]?token",
-    re.IGNORECASE,
-)
 _MERMAID_ID = re.compile(r"[^A-Za-z0-9_]")
 # Mermaid entity codes (decimal): '#' first, since the others introduce it.
 _MERMAID_ESCAPES = (
@@ -66,14 +63,6 @@ def _param_name(ref: str) -> str:
     return ref.removeprefix("param:")
 
 
-def _redact(tree: Any) -> Any:
-    if isinstance(tree, dict):
-        return {k: "***" if _SECRET_KEY.search(k) else _redact(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_redact(item) for item in tree]
-    return tree
-
-
 # -- JSON ---------------------------------------------------------------------------------
 
 
@@ -96,7 +85,7 @@ def _node_dict(node: NodeView, param_refs: dict[int, str]) -> dict[str, Any]:
         "source": node.source,
     }
     if node.kind == "llm":
-        entry["llm"] = _redact(llm_settings(node, param_refs))
+        entry["llm"] = redact(llm_settings(node, param_refs))
     elif node.kind == "module":
         entry["module_type"] = qualified_name(type(node.module))
     return entry

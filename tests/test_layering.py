@@ -5,7 +5,7 @@ Every import statement in ``plait/`` and ``plait_jupyter/`` is read with
 floors, bottom up, are values → parameter → module → tracing/graph →
 execution/resources/clients → optimization/profiling → the ``plait`` facade →
 plait_jupyter. Modules on one floor may import each other, but no import
-cycle is allowed anywhere. Function-local imports of optional extras (pandas,
+cycle is allowed anywhere, between modules or between packages (folders). Function-local imports of optional extras (pandas,
 plotly...) are third-party and do not appear in this graph. The one way up is
 `plait._upcalls` (call-time lookups by name), checked separately below.
 """
@@ -31,6 +31,8 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "tracing/graph",
         (
+            "plait.markers",
+            "plait.ops",
             "plait.tracing",
             "plait.functional",
             "plait.graph",
@@ -182,6 +184,24 @@ def _find_cycle(graph: dict[str, dict[str, int]]) -> list[str] | None:
 def test_no_import_cycle():
     cycle = _find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def _package(module: str) -> str:
+    """The folder a module lives in (``plait.execution.run`` -> ``plait.execution``), or itself."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if (ROOT / Path(*parts[:2])).is_dir() else module
+
+
+def test_no_import_cycle_between_packages():
+    # A folder that imports a folder importing it is a cycle too, even when no module cycles.
+    packages: dict[str, dict[str, int]] = {}
+    for module, edges in import_graph().items():
+        source = packages.setdefault(_package(module), {})
+        for target, line in edges.items():
+            if _package(target) != _package(module):
+                source.setdefault(_package(target), line)
+    cycle = _find_cycle(packages)
+    assert cycle is None, "import cycle between packages: " + " -> ".join(cycle or [])
 
 
 def test_the_cycle_finder_finds_a_cycle():

@@ -20,10 +20,6 @@ structured (`parse_structured`, `select`, `merge`), numeric (`add`, `sub`,
 7
 """
 
-# These ops build on plait.tracing.ops, and tracing's placeholders turn `v["key"]` and
-# `+ - * /` into them: load the tracing package first, so that whichever of the two is
-# imported first, each module finds the ones it imports complete.
-import plait.tracing  # noqa: F401
 from plait.functional.coercion import coerce
 from plait.functional.control import (
     is_error,

@@ -20,8 +20,8 @@ from typing import Any
 from plait.errors import TraceError
 from plait.functional.numeric import add, div, mul, sub
 from plait.functional.structured import select
-from plait.tracing.ops import Op
-from plait.tracing.strings import has_marker, marker
+from plait.markers import has_marker, marker
+from plait.ops import Op
 from plait.values import Value, ValueKind
 
 # Operators on placeholders: name -> the op recording a node.
