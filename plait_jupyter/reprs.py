@@ -2,8 +2,8 @@
 
 Every piece of data is escaped with `html.escape`, so a model reply or a prompt
 containing markup shows as text. Those classes' ``_repr_html_`` reach `html_of`
-through `plait.values.notebook_html` (a lazy import: plait never needs this
-module), so the reprs work without ``%load_ext``; `register` also installs them
+through `plait._upcalls.notebook_html` (a call-time lookup by name: plait never
+imports this module), so the reprs work without ``%load_ext``; `register` also installs them
 on an IPython shell's HTML formatter. The ``*_html`` functions are usable on
 their own.
 """

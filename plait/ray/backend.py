@@ -29,6 +29,7 @@ from plait.errors import ConfigError
 from plait.execution import events as ev
 from plait.execution.batch import BatchProgress, _Progress, _progress_stream, _shape
 from plait.execution.checkpoint import Checkpoint
+from plait.execution.dynamic import is_dynamic
 from plait.execution.result import BatchItem, build_profile
 from plait.execution.run import EventLog, check_aliases, split_options
 from plait.execution.settings import RunOptions, effective_options
@@ -52,6 +53,12 @@ def _prepare(
     Everything that can be refused is checked here, before any worker is involved:
     unknown aliases, and a checkpoint written by another pipeline.
     """
+    if is_dynamic(module):
+        raise ConfigError(
+            f"{type(module).__name__}.forward is async (define-by-run): backend='ray' runs "
+            "traced pipelines only for now. Run this batch with backend='local', or write "
+            "forward as a plain def so it can be traced."
+        )
     graphs: dict[str, InferenceGraph] = {}
     item_graphs = []
     for item in items:

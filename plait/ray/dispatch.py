@@ -161,7 +161,7 @@ class BatchRun:
                 continue
             self._delivered.add(index)
             result = RunResult(
-                self.graphs[index],
+                outcome.graph or self.graphs[index],
                 unwrap(outcome.values),
                 outcome.values,
                 outcome.nodes,

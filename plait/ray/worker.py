@@ -63,6 +63,7 @@ class ItemOutcome:
     usage: Usage
     cost: float
     makespan: float
+    graph: InferenceGraph | None = None  # set when the run grew the graph (calls made by ops)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class _Batch:
             )
             start = self._now()
             await graph_run.run()
+            grown = graph_run.graph if graph_run.graph is not graph else None
             no_log = SimpleNamespace(events=[])  # the caller keeps the events
             result = build_result(graph_run, no_log, DONE, self._now() - start)  # type: ignore[arg-type]
             pending.items.append(
@@ -137,6 +139,7 @@ class _Batch:
                     result.usage,
                     result.cost,
                     result.makespan,
+                    grown,
                 )
             )
 

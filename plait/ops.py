@@ -16,8 +16,8 @@ from typing import Any, overload
 
 from plait._context import active_tracer
 from plait._tree import tree_leaves
+from plait.markers import has_marker
 from plait.parameter import Parameter
-from plait.tracing.strings import has_marker
 from plait.values import ValueKind
 
 
@@ -63,6 +63,8 @@ class Op:
         self.kind = kind
         self.side_effects = side_effects
         self.is_async = inspect.iscoroutinefunction(fn)
+        # Whether a functional op may call modules (map_values): it then runs like user code.
+        self.calls_out = False
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
