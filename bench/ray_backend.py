@@ -40,6 +40,7 @@ from bench._common import (
     alternate,
     exit_on_sigterm,
     http_resources,
+    median,
     prompts,
     render_table,
     simulator_process,
@@ -67,24 +68,22 @@ def _calibrate(seconds: float) -> int:
     return max(1, int(seconds / per_round))
 
 
-ROUNDS = _calibrate(WORK)
-
-
 @plait.op
-def post_process(reply: str) -> dict[str, Any]:
+def post_process(reply: str, rounds: int) -> dict[str, Any]:
     """What a CPU-heavy item does after its call: parse, score, verify (here: spin)."""
-    return {"reply": reply, "score": _spin(ROUNDS)}
+    return {"reply": reply, "score": _spin(rounds)}
 
 
 class Scored(Module):
-    """One call, then CPU-heavy Python on its reply."""
+    """One call, then CPU-heavy Python on its reply (``rounds`` calibrated by the caller)."""
 
-    def __init__(self) -> None:
+    def __init__(self, rounds: int) -> None:
         super().__init__()
+        self.rounds = rounds
         self.answer = LLMInference("fast", system_prompt="Answer briefly.")
 
     def forward(self, text: str) -> Any:
-        return post_process(self.answer(text))
+        return post_process(self.answer(text), self.rounds)
 
 
 def start_cluster(cores: int) -> Any:
@@ -97,53 +96,81 @@ def start_cluster(cores: int) -> Any:
     return ray
 
 
+def cluster_cpu(backend: RayBackend) -> float:
+    """CPU seconds used so far by the backend's workers and its coordinator."""
+    ray = require_ray()
+    workers = ray.get([w.actor.info.remote() for w in backend._pool if w.alive])
+    return sum(w["cpu"] for w in workers) + ray.get(backend._coordinator.cpu.remote())
+
+
 async def _both(
     backend: RayBackend, module: Any, texts: list[str], url: str, cap: int, rounds: int
-) -> Any:
+) -> tuple[Any, list[float]]:
+    """Alternating rounds of both backends; also each Ray round's CPU in the cluster."""
     resources = http_resources(url, cap)
+    cluster: list[float] = []
+    await backend.worker_info()  # the workers run before anything is measured
 
     async def local() -> list[Any]:
         items = await run_batch(module, texts, resources=resources, progress=False)
         return [item.output for item in items]
 
     async def on_ray() -> list[Any]:
+        before = cluster_cpu(backend)
         items = await run_batch(module, texts, resources=resources, progress=False, backend=backend)
+        cluster.append(cluster_cpu(backend) - before)
         return [item.output for item in items]
 
-    return await alternate(rounds, local, on_ray, timeout=600)
+    return await alternate(rounds, local, on_ray, timeout=600), cluster
 
 
 def run_io(backend: RayBackend, calls: int = 2000, cap: int = 64, rounds: int = 3) -> Result:
     """(a) Pure I/O: the per-call overhead of the Ray backend, as a ratio to the local one."""
     texts = prompts(calls)
     with simulator_process(latency=0.0) as server:
-        measured = asyncio.run(_both(backend, Single(), texts, server.url, cap, rounds))
+        measured, cluster = asyncio.run(_both(backend, Single(), texts, server.url, cap, rounds))
     local, ray = measured.median("baseline"), measured.median("plait")
-    per_call = (ray - local) / calls * 1e6
-    figure = Figure(
-        "ray: I/O-bound",
-        f"{calls:,} one-call items, zero latency, cap {cap}",
-        "s",
-        local,
-        ray,
-        baseline_name="local backend",
-        note=f"median of {rounds}; {per_call:+.0f} µs per call",
+    local_cpu = measured.median("baseline", "cpu") / calls * 1e6
+    ray_cpu = (median([t.cpu for t in measured.plait]) + median(cluster)) / calls * 1e6
+    shape = f"{calls:,} one-call items, zero latency, cap {cap}"
+    figures = (
+        Figure(
+            "ray: I/O-bound",
+            f"{shape}: wall time",
+            "s",
+            local,
+            ray,
+            baseline_name="local backend",
+            note=f"median of {rounds}",
+        ),
+        Figure(
+            "ray: I/O-bound",
+            f"{shape}: CPU per call, all processes",
+            "µs",
+            local_cpu,
+            ray_cpu,
+            baseline_name="local backend",
+            note="caller + workers + coordinator",
+        ),
     )
     details = {
         "calls": calls,
         "cap": cap,
         "rounds": measured.to_dict(),
+        "cluster_cpu": cluster,
         "same_outputs": measured.outputs["baseline"] == measured.outputs["plait"],
-        "overhead_us_per_call": per_call,
+        "cpu_us_per_call": {"local": local_cpu, "ray": ray_cpu},
     }
-    return Result("ray_io", (figure,), details)
+    return Result("ray_io", figures, details)
 
 
 def run_cpu(backend: RayBackend, cores: int, items: int = 48, rounds: int = 3) -> Result:
     """(b) CPU-heavy items: the speed-up from running the Python on every core."""
     texts = prompts(items)
     with simulator_process(latency=0.02) as server:
-        measured = asyncio.run(_both(backend, Scored(), texts, server.url, 16, rounds))
+        measured, cluster = asyncio.run(
+            _both(backend, Scored(_calibrate(WORK)), texts, server.url, 16, rounds)
+        )
     local, ray = measured.median("baseline"), measured.median("plait")
     figure = Figure(
         "ray: CPU-heavy",
@@ -161,6 +188,7 @@ def run_cpu(backend: RayBackend, cores: int, items: int = 48, rounds: int = 3) -
         "rounds": measured.to_dict(),
         "same_outputs": measured.outputs["baseline"] == measured.outputs["plait"],
         "speedup": local / ray,
+        "cluster_cpu": cluster,
     }
     return Result("ray_cpu", (figure,), details)
 

@@ -10,6 +10,7 @@ from _ray_support import session_cluster  # noqa: F401  (the ray_cluster fixture
 from _sim_support import sim_server_thread
 
 import plait
+from bench import ray_backend
 from bench._common import simulator_process
 from plait import LLMInference, Module, Parameter, run_batch, stream_batch
 from plait_jupyter.live import RunState
@@ -273,3 +274,12 @@ async def test_breaking_out_of_a_ray_stream_stops_the_rest(ray_cluster):
         await asyncio.sleep(0.6)
         assert server.model.stats.total == sent  # nothing more went out after the stop
     assert sent < 80
+
+
+def test_the_ray_benchmark_runs_both_backends_on_the_same_work(ray_cluster):
+    io = ray_backend.run_io(ray_cluster, calls=20, cap=8, rounds=1)
+    cpu = ray_backend.run_cpu(ray_cluster, cores=2, items=4, rounds=1)
+    assert io.details["same_outputs"] and cpu.details["same_outputs"]
+    assert [f.unit for f in io.figures] == ["s", "µs"]
+    assert len(io.details["cluster_cpu"]) == 1 and io.details["cluster_cpu"][0] > 0
+    assert cpu.details["items"] == 4 and cpu.figures[0].baseline_name == "local backend"

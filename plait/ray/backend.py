@@ -165,7 +165,7 @@ class RayBackend:
         return list(self._pool)
 
     async def worker_info(self) -> list[dict[str, Any]]:
-        """Each live worker's name, process id and host (starting the workers if needed)."""
+        """Each live worker's name, process id, host and CPU seconds (starting them if needed)."""
         ray = self._connect()
         workers = self._ensure_pool(ray)
         return list(await asyncio.gather(*(w.actor.info.remote() for w in workers)))

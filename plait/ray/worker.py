@@ -188,8 +188,13 @@ class BatchWorker:
         self._batches: dict[str, _Batch] = {}
 
     def info(self) -> dict[str, Any]:
-        """Where this worker runs: its process id and host."""
-        return {"name": self.name, "pid": os.getpid(), "host": socket.gethostname()}
+        """Where this worker runs (process id, host) and the CPU seconds its process has used."""
+        return {
+            "name": self.name,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "cpu": time.process_time(),
+        }
 
     def begin(self, batch: str, module: Any, plan: WorkerPlan) -> None:
         """Take the module (as pickled for this batch) and the batch's settings."""
