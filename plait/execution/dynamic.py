@@ -42,7 +42,7 @@ from plait.module import Module
 from plait.tracing.frames import is_user_code
 from plait.tracing.proxy import TracedValue
 from plait.tracing.tracer import Tracer
-from plait.values import Value, ValueKind
+from plait.values import Value, ValueKind, unwrap
 
 
 class RecordingRun(Protocol):
@@ -247,7 +247,7 @@ class Recorder(Tracer):
                 raise self.run.call_error(ref, result)
             if whole:
                 return result
-            payload = result.payload
+            payload = unwrap(result.payload)  # an op's dict result holds a Value per leaf
         return _converted(payload, value.conversion)
 
 
