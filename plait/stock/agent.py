@@ -145,11 +145,11 @@ class ToolAgent(Module):
             if not calls:
                 return answer
             if step == self.max_steps:
-                asked = ", ".join(call["name"] for call in calls)
+                asked = ", ".join(dict.fromkeys(call["name"] for call in calls))
                 raise LoopLimitError(
-                    f"ToolAgent used all {step} model calls (max_steps={self.max_steps}) and the "
-                    f"model still asks for tools ({asked}); raise max_steps, or tell it in the "
-                    "system prompt to answer with what it has",
+                    f"ToolAgent made {step} model call{'s' if step > 1 else ''} (max_steps="
+                    f"{self.max_steps}) and the model still asks for tools ({asked}); raise "
+                    "max_steps, or tell it in the system prompt to answer with what it has",
                     steps=step,
                     last=whole,
                 )
