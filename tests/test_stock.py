@@ -15,7 +15,16 @@ from _exec_support import http_resources
 from _sim_support import sim_server_thread
 
 import plait
-from plait import ConfigError, ExecutionError, LLMInference, ResourceConfig, execute, run
+from plait import (
+    CallError,
+    ConfigError,
+    ExecutionError,
+    LLMInference,
+    Module,
+    ResourceConfig,
+    execute,
+    run,
+)
 from plait.stock import (
     LIST_SCHEMA,
     VERDICT_SCHEMA,
@@ -193,6 +202,42 @@ async def test_the_agent_speaks_anthropic_through_the_client():
     assert result["content"].startswith("sunny in ")
 
 
+class AgentWithFallback(Module):
+    def __init__(self):
+        super().__init__()
+        self.agent = ToolAgent("smart", [weather], max_steps=2)
+        self.backup = LLMInference("smart", system_prompt="Backup.")
+
+    async def forward(self, history):
+        try:
+            return await self.agent(history)
+        except CallError as exc:
+            self.caught = exc
+            return self.backup("?")
+
+
+async def test_an_agent_inside_a_forward_takes_chat_history_and_fails_as_one_call():
+    rules = [
+        {"match": {"tools": True}, "tool_call": {"name": "weather", "arguments": {"city": "Rome"}}}
+    ]
+    history = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "Weather in Rome?"},
+    ]
+    with sim_server_thread(replies=rules) as server:
+        module = AgentWithFallback()
+        result = await execute(module, history, resources=http_resources(server.url, "smart"))
+        requests = server.model.requests
+    assert result.ok
+    assert [r.messages[-1]["role"] for r in requests] == ["user", "tool", "user"]
+    assert requests[0].messages == tuple(history)
+    assert list(result.nodes) == ["agent", "agent.llm", "agent.weather", "agent.llm_1", "backup"]
+    assert result.graph.nodes["agent.llm_1"].call_key == "/agent#0/agent.llm#1"
+    assert module.caught.node_id == "agent" and isinstance(module.caught.cause, LoopLimitError)
+    assert result.graph.nodes["backup"].control == ("agent",)
+
+
 JUDGE = [
     {"match": {"system": "Judge", "user": "improved"}, "json": {"pass": True, "feedback": ""}},
     {"match": {"system": "Judge"}, "json": {"pass": False, "feedback": "too vague"}},
@@ -226,6 +271,18 @@ async def test_refine_stops_at_the_first_pass():
     nodes = result.graph.nodes
     assert nodes["draft_1"].dependencies == ("draft",) and nodes["draft_1"].control == ("verify",)
     assert nodes["verify_1"].dependencies == ("draft_1",)
+
+
+async def test_refine_makes_no_call_after_a_first_pass():
+    rules = [{"match": {"system": "Judge"}, "json": {"pass": True, "feedback": "fine"}}]
+    with sim_server_thread(replies=rules) as server:
+        resources = http_resources(server.url, "fast", "smart")
+        output = await run(refiner(), "x", resources=resources)
+        assert [r.messages[0]["content"] for r in server.model.requests] == [
+            "Write a haiku.",
+            "Judge it.",
+        ]
+    assert output.endswith("] x")
 
 
 async def test_refine_raises_with_the_last_draft_when_nothing_passes():
@@ -312,6 +369,31 @@ async def test_map_list_refuses_a_split_that_is_not_a_list():
                 resources=http_resources(server.url, "fast"),
             )
         assert len(server.model.requests) == 1
+
+
+@plait.op
+def numbered(answers: list) -> str:
+    return " | ".join(f"{i}. {a}" for i, a in enumerate(answers, 1))
+
+
+@plait.op
+def shout(item: dict) -> str:
+    return item["name"].upper()
+
+
+async def test_map_list_with_ops_for_each_and_join():
+    rules = [{"match": {"system": "Split"}, "json": [{"name": "ann"}, {"name": "bo"}]}]
+    split = LLMInference(
+        "fast",
+        system_prompt="Split.",
+        response_format={"type": "array", "items": {"type": "object"}},
+    )
+    with sim_server_thread(replies=rules) as server:
+        mapper = MapList(split, shout, numbered)
+        result = await execute(mapper, "x", resources=http_resources(server.url, "fast"))
+        assert len(server.model.requests) == 1
+    assert result.output == "1. ANN | 2. BO"
+    assert result.graph.nodes["numbered"].dependencies == ("shout", "shout_1")
 
 
 def not_an_op(city: str) -> str:
