@@ -135,6 +135,8 @@ def _rows_note(shown: int, total: int) -> str:
 def graph_html(graph: InferenceGraph) -> str:
     """An `InferenceGraph`: summary and a node table (for the interactive DAG, use `GraphView`)."""
     nodes = list(graph.nodes.values())
+    # A graph recorded while it ran (async forward) also has control edges.
+    recorded = graph.dynamic or any(n.control for n in nodes)
     rows = [
         [
             f"<code>{esc(n.id)}</code>" + ("" if n.live else " (unused)"),
@@ -143,6 +145,7 @@ def graph_html(graph: InferenceGraph) -> str:
             esc(n.module_path),
             esc(" / ".join(n.scope)),
             esc(", ".join(n.dependencies)),
+            *([esc(", ".join(n.control))] if recorded else []),
         ]
         for n in nodes[:MAX_ROWS]
     ]
@@ -153,6 +156,8 @@ def graph_html(graph: InferenceGraph) -> str:
         f"outputs: {esc(outputs)}"
     )
     header = ["node", "kind", "target", "module path", "scope", "depends on"]
+    if recorded:
+        header.append("after (control)")
     return box(title, table(header, rows), _rows_note(len(rows), len(nodes)))
 
 
