@@ -166,6 +166,11 @@ def output_preview(output: Any, limit: int = 300) -> str:
     return esc(clip(value_text(output, limit)[1], limit))
 
 
+def _control(result: RunResult, node_id: str) -> tuple[str, ...]:
+    node = result.graph.nodes.get(node_id)
+    return node.control if node is not None else ()
+
+
 def result_html(result: RunResult) -> str:
     """A `RunResult`: status, totals, output, failures and one row per node."""
     status_colour = STATE_COLOURS["done" if result.ok else "failed"]
@@ -176,6 +181,7 @@ def result_html(result: RunResult) -> str:
     )
     failures = "".join(f"<li>{esc(failure)}</li>" for failure in result.failures)
     records = list(result.nodes.values())
+    recorded = result.graph.dynamic
     rows = [
         [
             f"<code>{esc(r.id)}</code>",
@@ -185,10 +191,13 @@ def result_html(result: RunResult) -> str:
             "" if r.duration is None else f"{r.duration:.2f} s",
             esc(r.usage.total_tokens or ""),
             output_preview(r.output, 120) if r.output is not None else "",
+            *([esc(", ".join(_control(result, r.id)))] if recorded else []),
         ]
         for r in records[:MAX_ROWS]
     ]
     header = ["node", "state", "endpoint", "attempts", "time", "tokens", "output"]
+    if recorded:
+        header.append("after (control)")
     return box(
         title,
         "<div><b>output</b></div>",

@@ -163,7 +163,12 @@ def test_a_finished_dynamic_result_and_its_graph_are_drawn():
     assert repr(view) == f"GraphView({len(ids)} nodes, done)"
     html = graph_html(result.graph)
     assert "after (control)" in html and "classify" in html
-    assert "<b>too vague" not in result._repr_html_()  # model text escaped in the repr
+    # The text fallbacks say what came before each call too.
+    poet_row = next(line for line in repr(result.graph).splitlines() if "poet" in line)
+    assert "after (control)" in repr(result.graph) and poet_row.endswith("classify")
+    page = result._repr_html_()
+    assert "after (control)" in page
+    assert "<b>too vague" not in page and "&lt;b&gt;too vague" in page  # model text escaped
 
 
 def test_a_batch_of_dynamic_items_takes_different_branches_and_counts_items():

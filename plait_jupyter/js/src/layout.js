@@ -269,7 +269,11 @@ function pinLayout(laid, previous, vis, parentOf, aspect) {
   const news = laid.nodes.filter((n) => !at.has(n.id));
   // New nodes with no placed parent (a new batch item, a call before any other) go as a block
   // into free space: right of the drawing, or below it once it is wide enough.
-  const loose = news.filter((n) => !(parents.get(n.id) || []).some((p) => at.has(p)));
+  const looseIds = new Set();
+  for (const n of news) {
+    if ((parents.get(n.id) || []).every((p) => looseIds.has(p))) looseIds.add(n.id);
+  }
+  const loose = news.filter((n) => looseIds.has(n.id));
   if (loose.length) {
     const b = placedBounds();
     const block = boundsOf(loose, []);
