@@ -81,6 +81,7 @@ class RunState:
         self.graph_data: dict[str, Any] = {}
         self.grown = False  # nodes were added since graph_data was built
         self.version = 0  # how many times graph_data was built
+        self.recorded = False  # nodes were recorded while the run went on
         self.refresh_graph(force=True)
         self.details: dict[str, dict[str, Any]] = {}
         self.status = "running"
@@ -166,7 +167,7 @@ class RunState:
         if key in self.states:
             return
         self._register(item, key)
-        self.grown = True
+        self.grown = self.recorded = True
         if self.batch and (item or 0) < len(self._left):
             self._left[item or 0] += 1
 
@@ -270,7 +271,8 @@ class RunState:
                 cost += record.cost
         if any(table is not None for table in self.records):
             self.tokens, self.cost = tokens, cost
-        self.refresh_graph()
+        # A recorded graph learns more when calls return (a module node's edges): rebuild once.
+        self.refresh_graph(force=self.recorded)
         for key in self.states:
             record = self._record(key)
             if record is not None:

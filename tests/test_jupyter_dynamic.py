@@ -193,3 +193,49 @@ def test_a_batch_of_dynamic_items_takes_different_branches_and_counts_items():
     # The forward raised after its one call succeeded: the item failed.
     assert crashed.node_states == {"0/classify": "done"}
     assert crashed.run_info["items_done"] == 0 and crashed.run_info["items_failed"] == 1
+
+
+class Inner(Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.classify = LLMInference("fast", system_prompt="Classify the question: math or poetry.")
+        self.math = LLMInference("fast", system_prompt="You are a mathematician.")
+
+    async def forward(self, question: str) -> object:
+        label = await self.classify(question)
+        return self.math(question) if label == "math" else "not math"
+
+
+class TracedOuter(Module):
+    """A traced pipeline with an async module inside: one node that expands while it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.summarize = LLMInference("fast", system_prompt="Summarize.")
+        self.inner = Inner()
+        self.report = LLMInference("fast", system_prompt="Report.")
+
+    def forward(self, text: str) -> object:
+        return self.report(f"Decision: {self.inner(self.summarize(text))}")
+
+
+def test_an_async_module_inside_a_traced_graph_expands_in_the_view():
+    resources = ResourceConfig.simulated(
+        "fast",
+        latency=0.15,
+        replies=[{"match": {"system": "Summarize"}, "reply": "the integral of x"}, *RULES],
+    )
+    view = GraphView()
+    drawn: list[list[str]] = []
+    view.observe(lambda c: drawn.append([n["id"] for n in c["new"]["nodes"]]), names="graph_data")
+    result = asyncio.run(
+        execute(TracedOuter(), "text", resources=resources, on_event=view.on_event)
+    )
+    assert result.ok, result.failures
+    assert drawn[0] == ["text", "summarize", "inner", "report"]  # traced: known at the start
+    assert drawn[-1] == [*drawn[0], "inner.classify", "inner.math"]
+    assert view.node_states == expected_states(result)
+    groups = {g["id"]: g["label"] for g in view.graph_data["groups"]["module"]}
+    inner_calls = [n for n in view.graph_data["nodes"] if n["id"].startswith("inner.")]
+    assert {groups[n["groups"]["module"]] for n in inner_calls} == {"inner"}
+    assert ["inner.math", "inner"] in view.graph_data["edges"]  # its output came from that call

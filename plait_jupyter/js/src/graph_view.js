@@ -289,11 +289,13 @@ class Explorer {
     const collapsed = new Set(this.model.get("collapsed"));
     const rect = this.stage.getBoundingClientRect();
     const aspect = rect.width > 0 && rect.height > 0 ? rect.width / rect.height : 1.8;
-    const previous = grown ? this.placed : null;
-    const laid = layoutGraph(data.nodes ? data : { nodes: [], edges: [], groups: {} }, groupBy, collapsed, aspect, previous);
+    const previous = grown ? { nodes: this.placed, cols: this.cols } : null;
+    const running = (this.model.get("run_info") || {}).status === "running";
+    const laid = layoutGraph(data.nodes ? data : { nodes: [], edges: [], groups: {} }, groupBy, collapsed, aspect, previous, running);
     const t1 = performance.now();
-    this.draw(laid, previous);
+    this.draw(laid, previous && previous.nodes);
     this.placed = new Map(laid.nodes.map((n) => [n.id, n]));
+    this.cols = laid.cols;
     this.states = {};
     this.updateStates();
     this.updateGroupNodes();

@@ -171,10 +171,11 @@ function layoutComponent(items, groupIds, edges, parentOf, sizeOf) {
  * @param {string} groupBy
  * @param {Set<string>} collapsed
  * @param {number} aspect  wanted width / height of the whole drawing
- * @param {Map<string, PlacedNode>|null} previous  the nodes of the last layout of this graph
- *   (it grew): they keep their places
+ * @param {{nodes: Map<string, PlacedNode>, cols: number}|null} previous  the last layout of this
+ *   graph (it grew): its nodes keep their places
+ * @param {boolean} running  the run is going on (a recorded graph will grow)
  */
-export function layoutGraph(data, groupBy, collapsed, aspect = 1.8, previous = null) {
+export function layoutGraph(data, groupBy, collapsed, aspect = 1.8, previous = null, running = false) {
   const vis = visibleGraph(data, groupBy, collapsed);
   const ids = [...new Set(vis.owner.values())];
   const isGroup = (id) => vis.members.has(id);
@@ -222,7 +223,30 @@ export function layoutGraph(data, groupBy, collapsed, aspect = 1.8, previous = n
     }
     placed.push({ comp, groupIds, edges, local });
   }
-  const laid = pack(placed, vis, aspect, isGroup);
+  let blocks = placed.map((entry) => toBlock(entry, vis, isGroup));
+  if (data.recorded && running) {
+    // Group boxes drawn around their members, as they will be once nodes are pinned.
+    blocks = blocks.map((b) => ({ ...b, groups: groupBoxes(b.groups, b.nodes, vis, parentOf) }));
+  }
+  const growing = Boolean(previous) && ids.some((id) => previous.nodes.has(id));
+  if (growing) {
+    blocks = blocks.map((b) => (b.nodes.some((n) => previous.nodes.has(n.id)) ? pinLayout(b, previous.nodes, vis, parentOf, aspect) : b));
+  }
+  // A graph that grows while drawn: its components (batch items) sit in a grid whose column
+  // count stays fixed, so an item that grows moves only the items right of it or below it.
+  // A batch item keeps its cell (by item number) even when items start out of order.
+  const items = ((data.groups || {}).module || []).filter((g) => g.kind === "item").length;
+  const slots = placed.map(({ comp }, i) => {
+    const top = topOf(comp[0]);
+    return top && top.startsWith("item:") ? Number(top.slice(5)) : i;
+  });
+  const count = Math.max(items, blocks.length);
+  const cols = previous?.cols || (data.recorded && (growing || running) ? Math.min(count, Math.ceil(Math.sqrt(count * aspect * 3))) : 0);
+  const laid =
+    growing && blocks.length === 1
+      ? { ...blocks[0], bounds: boundsOf(blocks[0].nodes, blocks[0].groups) }
+      : arrange(blocks, aspect, cols, items ? slots : null);
+  laid.cols = cols;
   const at = new Map(laid.nodes.map((n) => [n.id, n]));
   for (const [a, b, control] of cross) {
     const u = at.get(a);
@@ -236,11 +260,25 @@ export function layoutGraph(data, groupBy, collapsed, aspect = 1.8, previous = n
     ];
     laid.edges.push({ from: a, to: b, points, hub: true, control });
   }
-  laid.bounds = { x0: 0, y0: 0, x1: laid.width, y1: laid.height };
-  if (previous && laid.nodes.some((n) => previous.has(n.id))) {
-    return pinLayout(laid, previous, vis, parentOf, aspect);
-  }
+  laid.width = laid.bounds.x1 - laid.bounds.x0;
+  laid.height = laid.bounds.y1 - laid.bounds.y0;
   return laid;
+}
+
+/** One laid-out component as nodes, groups (with room for their labels) and edges. */
+function toBlock({ comp, groupIds, edges, local }, vis, isGroup) {
+  const nodes = comp.map((id, j) => {
+    const r = local.items[j];
+    const node = { id, x: r.x, y: r.y, w: r.w, h: r.h };
+    if (isGroup(id)) node.group = id;
+    return node;
+  });
+  const groups = groupIds.map((gid, j) => {
+    const r = local.groups[j];
+    return { id: gid, x: r.x, y: r.y - GROUP_PAD_TOP / 2, w: r.w, h: r.h + GROUP_PAD_TOP, depth: vis.chainOf(gid).length };
+  });
+  const placedEdges = edges.map(([a, b, control], j) => ({ from: a, to: b, control, points: local.edges[j] }));
+  return { nodes, groups, edges: placedEdges };
 }
 
 const overlaps = (a, b) =>
@@ -386,69 +424,59 @@ function splitHubEdges(edges, visibleCount) {
   return { local, cross };
 }
 
-/** Shelf-pack the laid-out components into rows. */
-function pack(placed, vis, aspect, isGroup) {
-  const boxes = placed.map(({ local }) => {
-    let x0 = Infinity;
-    let y0 = Infinity;
-    let x1 = -Infinity;
-    let y1 = -Infinity;
-    for (const r of [...local.items, ...local.groups]) {
-      x0 = Math.min(x0, r.x - r.w / 2);
-      x1 = Math.max(x1, r.x + r.w / 2);
-      y0 = Math.min(y0, r.y - r.h / 2 - (local.groups.length ? GROUP_PAD_TOP : 0));
-      y1 = Math.max(y1, r.y + r.h / 2);
-    }
-    return { x0, y0, w: x1 - x0, h: y1 - y0 };
+/**
+ * Place the blocks side by side: shelf-packed into rows to the wanted aspect, or (``cols`` > 0)
+ * in a grid of ``cols`` columns, each column as wide and each row as tall as its largest block.
+ */
+function arrange(blocks, aspect, cols, slots = null) {
+  const boxes = blocks.map((b) => boundsOf(b.nodes, b.groups));
+  const spots = cols ? gridSpots(boxes, cols, slots || boxes.map((_, i) => i)) : shelfSpots(boxes, aspect);
+  const out = { nodes: [], groups: [], edges: [] };
+  blocks.forEach((block, i) => {
+    const dx = spots[i].x - boxes[i].x0;
+    const dy = spots[i].y - boxes[i].y0;
+    const move = (r) => ({ ...r, x: r.x + dx, y: r.y + dy });
+    out.nodes.push(...block.nodes.map(move));
+    out.groups.push(...block.groups.map(move));
+    out.edges.push(...block.edges.map((e) => ({ ...e, points: e.points.map(move) })));
   });
-  const area = boxes.reduce((s, b) => s + (b.w + GAP) * (b.h + GAP), 0);
-  const rowWidth = Math.max(Math.sqrt(area * aspect), ...boxes.map((b) => b.w));
-  /** @type {PlacedNode[]} */
-  const nodes = [];
-  /** @type {PlacedGroup[]} */
-  const groups = [];
-  /** @type {PlacedEdge[]} */
-  const edges = [];
+  out.groups.sort((a, b) => a.depth - b.depth);
+  out.bounds = boundsOf(out.nodes, out.groups);
+  return out;
+}
+
+function shelfSpots(boxes, aspect) {
+  const size = boxes.map((b) => ({ w: b.x1 - b.x0, h: b.y1 - b.y0 }));
+  const area = size.reduce((s, b) => s + (b.w + GAP) * (b.h + GAP), 0);
+  const rowWidth = Math.max(Math.sqrt(area * aspect), ...size.map((b) => b.w));
+  const spots = [];
   let x = 0;
   let y = 0;
   let rowH = 0;
-  let width = 0;
-  placed.forEach(({ comp, groupIds, edges: compEdges, local }, i) => {
-    const box = boxes[i];
-    if (x > 0 && x + box.w > rowWidth) {
+  for (const b of size) {
+    if (x > 0 && x + b.w > rowWidth) {
       x = 0;
       y += rowH + GAP;
       rowH = 0;
     }
-    const dx = x - box.x0;
-    const dy = y - box.y0;
-    comp.forEach((id, j) => {
-      const r = local.items[j];
-      const node = { id, x: r.x + dx, y: r.y + dy, w: r.w, h: r.h };
-      if (isGroup(id)) node.group = id;
-      nodes.push(node);
-    });
-    groupIds.forEach((gid, j) => {
-      const r = local.groups[j];
-      groups.push({
-        id: gid,
-        x: r.x + dx,
-        y: r.y + dy - GROUP_PAD_TOP / 2,
-        w: r.w,
-        h: r.h + GROUP_PAD_TOP,
-        depth: vis.chainOf(gid).length,
-      });
-    });
-    compEdges.forEach(([a, b, control], j) => {
-      const points = local.edges[j].map((p) => ({ x: p.x + dx, y: p.y + dy }));
-      edges.push({ from: a, to: b, points, control });
-    });
-    x += box.w + GAP;
-    rowH = Math.max(rowH, box.h);
-    width = Math.max(width, x - GAP);
+    spots.push({ x, y });
+    x += b.w + GAP;
+    rowH = Math.max(rowH, b.h);
+  }
+  return spots;
+}
+
+function gridSpots(boxes, cols, slots) {
+  const colW = new Array(cols).fill(NODE_W + 2 * GROUP_PAD); // an item not started yet keeps its room
+  const rowH = new Array(Math.ceil((Math.max(...slots) + 1) / cols)).fill(0);
+  boxes.forEach((b, i) => {
+    const [c, r] = [slots[i] % cols, Math.floor(slots[i] / cols)];
+    colW[c] = Math.max(colW[c], b.x1 - b.x0);
+    rowH[r] = Math.max(rowH[r], b.y1 - b.y0);
   });
-  groups.sort((a, b) => a.depth - b.depth);
-  return { nodes, groups, edges, width, height: y + rowH };
+  const xs = colW.map((_, c) => colW.slice(0, c).reduce((s, w) => s + w + GAP, 0));
+  const ys = rowH.map((_, r) => rowH.slice(0, r).reduce((s, h) => s + h + GAP, 0));
+  return slots.map((slot) => ({ x: xs[slot % cols], y: ys[Math.floor(slot / cols)] }));
 }
 
 /** An SVG path through dagre's edge points (a uniform B-spline, like d3's curveBasis). */
