@@ -104,15 +104,37 @@ class InferenceGraph:
         self._dependents: dict[str, tuple[str, ...]] | None = None
         # True for a graph recorded while its run executes (an async forward): it grows.
         self.dynamic = False
+        # A dynamic graph's forward arguments (args, kwargs), kept for replays (what-if re-runs).
+        self.call: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
+        # For a run's own copy of a traced graph that grew while running: the traced original.
+        self.base: InferenceGraph | None = None
+        # What recording calls into this graph needs to know of ``root`` (made on first use,
+        # shared by every item of a batch); see `plait.execution.dynamic.Layout`.
+        self.layout: Any = None
+
+    def grown_copy(self) -> InferenceGraph:
+        """A copy a run may add nodes to, leaving this graph (shared by batch items) unchanged."""
+        copy = InferenceGraph(
+            self.nodes,
+            self.input_ids,
+            self.output,
+            self.parameters,
+            root=self.root,
+            input_paths=self.input_paths,
+        )
+        copy.dynamic, copy.call, copy.base = self.dynamic, self.call, self.base or self
+        copy.layout = self.layout
+        return copy
 
     def add_node(self, node: GraphNode) -> None:
         """Append a node recorded at run time; its dependencies must already be in the graph."""
         if node.id in self.nodes:
             raise GraphError(f"node {node.id!r} is already in the graph")
-        missing = [d for d in (*node.dependencies, *node.control) if d not in self.nodes]
-        if missing:
-            raise GraphError(f"node {node.id!r} depends on missing node(s) {', '.join(missing)}")
-        self.nodes[node.id] = node
+        nodes = self.nodes
+        for dep in (*node.dependencies, *node.control):
+            if dep not in nodes:
+                raise GraphError(f"node {node.id!r} depends on missing node {dep!r}")
+        nodes[node.id] = node
         if self._dependents is not None:
             self._dependents[node.id] = ()
             for dep in node.dependencies:

@@ -26,13 +26,14 @@ from plait.execution import events as ev
 from plait.execution.budget import Budget
 from plait.execution.cache import ResponseCache, cache_for
 from plait.execution.checkpoint import Checkpoint, stable_hash
-from plait.execution.dynamic import is_dynamic
+from plait.execution.dynamic import Layout, is_dynamic
 from plait.execution.pool import SlotPool
 from plait.execution.result import (
     BUDGET_EXCEEDED,
     CANCELLED,
     DONE,
     FAILED,
+    NO_OVERRIDE,
     SKIPPED,
     NodeOverride,
     NodeRecord,
@@ -155,16 +156,33 @@ class EventLog:
                 )
 
 
-def dynamic_graph(module: Module) -> InferenceGraph:
-    """The graph of a define-by-run call of ``module``: empty, grown by the run as calls are made."""
+def dynamic_graph(
+    module: Module,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    like: InferenceGraph | None = None,
+) -> InferenceGraph:
+    """The graph of a define-by-run call of ``module``: empty, grown by the run as calls are made.
+
+    ``like``: another call's graph of the same module, whose parameters and layout it shares
+    (the items of a batch).
+    """
+    parameters = (
+        like.parameters
+        if like is not None
+        else {f"param:{name}": param for name, param in module.named_parameters()}
+    )
     graph = InferenceGraph(
         {},
         (),
         Value(ValueKind.ERROR, ExecutionError("forward() did not finish"), None),
-        {f"param:{name}": param for name, param in module.named_parameters()},
+        parameters,
         root=module,
     )
+    graph.layout = like.layout if like is not None else Layout.of(module)
     graph.dynamic = True
+    graph.call = (tuple(args), dict(kwargs or {}))
     return graph
 
 
@@ -200,8 +218,10 @@ def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None
     root module is checked instead (the calls it may make).
     """
     needed: dict[str, list[str]] = {}
+    roots: set[int] = set()
     for graph in graphs:
-        if graph.dynamic:
+        if graph.dynamic and id(graph.root) not in roots:
+            roots.add(id(graph.root))
             for path, sub in graph.root.named_modules():
                 if isinstance(sub, LLMInference):
                     needed.setdefault(sub.alias, []).append(path)
@@ -316,7 +336,7 @@ async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     if is_dynamic(module):
         check_call(module, args, forward_kwargs)
         return await execute_graph(
-            dynamic_graph(module), {}, options, owner, root_call=(module, args, forward_kwargs)
+            dynamic_graph(module, args, forward_kwargs), {}, options, owner, dynamic=True
         )
     graph = trace(module, *args, **forward_kwargs)
     return await execute_graph(graph, graph_inputs(graph, args, forward_kwargs), options, owner)
@@ -346,12 +366,15 @@ async def execute_graph(
     reuse: Mapping[str, NodeRecord] | None = None,
     overrides: Mapping[str, NodeOverride] | None = None,
     parent: RunResult | None = None,
-    root_call: tuple[Module, tuple[Any, ...], dict[str, Any]] | None = None,
+    dynamic: bool = False,
+    replay: Mapping[str, NodeRecord] | None = None,
+    fresh: Mapping[str, NodeOverride] | None = None,
 ) -> RunResult:
     """Run a traced ``graph`` with effective ``options``; `execute` and what-if re-runs share it.
 
-    ``reuse``, ``overrides`` and ``parent`` describe a what-if re-run (see `GraphRun`);
-    ``root_call`` the async forward of a define-by-run graph.
+    ``reuse``, ``overrides``, ``replay``, ``fresh`` and ``parent`` describe a
+    what-if re-run (see `GraphRun`); ``dynamic`` runs ``graph.root``'s async
+    forward on ``graph.call`` (a define-by-run graph).
     """
     resources = (
         options.resources.config
@@ -373,7 +396,9 @@ async def execute_graph(
             reuse=reuse,
             overrides=overrides,
             parent=parent,
-            root_call=root_call,
+            dynamic=dynamic,
+            replay=replay,
+            fresh=fresh,
         )
 
 
@@ -388,7 +413,9 @@ async def _execute_graph(
     reuse: Mapping[str, NodeRecord] | None,
     overrides: Mapping[str, NodeOverride] | None,
     parent: RunResult | None,
-    root_call: tuple[Module, tuple[Any, ...], dict[str, Any]] | None = None,
+    dynamic: bool = False,
+    replay: Mapping[str, NodeRecord] | None = None,
+    fresh: Mapping[str, NodeOverride] | None = None,
 ) -> RunResult:
     async with open_manager(options, owner) as manager:
         pool = SlotPool(options.max_concurrent or (manager.max_concurrent if manager else None))
@@ -402,7 +429,9 @@ async def _execute_graph(
             rng=random.Random(),
             reuse=reuse,
             overrides=overrides,
-            root_call=root_call,
+            root_call=(graph.root, *graph.call) if dynamic else None,
+            replay=replay,
+            fresh=fresh,
             **stores.for_graph(graph),
         )
         log.emit(
@@ -425,7 +454,8 @@ async def _execute_graph(
             stores.close()
             makespan = log.now()
             result = build_result(graph_run, log, status, makespan, stores.budget)
-            result.parent, result.overrides = parent, dict(overrides or {})
+            result.parent = parent
+            result.overrides = {k: v for k, v in graph_run.overrides.items() if v != NO_OVERRIDE}
             log.emit(
                 ev.RunFinished(makespan, None, result.status, result.usage, result.cost, result)
             )

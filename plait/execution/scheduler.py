@@ -89,6 +89,8 @@ class GraphRun:
         reuse: Mapping[str, NodeRecord] | None = None,
         overrides: Mapping[str, NodeOverride] | None = None,
         root_call: tuple[Module, tuple[Any, ...], dict[str, Any]] | None = None,
+        replay: Mapping[str, NodeRecord] | None = None,
+        fresh: Mapping[str, NodeOverride] | None = None,
     ) -> None:
         self.graph = graph
         self.item = item
@@ -118,7 +120,13 @@ class GraphRun:
         self.budget = budget
         self._input_keys: dict[str, str] = {}  # node id -> inputs digest, for the checkpoint
         self.reuse = reuse or {}
-        self.overrides = overrides or {}
+        self.overrides = dict(overrides or {})
+        # A replay of recorded calls (what-if re-run): earlier records by call key, and the
+        # calls that must run again (with their edits); see `_replayed`.
+        self.replay = replay or {}
+        self.fresh = fresh or {}
+        self._rerun_parents = _prefixes([*self.replay, *self.fresh])
+        self._grown = graph.dynamic  # a traced graph is copied before its first new node
         # Define-by-run: the async forward to execute, and what its calls left behind.
         self.root_call = root_call
         self.closed = False  # set once the run has finished: no more calls may be recorded
@@ -126,6 +134,7 @@ class GraphRun:
         self._recorder: Recorder | None = None
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._handled: set[int] = set()  # ids of call errors raised at an await
+        self._endpoints_ready: set[str | None] = set()  # aliases checked and in the pool
         self._age = 0.0
 
     def _emit(self, event: ev.Event) -> None:
@@ -203,12 +212,24 @@ class GraphRun:
     def add_node(self, node: GraphNode, priority: float) -> None:
         """Schedule a node recorded while the run executes (its inputs may still be running)."""
         nid = node.id
+        if not self._grown:
+            self.graph = self.graph.grown_copy()
+            self._grown = True
+            if self._recorder is not None:
+                self._recorder.nodes = self.graph.nodes
+                self._recorder.parameters = self.graph.parameters
         self.graph.add_node(node)
+        if node.call_key in self.fresh:
+            self.overrides[nid] = self.fresh[node.call_key]
         self.live.append(nid)
         self.records[nid] = NodeRecord(nid, node.kind.value, node.module_path, node.alias)
         self._rank[nid] = priority
         values = self.values
-        pending = self._pending[nid] = sum(1 for d in node.dependencies if d not in values)
+        pending = 0
+        for dep in node.dependencies:
+            if dep not in values:
+                pending += 1
+        self._pending[nid] = pending
         self._emit(
             ev.NodeAdded(
                 self.now(),
@@ -220,12 +241,13 @@ class GraphRun:
                 node=node,
             )
         )
-        if node.kind is NodeKind.LLM:
+        if node.kind is NodeKind.LLM and node.alias not in self._endpoints_ready:
             problem = self._endpoint_problem(node.alias)
             if problem is not None:
                 self._finish(nid, *self._failed(nid, ConfigError(problem)))
                 return
             self.pool.add_endpoint(node.alias, self.manager.endpoint(node.alias).max_concurrent)
+            self._endpoints_ready.add(node.alias)
         if pending == 0:
             self._drain([nid])
 
@@ -316,6 +338,8 @@ class GraphRun:
             kind = node.kind
             if nid in self.reuse:
                 ready.extend(self._reused(nid))
+            elif self.replay and node.call_key in self.replay and self._replayable(node):
+                ready.extend(self._reused(nid, self.replay[node.call_key]))
             elif kind is NodeKind.INPUT:
                 raw = self.inputs[nid]
                 value = (
@@ -404,9 +428,24 @@ class GraphRun:
         """A node's name in the checkpoint: its call key when recorded at run time."""
         return self.graph.nodes[nid].call_key or nid
 
-    def _reused(self, nid: str) -> list[str]:
+    def _replayable(self, node: GraphNode) -> bool:
+        """Whether a recorded call can complete from the replayed run's record.
+
+        Not if it is to run again, if calls inside it are (or were) recorded (it
+        runs again so they are made, each reusable in turn), or if its inputs
+        now differ from what it received then.
+        """
+        key = node.call_key
+        earlier = self.replay[key]
+        if key in self.fresh or key in self._rerun_parents:
+            return False
+        if earlier.status != DONE or earlier.output is None:
+            return False
+        return unwrap(self._args(node)) == unwrap(earlier.inputs)
+
+    def _reused(self, nid: str, earlier: NodeRecord | None = None) -> list[str]:
         """Complete a node from an earlier run's record: the same output `Value`, nothing sent."""
-        earlier = self.reuse[nid]
+        earlier = earlier or self.reuse[nid]
         record = self.records[nid]
         record.reused = True
         record.inputs, record.request = earlier.inputs, earlier.request
@@ -442,6 +481,8 @@ class GraphRun:
         args = node.args
         if len(args) == 1 and not node.kwargs and type(args[0]) in _REF_TYPES:
             resolved: Any = ((self._resolve_leaf(args[0]),), {})  # the usual call: one argument
+        elif len(args) == 1 and not node.kwargs and type(args[0]) is str:
+            resolved = (args, {})  # a recorded call on a literal string (an awaited reply)
         else:
             resolved = tree_map(self._resolve_leaf, (args, dict(node.kwargs)))
         resolved = self.overrides.get(node.id, NO_OVERRIDE).with_input(resolved)
@@ -740,6 +781,18 @@ class GraphRun:
 
 
 _NODE_FIELDS = tuple(f for f in GraphNode.__dataclass_fields__ if f != "alias")
+
+
+def _prefixes(keys: list[str]) -> set[str]:
+    """Every enclosing call key of ``keys`` ("/a#0/b#1" is inside "/a#0")."""
+    out: set[str] = set()
+    for key in keys:
+        while (cut := key.rfind("/")) > 0:
+            key = key[:cut]
+            out.add(key)
+    return out
+
+
 # The runner's functions that call user code: a recorded call's helper-scope walk stops there.
 _STOP_CODES = frozenset(
     {GraphRun._drive.__code__, GraphRun._run_async_local.__code__, GraphRun._call_local.__code__}
