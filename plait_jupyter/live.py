@@ -82,6 +82,7 @@ class RunState:
         self.grown = False  # nodes were added since graph_data was built
         self.version = 0  # how many times graph_data was built
         self.recorded = False  # nodes were recorded while the run went on
+        self._copies: set[int] = set()  # graphs this view copied to grow them
         self.refresh_graph(force=True)
         self.details: dict[str, dict[str, Any]] = {}
         self.status = "running"
@@ -161,11 +162,22 @@ class RunState:
             self.states[key] = PENDING if live else UNUSED
             self._where[key] = (item, key.split("/", 1)[1] if self.batch else key)
 
-    def _added(self, item: int | None, node_id: str) -> None:
+    def _added(self, item: int | None, event: Any) -> None:
         """A node recorded while the run goes on: known at once, drawn at the next refresh."""
-        key = node_key(item, node_id)
+        key = node_key(item, event.node_id)
         if key in self.states:
             return
+        index = item or 0
+        graph = self.graphs[index] if index < len(self.graphs) else None
+        node = event.node
+        if graph is not None and node is not None and node.id not in graph.nodes:
+            # A traced graph is copied by the run that grows it (batch items share it):
+            # the view grows its own copy from the events.
+            if index not in self._copies:
+                graph = graph.grown_copy()
+                self.graphs = (*self.graphs[:index], graph, *self.graphs[index + 1 :])
+                self._copies.add(index)
+            graph.add_node(node)
         self._register(item, key)
         self.grown = self.recorded = True
         if self.batch and (item or 0) < len(self._left):
@@ -179,6 +191,8 @@ class RunState:
         kind = event.type
         if kind == "run_finished":
             self.result = getattr(event, "result", None)
+            if self.result is not None and not self.batch:
+                self.graphs = (self.result.graph,)  # the run's own, final graph
             self.finish(event.status, event.time)
             return
         if event.node_id is None:
@@ -199,7 +213,7 @@ class RunState:
         elif kind == "node_started":
             self._retrying.discard(tracked)
         elif kind == "node_added":
-            self._added(item, event.node_id)
+            self._added(item, event)
         state = _EVENT_STATES.get(kind)
         if kind == "node_completed":
             state = CACHED if event.cached or event.restored else DONE

@@ -6,7 +6,7 @@ import asyncio
 
 from _jupyter_support import magics, run_cell, shell
 
-from plait import LLMInference, Module, ResourceConfig, execute
+from plait import LLMInference, Module, ResourceConfig, execute, run_batch
 from plait.execution.events import NodeAdded
 from plait_jupyter import GraphView
 from plait_jupyter.reprs import graph_html
@@ -239,3 +239,22 @@ def test_an_async_module_inside_a_traced_graph_expands_in_the_view():
     inner_calls = [n for n in view.graph_data["nodes"] if n["id"].startswith("inner.")]
     assert {groups[n["groups"]["module"]] for n in inner_calls} == {"inner"}
     assert ["inner.math", "inner"] in view.graph_data["edges"]  # its output came from that call
+
+
+def test_batch_items_of_a_traced_graph_each_grow_their_own_calls():
+    resources = ResourceConfig.simulated("fast", replies=RULES)
+    view = GraphView()
+    items = asyncio.run(
+        run_batch(TracedOuter(), ["x", "y"], resources=resources, on_event=view.on_event)
+    )
+    assert all(item.ok for item in items)
+    # The items share one traced graph; each run (and the view) grows its own copy.
+    assert [list(item.result.nodes) for item in items] == [
+        ["text", "summarize", "inner", "report", "inner.classify"]
+    ] * 2
+    assert view.node_states == {
+        f"{item.index}/{nid}": state
+        for item in items
+        for nid, state in expected_states(item.result).items()
+    }
+    assert view.run_info["items_done"] == 2
