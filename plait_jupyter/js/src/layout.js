@@ -232,8 +232,8 @@ export function layoutGraph(data, groupBy, collapsed, aspect = 1.8, previous = n
   if (growing) {
     blocks = blocks.map((b) => (b.nodes.some((n) => previous.nodes.has(n.id)) ? pinLayout(b, previous.nodes, vis, parentOf, aspect) : b));
   }
-  // A graph that grows while drawn: its components (batch items) sit in a grid whose column
-  // count stays fixed, so an item that grows moves only the items right of it or below it.
+  // A batch that grows while drawn: its items sit in a grid whose column count stays fixed,
+  // so an item that grows moves only the items right of it or below it.
   // A batch item keeps its cell (by item number) even when items start out of order.
   const items = ((data.groups || {}).module || []).filter((g) => g.kind === "item").length;
   const slots = placed.map(({ comp }, i) => {
@@ -241,7 +241,8 @@ export function layoutGraph(data, groupBy, collapsed, aspect = 1.8, previous = n
     return top && top.startsWith("item:") ? Number(top.slice(5)) : i;
   });
   const count = Math.max(items, blocks.length);
-  const cols = previous?.cols || (data.recorded && (growing || running) ? Math.min(count, Math.ceil(Math.sqrt(count * aspect * 3))) : 0);
+  const grid = items > 0 && data.recorded && (growing || running);
+  const cols = grid ? previous?.cols || Math.min(count, Math.ceil(Math.sqrt(count * aspect * 3))) : 0;
   const laid =
     growing && blocks.length === 1
       ? { ...blocks[0], bounds: boundsOf(blocks[0].nodes, blocks[0].groups) }
@@ -284,6 +285,34 @@ function toBlock({ comp, groupIds, edges, local }, vis, isGroup) {
 const overlaps = (a, b) =>
   Math.abs(a.x - b.x) < (a.w + b.w) / 2 + 16 && Math.abs(a.y - b.y) < (a.h + b.h) / 2 + 12;
 
+/** Placed rectangles bucketed on a coarse grid: "what does this rectangle cover?" stays cheap. */
+class Buckets {
+  constructor(rects) {
+    this.cells = new Map();
+    this.size = 240;
+    rects.forEach((r) => this.add(r));
+  }
+
+  *keys(r) {
+    const s = this.size;
+    for (let i = Math.floor((r.x - r.w / 2 - 20) / s); i <= Math.floor((r.x + r.w / 2 + 20) / s); i++) {
+      for (let j = Math.floor((r.y - r.h / 2 - 20) / s); j <= Math.floor((r.y + r.h / 2 + 20) / s); j++) yield `${i},${j}`;
+    }
+  }
+
+  add(r) {
+    for (const k of this.keys(r)) {
+      if (!this.cells.has(k)) this.cells.set(k, []);
+      this.cells.get(k).push(r);
+    }
+  }
+
+  hit(r) {
+    for (const k of this.keys(r)) for (const o of this.cells.get(k) || []) if (overlaps(o, r)) return o;
+    return null;
+  }
+}
+
 /**
  * Keep the nodes of `previous` where they were; place the new ones relative to their parents.
  * @param {{nodes: PlacedNode[], groups: PlacedGroup[], edges: PlacedEdge[]}} laid  a fresh layout
@@ -320,6 +349,7 @@ function pinLayout(laid, previous, vis, parentOf, aspect) {
     const dy = wide ? b.y1 + GAP - block.y0 : b.y0 - block.y0;
     for (const n of loose) at.set(n.id, { ...n, x: n.x + dx, y: n.y + dy });
   }
+  const grid = new Buckets([...at.values()]);
   for (const n of news) {
     if (at.has(n.id)) continue;
     const placed = (parents.get(n.id) || []).filter((p) => at.has(p));
@@ -332,11 +362,12 @@ function pinLayout(laid, previous, vis, parentOf, aspect) {
     }
     const node = { ...n, x: n.x + dx, y: n.y + dy };
     for (let tries = 0; tries < 200; tries++) {
-      const hit = [...at.values()].find((o) => overlaps(o, node));
+      const hit = grid.hit(node);
       if (!hit) break;
       node.x = hit.x + (hit.w + node.w) / 2 + 18;
     }
     at.set(n.id, node);
+    grid.add(node);
   }
   const nodes = laid.nodes.map((n) => at.get(n.id));
   const groups = groupBoxes(laid.groups, nodes, vis, parentOf);
