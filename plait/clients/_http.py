@@ -27,6 +27,7 @@ from typing import Any, Self
 
 import httpx
 
+from plait.clients._pool import PooledTransport
 from plait.errors import (
     AuthenticationError,
     BadRequestError,
@@ -195,12 +196,10 @@ class HTTPClient:
         self.endpoint = endpoint or self.base_url
         self._url = url.copy_with(path=url.path.rstrip("/") + path)  # keeps ?query and userinfo
         self._secret = secret
+        self._max_connections = max_connections
         self._client_options: dict[str, Any] = {
             "headers": {"content-type": "application/json", **headers},
             "timeout": timeout,
-            "limits": httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
             "transport": transport,
         }
         self._pool: httpx.AsyncClient | None = None
@@ -209,7 +208,13 @@ class HTTPClient:
     def _client(self) -> httpx.AsyncClient:
         # Built on first use: creating the pool (and its TLS context) costs ~100 ms.
         if self._pool is None:
-            self._pool = httpx.AsyncClient(**self._client_options)
+            options = self._client_options
+            if options["transport"] is None:
+                options = {
+                    **options,
+                    "transport": PooledTransport(max_connections=self._max_connections),
+                }
+            self._pool = httpx.AsyncClient(**options)
         return self._pool
 
     def __repr__(self) -> str:
