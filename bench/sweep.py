@@ -2,7 +2,7 @@
 
 Usage, from the repository root::
 
-    python bench/sweep.py            # everything, 5-8 minutes on 2 shared cores
+    python bench/sweep.py            # everything, 10-20 minutes on 2 shared cores
     python bench/sweep.py --quick    # one round of smaller runs, about 2 minutes
     python bench/sweep.py --smoke    # tiny sizes, checks that it all runs (tests use it)
 
@@ -103,7 +103,7 @@ class Size:
 
 
 SIZES = {
-    "full": Size((8, 64, 256), 2_000, 6, 40, 30, 10_000, 3),
+    "full": Size((8, 64, 256), 1_000, 6, 40, 30, 10_000, 3),
     "quick": Size((8, 64, 256), 800, 4, 30, 30, 10_000, 1),
     "smoke": Size((2, 4), 24, 3, 4, 6, 40, 1),
 }
@@ -139,6 +139,7 @@ def run_cpu(size: Size) -> Result:
                     )
 
                 measured = asyncio.run(measure())
+                print(f"  cpu {shape.name}@{cap} done", file=sys.stderr, flush=True)
                 cpu = {side: measured.median(side, "cpu") * 1e6 / calls for side in SIDES}
                 per_call[shape.name, cap] = cpu
                 same = measured.outputs["baseline"][-1] == measured.outputs["plait"][-1]
@@ -211,6 +212,7 @@ def run_makespan(size: Size, base_latency: float = 0.1) -> Result:
                     )
 
                 measured = asyncio.run(measure())
+                print(f"  makespan {shape.name}@{cap} done", file=sys.stderr, flush=True)
                 loop, plait = measured.median("baseline"), measured.median("plait")
                 label = f"{shape.name}, {items} items, cap {cap}, {latency * 1000:.0f} ms"
                 target = 1.0 if shape.name == "batch" else None
@@ -359,7 +361,11 @@ def _progress(result: Result) -> Result:
     """Print a finished family's figures to stderr, so a long sweep shows where it is."""
     for f in result.figures:
         ratio = f"{f.ratio:.3f}×" if f.ratio is not None else "–"
-        print(f"  {f.benchmark} | {f.metric} | {f.plait:.4g} {f.unit} | {ratio}", file=sys.stderr)
+        print(
+            f"  {f.benchmark} | {f.metric} | {f.plait:.4g} {f.unit} | {ratio}",
+            file=sys.stderr,
+            flush=True,
+        )
     return result
 
 

@@ -20,6 +20,7 @@ still go through httpx's own transports (httpx mounts them in front of this).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
@@ -229,18 +230,18 @@ class PooledTransport(httpx.AsyncBaseTransport):
         try:
             async with asyncio.timeout(timeout):
                 await future
-        except TimeoutError:
-            raise httpcore.PoolTimeout(
-                f"no free connection within {timeout:g}s ({self._max} all busy)"
-            ) from None
-        except BaseException:
+        except BaseException as exc:
             if future.done() and not future.cancelled():
                 self._wake()  # woken just as we gave up: pass the turn on
-            raise
-        finally:
-            if not future.done():
+            else:
                 future.cancel()
-                self._waiters.remove(future)
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(future)
+            if isinstance(exc, TimeoutError):
+                raise httpcore.PoolTimeout(
+                    f"no free connection within {timeout:g}s ({self._max} all busy)"
+                ) from None
+            raise
 
     async def _connect(self, request: httpcore.Request) -> httpcore.AsyncHTTP11Connection:
         url = request.url
