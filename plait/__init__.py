@@ -13,6 +13,7 @@ from plait import functional  # also registers the operators traced values use
 from plait.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from plait.errors import ConfigError, ExecutionError, PlaitError, TraceError
 from plait.execution import (
+    Args,
     BatchItem,
     ExecutionSettings,
     RunResult,
@@ -33,6 +34,7 @@ from plait.tracing import Op, Tracer, op, trace
 from plait.values import Value, ValueKind, ValueRef, collect_refs, first_error, unwrap, valueify
 
 __all__ = [
+    "Args",
     "BatchItem",
     "ConfigError",
     "EndpointConfig",

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from plait._tree import tree_map
 from plait.errors import ConfigError
 from plait.execution import events as ev
+from plait.execution.args import check_items
 from plait.execution.pool import SlotPool
 from plait.execution.result import DONE, BatchItem, build_profile
 from plait.execution.run import (
@@ -151,7 +152,12 @@ async def stream_batch(
 ) -> AsyncIterator[BatchItem]:
     """Run ``module`` on every input, yielding `BatchItem`s in completion order.
 
-    Each input is passed as the single positional argument of ``forward``.
+    Each input is passed as the single positional argument of ``forward``; an
+    `Args` item spreads several (``Args(question, k=3)``). Every item is checked
+    against ``forward``'s signature before any request: a plain tuple or a dict
+    of parameter names given to a ``forward`` with several parameters is refused
+    (spread it with ``Args(*item)`` / ``Args(**item)``), never bound to the
+    first parameter.
     Stopping early (``break``, or closing the iterator) cancels every item
     still running; use ``contextlib.aclosing`` to make that immediate.
     With ``profile=True`` or ``on_profile``, the batch is profiled as one
@@ -161,18 +167,19 @@ async def stream_batch(
     explicit, extra = split_options(dict(options))
     if extra:
         raise ConfigError(
-            f"unknown batch option(s) {', '.join(sorted(extra))}; each input is passed to forward() as its one argument"
+            f"unknown batch option(s) {', '.join(sorted(extra))}; each input is passed to "
+            "forward() as its one argument, or spread with plait.Args(q, k=3) per item"
         )
     opts, owner = effective_options(explicit, module)
     items = list(inputs)
     graphs: dict[Any, InferenceGraph] = {}
     plans: list[tuple[InferenceGraph, dict[str, Any]]] = []
-    for item in items:
-        key = repr(_shape(item))
+    for args, kwargs in check_items(module, items):
+        key = repr((_shape(args), sorted(kwargs), _shape(tuple(kwargs.values()))))
         graph = graphs.get(key)
         if graph is None:
-            graph = graphs[key] = trace(module, item)
-        plans.append((graph, graph_inputs(graph, (item,), {})))
+            graph = graphs[key] = trace(module, *args, **kwargs)
+        plans.append((graph, graph_inputs(graph, args, kwargs)))
     resources = (
         opts.resources.config if isinstance(opts.resources, ResourceManager) else opts.resources
     )
@@ -287,8 +294,13 @@ async def stream_batch(
 async def run_batch(module: Any, inputs: Iterable[Any], **options: Any) -> list[BatchItem]:
     """Run ``module`` on every input; returns one `BatchItem` per input, in input order.
 
+    An input is ``forward``'s one argument, or an `Args` of several; items that
+    do not fit ``forward``'s signature are refused before any request (see
+    `stream_batch`).
+
     items = await run_batch(pipeline, texts, resources=resources)
     [item.output for item in items if item.ok]
+    items = await run_batch(rag, [Args(q, k=3) for q in questions], resources=resources)
     """
     collected: list[BatchItem] = []
     async with contextlib.aclosing(stream_batch(module, inputs, **options)) as stream:
