@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from plait.clients.base import ChatRequest
-from plait.errors import ConfigError, ExecutionError
+from plait.clients.base import ChatRequest, ChatResponse
+from plait.errors import ConfigError, ExecutionError, TransientError
 from plait.module import Module
 from plait.parameter import Parameter
-from plait.schema import schema_of
+from plait.schema import instantiate, schema_of
 
 # Request fields LLMInference sets itself; passing them as extra options would be ambiguous.
 _RESERVED = frozenset(
@@ -40,8 +40,10 @@ class LLMInference(Module):
     """One call to the model behind ``alias``; becomes one node of the traced graph.
 
     ``system_prompt`` is a string or a `Parameter` (learnable, read at run
-    time). ``response_format`` is a JSON schema, a dataclass or a TypedDict:
-    the reply is then parsed and validated into a STRUCTURED value.
+    time). ``response_format`` is a pydantic model, a dataclass, a TypedDict
+    or a JSON schema: the reply is then parsed and validated into a STRUCTURED
+    value whose payload is an instance of that type (a dict for a TypedDict or
+    a schema); a reply that does not validate is retried like a bad body.
     ``stream=True`` streams the reply token by token (the output is the same
     full text). Other keyword arguments (``seed``, ``top_p``, ``stop``...) are
     sent with the request unchanged.
@@ -128,6 +130,26 @@ class LLMInference(Module):
             stream=self.stream,
             options=self.request_options,
         )
+
+    def typed(self, data: Any) -> Any:
+        """A structured reply's JSON ``data`` as the ``response_format`` type (ValueError if it does not fit)."""
+        return data if data is None else instantiate(data, self.response_format)
+
+    def reply_payload(self, response: ChatResponse) -> Any:
+        """What this call's output holds for ``response``: its text, or the typed structured reply.
+
+        A reply that does not validate raises `TransientError` (so it is retried),
+        with the validation message.
+        """
+        if self.response_schema is None:
+            return response.text
+        try:
+            return self.typed(response.structured)
+        except ValueError as exc:
+            name = getattr(self.response_format, "__name__", "the response_format")
+            raise TransientError(
+                f"the reply does not validate as {name}: {exc}", status=200, endpoint=self.alias
+            ) from exc
 
     def forward(self, prompt: Any) -> Any:
         raise ExecutionError(

@@ -155,7 +155,7 @@ class Shapes(Module):
             return {
                 "pair": (a, b),
                 "verdict": verdict,
-                "label": verdict["label"],
+                "label": F.select(verdict, "label"),  # the same traced and eager
                 "deep": [{"x": [a]}],
             }
         if shape == "literal":
@@ -181,9 +181,9 @@ async def test_traced_execution_matches_eager_execution(sim, shape):
 async def test_structured_outputs_are_parsed_and_validated(sim):
     resources = http_resources(sim.url, "fast")
     out = await run(Shapes("nested"), "t", resources=resources)
-    assert set(out["verdict"]) == {"label", "score"}
-    assert isinstance(out["verdict"]["score"], int)
-    assert out["label"] == out["verdict"]["label"]
+    assert isinstance(out["verdict"], Verdict)
+    assert isinstance(out["verdict"].score, int)
+    assert out["label"] == out["verdict"].label
 
 
 async def test_failed_node_raises_execution_error_naming_path_endpoint_attempts_and_cause():

@@ -400,6 +400,9 @@ class GraphRun:
                 if waited > 0:
                     self._emit(ev.NodeWaiting(self.now(), nid, alias, "rate_limit", waited))
                 response = await endpoint.send(request, estimate, on_delta=on_delta)
+                payload = node.module.reply_payload(
+                    response
+                )  # a reply that does not validate is retried
             except ProviderError as exc:
                 self.pool.release(alias, slot)
                 policy = endpoint.retry
@@ -438,7 +441,7 @@ class GraphRun:
             if cache_slot is not None:
                 cache_slot[0].put(cache_slot[1], response)
             try:
-                return self._llm_value(node, endpoint, response), slot
+                return self._llm_value(node, endpoint, response, payload), slot
             except BaseException:
                 self.pool.release(alias, slot)
                 raise
@@ -457,7 +460,7 @@ class GraphRun:
             saved = self.checkpoint.lookup(self.graph_hash, node.id, key)
             if saved is not None:
                 record.restored = True
-                return (restored_value(saved, node.id), DONE), None
+                return (restored_value(saved, node.id, node.module.typed), DONE), None
         cache = self.cache if self.cache is not None else cache_for(config.cache)
         if cache is None:
             return None, None
@@ -466,10 +469,12 @@ class GraphRun:
         if hit is None:
             return None, (cache, ckey)
         record.cached = True
-        return self._llm_value(node, endpoint, hit, cached=True), None
+        return self._llm_value(
+            node, endpoint, hit, node.module.reply_payload(hit), cached=True
+        ), None
 
     def _llm_value(
-        self, node: GraphNode, endpoint: Any, response: Any, *, cached: bool = False
+        self, node: GraphNode, endpoint: Any, response: Any, payload: Any, *, cached: bool = False
     ) -> tuple[Any, ...]:
         record = self.records[node.id]
         usage = response.usage
@@ -498,9 +503,8 @@ class GraphRun:
             "cost": cost,
             "cached": cached,
         }
-        if node.module.response_schema is not None:
-            return (Value(ValueKind.STRUCTURED, response.structured, node.id, meta), DONE)
-        return (Value(ValueKind.TEXT, response.text, node.id, meta), DONE)
+        kind = ValueKind.TEXT if node.module.response_schema is None else ValueKind.STRUCTURED
+        return (Value(kind, payload, node.id, meta), DONE)
 
     # -- output --------------------------------------------------------------------------
 
