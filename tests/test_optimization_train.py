@@ -249,3 +249,59 @@ async def test_training_through_the_http_client_against_the_loopback_simulator()
         f"Current value:\n<<<\n{START_INSTRUCTIONS} {DIGITS_ONLY}\n>>>"
         in updates[1].messages[-1]["content"]
     )
+
+
+async def test_restore_best_keeps_the_initial_values_when_no_step_improves():
+    useless = [
+        {
+            "match": {"system": UPDATER_SYSTEM[:40]},
+            "json": {
+                "updates": [{"name": "instructions", "value": "Chat freely.", "rationale": "r"}]
+            },
+        }
+    ]
+    module = OrderNumberExtractor()
+    async with ResourceManager(
+        demo_resources().with_overrides("optimizer", replies=useless)
+    ) as resources:
+        history = await train(
+            module,
+            TRAIN_SET,
+            loss=CHECK,
+            optimizer=Optimizer(module, resources=resources),
+            val_set=VAL_SET,
+            batch_size=4,
+            resources=resources,
+        )
+    assert history.val_scores == [0.0, 0.0, 0.0]
+    assert history.rows[1]["updates"] == 1  # a proposal was applied, and scored no better
+    assert (history.best_step, history.best_score, history.restored) == (0, 0.0, True)
+    assert module.instructions.value == START_INSTRUCTIONS
+    assert "best_step=0, restored" in repr(history)
+
+
+async def test_restore_best_false_keeps_the_last_values():
+    useless = [
+        {
+            "match": {"system": UPDATER_SYSTEM[:40]},
+            "json": {
+                "updates": [{"name": "instructions", "value": "Chat freely.", "rationale": "r"}]
+            },
+        }
+    ]
+    module = OrderNumberExtractor()
+    async with ResourceManager(
+        demo_resources().with_overrides("optimizer", replies=useless)
+    ) as resources:
+        history = await train(
+            module,
+            TRAIN_SET,
+            loss=CHECK,
+            optimizer=Optimizer(module, resources=resources),
+            val_set=VAL_SET,
+            batch_size=4,
+            resources=resources,
+            restore_best=False,
+        )
+    assert history.restored is False
+    assert module.instructions.value == "Chat freely."

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from plait._format import format_money
 from plait.errors import ConfigError
 from plait.execution.batch import run_batch
 from plait.execution.settings import ExecutionSettings
@@ -57,7 +58,8 @@ class TrainHistory:
         scores = " -> ".join("-" if s is None else f"{s:.2f}" for s in self.val_scores)
         return (
             f"TrainHistory(steps={len(self.rows) - 1}, val: {scores}, stop={self.stop_reason!r}, "
-            f"best_step={self.best_step}, cost=${self.cost:.4f})"
+            f"best_step={self.best_step}{', restored' if self.restored else ''}, "
+            f"cost={format_money(self.cost)})"
         )
 
 
@@ -128,7 +130,8 @@ async def train(
     or ``fn(output, target)`` as for `VerifierLoss`; default: ``loss``).
     Stops when ``max_cost`` is spent, when the validation score reaches
     ``target_score``, or after ``patience`` steps without improvement; with
-    ``restore_best`` the best validated values are loaded back at the end.
+    ``restore_best`` the module ends holding the best-scoring values seen
+    (the initial ones when no step beat the baseline; a tie keeps the earlier).
 
         history = await train(pipeline, data, loss=loss, optimizer=opt, val_set=val)
         history.to_dataframe()
@@ -215,11 +218,12 @@ async def train(
                         break
                 if stop != "completed":
                     break
+            # Ties and unscored last steps count too: the module must end holding the
+            # values that earned best_score, which are the initial ones if nothing beat them.
             restored = False
-            last = rows[-1]["val_score"]
-            if restore_best and best_score is not None and (last is None or last < best_score):
-                restored = module.state_dict() != best_state
+            if restore_best and best_score is not None and module.state_dict() != best_state:
                 module.load_state_dict(best_state)
+                restored = True
         finally:
             for param in module.parameters():
                 param.zero_feedback()
