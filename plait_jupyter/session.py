@@ -15,6 +15,7 @@ from typing import Any
 
 from IPython.display import HTML, display
 
+from plait._format import format_money
 from plait.execution.events import Event
 from plait.execution.result import RunResult
 from plait_jupyter.graph_view import GraphView
@@ -135,7 +136,7 @@ def summary_html(runs: list[RunState], *, compact: bool = False) -> str:
                 state_badge(run.status),
                 esc(nodes),
                 esc(f"{run.tokens:,}"),
-                esc(f"${run.cost:.4f}"),
+                esc(format_money(run.cost)),
                 esc(f"{run.elapsed:.2f} s"),
                 "" if compact else output,
             ]
@@ -145,7 +146,7 @@ def summary_html(runs: list[RunState], *, compact: bool = False) -> str:
     total_cost = sum(run.cost for run in runs)
     title = (
         f"{badge('plait')} {len(runs)} run{'s' if len(runs) != 1 else ''} · "
-        f"{total_tokens:,} tokens · ${total_cost:.4f}"
+        f"{total_tokens:,} tokens · {format_money(total_cost)}"
     )
     errors = "".join(f"<li>{esc(f)}</li>" for f in failures)
     return box(

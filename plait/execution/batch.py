@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from plait._format import format_money
 from plait._tree import tree_map
 from plait.errors import ConfigError
 from plait.execution import events as ev
@@ -65,7 +66,7 @@ class BatchProgress:
         retrying = f", {self.retrying} retrying" if self.retrying else ""
         return (
             f"[{'#' * filled}{'.' * (width - filled)}] {self.done + self.failed}/{self.total}"
-            f"{failed}{retrying}, {self.tokens:,} tokens, ${self.cost:.4f}, {self.elapsed:.1f}s{eta}"
+            f"{failed}{retrying}, {self.tokens:,} tokens, {format_money(self.cost)}, {self.elapsed:.1f}s{eta}"
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import gc
 import inspect
 import itertools
@@ -170,12 +171,18 @@ def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None
     missing = {alias: ids for alias, ids in needed.items() if alias not in resources}
     if missing:
         listed = "; ".join(
-            f"{alias!r} (used by {', '.join(ids[:3])})" for alias, ids in missing.items()
+            f"{alias!r} (used by {', '.join(ids[:3])}){_did_you_mean(alias, resources.aliases)}"
+            for alias, ids in missing.items()
         )
         raise ConfigError(
             f"the resources define no endpoint for {listed}; defined aliases: "
             f"{', '.join(resources.aliases) or '(none)'}. Add them to the ResourceConfig."
         )
+
+
+def _did_you_mean(alias: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(alias, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @contextlib.asynccontextmanager

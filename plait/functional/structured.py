@@ -125,7 +125,7 @@ def _field_names(obj: Any) -> list[str] | None:
     return None
 
 
-@functional(options=("path",))
+@functional(options=("path",), label="path")
 def select(value: Value, path: str | int | Sequence[str | int], default: Any = _MISSING) -> Value:
     """The part of ``value`` at ``path``: ``"a.b"``, ``0``, or ``["a", 0, "b"]``.
 

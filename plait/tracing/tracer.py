@@ -192,10 +192,11 @@ class Tracer:
 
     def call_op(self, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         path = self.current_path()
+        name = op.node_name(args, kwargs)
         return self._record(
             NodeKind.OP,
-            f"{path}.{op.name}" if path else op.name,
-            op.name,
+            f"{path}.{name}" if path else name,
+            name,
             op,
             path,
             args,
