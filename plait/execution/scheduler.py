@@ -384,21 +384,25 @@ class GraphRun:
         limited_wait = 0.0
         while True:
             attempt += 1
+            queued = self.now()
             slot = await self.pool.acquire(alias, priority, self.item or 0)
             if self.budget is not None and self.budget.exhausted:  # checked once the slot is ours
                 self.pool.release(alias, slot)
                 error = self.budget.error()
                 return (Value(ValueKind.ERROR, error, nid, {"node": nid}), CANCELLED, error), None
-            record.status = RUNNING
             record.attempts = attempt
-            t = self.now()
-            if record.started_at is None:
-                record.started_at = t
-            self._emit(ev.NodeStarted(t, nid, alias, attempt, slot))
+            if (t := self.now()) > queued:
+                self._emit(ev.NodeWaiting(t, nid, alias, "slot", t - queued, slot=slot))
             try:
                 estimate, waited = await endpoint.admit(request)
+                t = self.now()
                 if waited > 0:
-                    self._emit(ev.NodeWaiting(self.now(), nid, alias, "rate_limit", waited))
+                    self._emit(ev.NodeWaiting(t, nid, alias, "rate_limit", waited, slot=slot))
+                # Started means handed to the client: after the slot and rate-limit waits.
+                record.status = RUNNING
+                if record.started_at is None:
+                    record.started_at = t
+                self._emit(ev.NodeStarted(t, nid, alias, attempt, slot))
                 response = await endpoint.send(request, estimate, on_delta=on_delta)
                 payload = node.module.reply_payload(
                     response
