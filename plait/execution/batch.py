@@ -33,6 +33,7 @@ from plait.execution.run import (
     check_aliases,
     gc_tuned,
     graph_inputs,
+    open_endpoints,
     open_manager,
     result_error,
     split_options,
@@ -191,6 +192,11 @@ async def stream_batch(
 
     stores = RunStores(opts, list(graphs.values()))
     async with gc_tuned(), open_manager(opts, owner) as manager:
+        try:
+            open_endpoints(manager, list(graphs.values()))
+        except BaseException:
+            stores.close()
+            raise
         pool = SlotPool(opts.max_concurrent or (manager.max_concurrent if manager else None))
         rng = random.Random()
         item_records: list[Any] = [None] * len(items)  # each item's records once it starts

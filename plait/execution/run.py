@@ -185,6 +185,16 @@ def _did_you_mean(alias: str, known: tuple[str, ...]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def open_endpoints(manager: ResourceManager | None, graphs: list[InferenceGraph]) -> None:
+    """Build every endpoint the graphs call, so a missing API key fails before any request."""
+    if manager is None:
+        return
+    for alias in sorted(
+        {n.alias for g in graphs for n in g.nodes.values() if n.kind is NodeKind.LLM and n.live}
+    ):
+        manager.endpoint(alias)
+
+
 @contextlib.asynccontextmanager
 async def open_manager(
     options: RunOptions, owner: ExecutionSettings | None
@@ -261,6 +271,13 @@ def build_result(
 async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     """Trace ``module(*args, **kwargs)`` and run it; node failures are recorded, not raised.
 
+    What is wrong before anything runs is raised, and nothing has been sent
+    then: `TraceError` (forward cannot be traced), `ConfigError` (bad run
+    options, an alias the resources do not define, a missing API key),
+    `CheckpointError` (a checkpoint written by another pipeline). Once nodes
+    run, every failure (provider errors, exhausted retries, a spent budget) is
+    recorded in the `RunResult`; cancelling the run raises ``CancelledError``.
+
     result = await execute(pipeline, "text", resources=resources)
     result.output, result.usage.total_tokens, result.cost
     """
@@ -320,6 +337,11 @@ async def _execute_graph(
     parent: RunResult | None,
 ) -> RunResult:
     async with open_manager(options, owner) as manager:
+        try:
+            open_endpoints(manager, [graph])
+        except BaseException:
+            stores.close()
+            raise
         pool = SlotPool(options.max_concurrent or (manager.max_concurrent if manager else None))
         graph_run = GraphRun(
             graph,
