@@ -83,6 +83,12 @@ class LLMInference(Module):
             isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
         ):
             problems.append(f"max_tokens must be a positive int; got {max_tokens!r}")
+        if not isinstance(stream, bool):
+            problems.append(f"stream must be True or False; got {stream!r}")
+        if tools is not None and (
+            isinstance(tools, str | Mapping) or not isinstance(tools, Sequence)
+        ):
+            problems.append(f"tools must be a list of tool specs, or None; got {tools!r:.60}")
         clash = sorted(_RESERVED & request_options.keys())
         if clash:
             problems.append(f"{', '.join(clash)} cannot be passed as extra request options")
@@ -97,7 +103,7 @@ class LLMInference(Module):
         self.tools = (
             None if tools is None else tuple(_normalize_tool(t, i) for i, t in enumerate(tools))
         )
-        self.stream = bool(stream)
+        self.stream = stream
         self.request_options = dict(request_options)
 
     def system_text(self) -> str:

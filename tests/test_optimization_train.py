@@ -215,8 +215,14 @@ async def test_history_as_a_dataframe():
 async def test_bad_arguments_are_refused():
     module = OrderNumberExtractor()
     optimizer = Optimizer(module)
-    with pytest.raises(ConfigError, match="batch_size must be an int >= 1, got 0"):
+    with pytest.raises(ConfigError, match="batch_size=0: must be an integer >= 1"):
         await train(module, TRAIN_SET, loss=CHECK, optimizer=optimizer, batch_size=0)
+    with pytest.raises(ConfigError) as info:
+        await train(
+            module, TRAIN_SET, loss=CHECK, optimizer=optimizer, target_score=5, restore_best="yes"
+        )
+    assert "target_score=5: must be a number from 0 to 1" in str(info.value)
+    assert "restore_best='yes': must be True or False" in str(info.value)
     with pytest.raises(ConfigError, match=r"train_set\[0\] is 'just text'"):
         await train(module, ["just text"], loss=CHECK, optimizer=optimizer)
 

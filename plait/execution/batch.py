@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from plait._checks import Checks
 from plait._format import format_money
 from plait._tree import tree_map
 from plait.errors import ConfigError
@@ -166,6 +167,10 @@ async def stream_batch(
     timeline when it ends: the `plait.profiling.Profile` goes to ``on_profile``
     and becomes every item's ``result.profile``.
     """
+    checks = Checks("stream_batch")
+    checks.function("on_progress", on_progress)
+    checks.function("on_profile", on_profile)
+    checks.raise_any()
     explicit, extra = split_options(dict(options))
     if extra:
         raise ConfigError(

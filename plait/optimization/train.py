@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from plait._checks import Checks
 from plait._format import format_money
 from plait.errors import ConfigError
 from plait.execution.batch import run_batch
-from plait.execution.settings import ExecutionSettings
+from plait.execution.settings import ExecutionSettings, as_resources
 from plait.module import Module
 from plait.optimization.backward import BackwardStrategy
 from plait.optimization.losses import Loss, VerifierLoss
@@ -96,15 +97,6 @@ def _mean(scores: Sequence[float | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
-def _check(name: str, value: Any, minimum: float, *, integer: bool) -> None:
-    kinds = int if integer else int | float
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, kinds) or value < minimum
-    ):
-        what = "an int" if integer else "a number"
-        raise ConfigError(f"train(): {name} must be {what} >= {minimum}, got {value!r}")
-
-
 async def train(
     module: Module,
     train_set: Iterable[Any],
@@ -138,10 +130,31 @@ async def train(
     """
     pairs = _pairs(train_set, "train_set")
     val = _pairs(val_set, "val_set") if val_set is not None else []
-    _check("batch_size", batch_size, 1, integer=True)
-    _check("epochs", epochs, 1, integer=True)
-    _check("patience", patience, 1, integer=True)
-    _check("max_cost", max_cost, 0, integer=False)
+    checks = Checks("train()")
+    checks.instance("module", module, Module, "a plait Module")
+    checks.instance("loss", loss, Loss, "a Loss (e.g. VerifierLoss(fn), LLMJudge(...))")
+    checks.instance("optimizer", optimizer, Optimizer, "an Optimizer")
+    checks.number("batch_size", batch_size, low=1, integer=True)
+    checks.number("epochs", epochs, low=1, integer=True)
+    checks.number("patience", patience, low=1, integer=True, optional=True)
+    checks.number("max_cost", max_cost, low=0, optional=True)
+    checks.number("target_score", target_score, low=0, high=1, optional=True)
+    checks.flag("restore_best", restore_best)
+    checks.function("on_step", on_step)
+    checks.check(
+        metric is None or isinstance(metric, Loss) or callable(metric),
+        "metric",
+        metric,
+        "a Loss, a function(output, target), or None",
+    )
+    checks.check(
+        strategy is None or callable(strategy),
+        "strategy",
+        strategy,
+        "a BackwardStrategy (an async callable), or None",
+    )
+    checks.raise_any()
+    resources = as_resources(resources)
     scorer = (
         metric if isinstance(metric, Loss) else loss if metric is None else VerifierLoss(metric)
     )

@@ -15,8 +15,10 @@ import re
 from collections.abc import Callable
 from typing import Any, overload
 
+from plait._checks import Checks
 from plait._context import active_tracer
 from plait._tree import tree_leaves
+from plait.errors import ConfigError
 from plait.parameter import Parameter
 from plait.tracing.strings import has_marker
 from plait.values import ValueKind
@@ -127,7 +129,16 @@ def op(
     3
     """
 
+    checks = Checks("plait.op")
+    checks.text("name", name, optional=True)
+    checks.flag("side_effects", side_effects)
+    if fn is not None:
+        checks.function("fn", fn, optional=False)
+    checks.raise_any()
+
     def wrap(f: Callable[..., Any]) -> Op:
+        if not callable(f):
+            raise ConfigError(f"@plait.op decorates a function; got {f!r:.60}")
         return Op(f, name=name, side_effects=side_effects)
 
     return wrap(fn) if fn is not None else wrap
