@@ -10,6 +10,7 @@ from plait.errors import ConfigError, ExecutionError, TransientError
 from plait.module import Module
 from plait.parameter import Parameter
 from plait.schema import instantiate, schema_of
+from plait.values import ValueKind
 
 # Request fields LLMInference sets itself; passing them as extra options would be ambiguous.
 _RESERVED = frozenset(
@@ -52,6 +53,11 @@ class LLMInference(Module):
     """
 
     _is_leaf = True
+
+    @property
+    def output_kind(self) -> ValueKind:
+        """The kind of this call's output: STRUCTURED with a ``response_format``, else TEXT."""
+        return ValueKind.TEXT if self.response_schema is None else ValueKind.STRUCTURED
 
     def __init__(
         self,
@@ -140,6 +146,10 @@ class LLMInference(Module):
     def typed(self, data: Any) -> Any:
         """A structured reply's JSON ``data`` as the ``response_format`` type (ValueError if it does not fit)."""
         return data if data is None else instantiate(data, self.response_format)
+
+    def restored(self, payload: Any) -> Any:
+        """A checkpointed output payload (plain JSON data) as this call returns it."""
+        return self.typed(payload)
 
     def reply_payload(self, response: ChatResponse) -> Any:
         """What this call's output holds for ``response``: its text, or the typed structured reply.

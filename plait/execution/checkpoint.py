@@ -153,11 +153,11 @@ class Checkpoint:
 
 
 def restored_value(
-    record: dict[str, Any], node_id: str, typed: Callable[[Any], Any] | None = None
+    record: dict[str, Any], node_id: str, rebuild: Callable[[Any], Any] | None = None
 ) -> Value:
-    """The `Value` a checkpoint record stands for; ``typed`` rebuilds a STRUCTURED payload's type."""
+    """The `Value` a checkpoint record stands for; ``rebuild`` restores a typed payload's type."""
     kind = ValueKind(record["kind"])
     payload = record["payload"]
-    if typed is not None and kind is ValueKind.STRUCTURED:
-        payload = typed(payload)
+    if rebuild is not None and kind in (ValueKind.STRUCTURED, ValueKind.RESPONSE):
+        payload = rebuild(payload)
     return Value(kind, payload, node_id, dict(record.get("meta") or {}))

@@ -464,7 +464,7 @@ class GraphRun:
             saved = self.checkpoint.lookup(self.graph_hash, node.id, key)
             if saved is not None:
                 record.restored = True
-                return (restored_value(saved, node.id, node.module.typed), DONE), None
+                return (restored_value(saved, node.id, node.module.restored), DONE), None
         cache = self.cache if self.cache is not None else cache_for(config.cache)
         if cache is None:
             return None, None
@@ -507,8 +507,7 @@ class GraphRun:
             "cost": cost,
             "cached": cached,
         }
-        kind = ValueKind.TEXT if node.module.response_schema is None else ValueKind.STRUCTURED
-        return (Value(kind, payload, node.id, meta), DONE)
+        return (Value(node.module.output_kind, payload, node.id, meta), DONE)
 
     # -- output --------------------------------------------------------------------------
 
