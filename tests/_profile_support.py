@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections import defaultdict
+
+import pytest
 
 from plait import LLMInference, Module, ResourceConfig
 from plait.clients.base import Usage
@@ -228,7 +231,7 @@ def check_trace_format(trace: dict) -> dict[str, list[dict]]:
     return by_phase
 
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("PLAIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -239,3 +242,20 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def require_chromium() -> None:
+    """Fail (never skip) when Chromium is missing, unless PLAIT_ALLOW_NO_BROWSER=1 says to skip.
+
+    A silent skip would let CI pass without the browser tests ever running.
+    """
+    if os.path.exists(CHROMIUM):
+        return
+    message = (
+        f"this test needs Chromium at {CHROMIUM}, and it is missing: run "
+        "`bash tools/setup_tests.sh` (it installs Debian's chromium), or set "
+        "PLAIT_ALLOW_NO_BROWSER=1 to skip the browser tests on purpose"
+    )
+    if os.environ.get("PLAIT_ALLOW_NO_BROWSER") == "1":
+        pytest.skip(message)
+    pytest.fail(message, pytrace=False)
