@@ -9,6 +9,8 @@ moves as `Value`s, which carry provenance (``ref``) and travel failures as
 ERROR values instead of exceptions.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from plait import functional  # also registers the operators traced values use
 from plait.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from plait.errors import ConfigError, ExecutionError, PlaitError, TraceError
@@ -32,6 +34,11 @@ from plait.parameter import Parameter
 from plait.resources import EndpointConfig, ResourceConfig
 from plait.tracing import Op, Tracer, op, trace
 from plait.values import Value, ValueKind, ValueRef, collect_refs, first_error, unwrap, valueify
+
+try:
+    __version__ = version("plait")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "Args",

@@ -42,13 +42,16 @@ class CellSession:
         quiet: bool = False,
         profile: bool = False,
         review: bool = False,
-        show: Callable[[Any], None] = display,
+        show: Callable[[Any], Any] | None = None,
     ) -> None:
         self.quiet = quiet
         self.profile = profile
         self.review = review
-        self.show = show
+        self.show = show if show is not None else _show_updatable
         self.runs: list[RunState] = []
+        # Display handles of the live views: at the end each is re-published, so the text a
+        # saved notebook keeps for it describes the finished run, not the moment it was shown.
+        self._handles: list[tuple[Any, Any]] = []
         self.views: list[GraphView] = []
         self.progress_views: list[BatchProgressView] = []
         self._handlers: list[Callable[[Event], None]] = []
@@ -79,9 +82,9 @@ class CellSession:
             if batch:
                 progress = BatchProgressView()
                 self.progress_views.append(progress)
-                self.show(progress)
+                self._handles.append((self.show(progress), progress))
                 handler = _with_progress(view.on_event, run, progress)
-            self.show(view)
+            self._handles.append((self.show(view), view))
         self.runs.append(run)
         self._handlers.append(handler)
         return handler
@@ -95,6 +98,9 @@ class CellSession:
         """Show the summary (and, with ``profile``, the plots) once the cell's code is done."""
         if not self.runs:
             return
+        for handle, view in self._handles:
+            if handle is not None:
+                handle.update(view)
         self.show(HTML(summary_html(self.runs, compact=self.quiet)))
         if self.profile:
             self._show_profiles()
@@ -103,6 +109,11 @@ class CellSession:
         for result in self.results:
             self.show(result.plot_timeline())
             self.show(result.plot_bubbles())
+
+
+def _show_updatable(obj: Any) -> Any:
+    """Display ``obj`` and return its handle (for `DisplayHandle.update`)."""
+    return display(obj, display_id=True)
 
 
 def _with_progress(
