@@ -1,10 +1,15 @@
 """What users read: op node ids, alias typos, money amounts."""
 
+from pathlib import Path
+
 import pytest
+from _profile_support import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 from plait import ConfigError, LLMInference, Module, ResourceConfig, execute, run, trace
 from plait._format import format_money
 from plait.errors import BudgetExceeded
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Judge(Module):
@@ -70,3 +75,32 @@ async def test_a_tiny_budget_reads_as_itself_in_the_error_and_the_result():
     assert "max_cost=$0.000001" in str(info.value)
     assert "$0.0000 " not in str(info.value) and "$0.0000," not in repr(result)
     assert f"cost={format_money(result.cost)}" in repr(result)
+
+
+AMOUNTS = [0, 1e-6, 0.0123, 0.5, 1234.5, 0.00012345, -0.002, 3.4e-12]
+
+
+@pytest.mark.browser
+def test_the_widgets_show_money_as_python_does(tmp_path):
+    require_chromium()
+    from playwright import sync_api  # a test extra: tools/setup_tests.sh installs it
+
+    source = (ROOT / "plait_jupyter" / "js" / "src" / "dom.js").read_text()
+    page_path = tmp_path / "money.html"
+    page_path.write_text("<html><body></body></html>")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(page_path.as_uri())
+            shown = page.evaluate(
+                """async ([source, amounts]) => {
+                    const url = URL.createObjectURL(new Blob([source], {type: "text/javascript"}));
+                    const dom = await import(url);
+                    return amounts.map((a) => dom.dollars(a));
+                }""",
+                [source, AMOUNTS],
+            )
+        finally:
+            browser.close()
+    assert shown == [format_money(a) for a in AMOUNTS]
