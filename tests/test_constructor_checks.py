@@ -4,8 +4,9 @@ import pytest
 
 import plait
 from plait import ConfigError, ExecutionSettings, LLMInference, Parameter, ResourceConfig
-from plait.optimization import HumanFeedback, LLMJudge, Optimizer
+from plait.optimization import AuditLog, HumanFeedback, LLMJudge, Optimizer
 from plait.simulator import SimulatorServer
+from plait_jupyter import GraphView
 
 
 class Tiny(plait.Module):
@@ -42,6 +43,9 @@ class Tiny(plait.Module):
         (lambda: HumanFeedback(responses="yes"), "responses='yes': must be a callable"),
         (lambda: plait.op(name=5), "name=5: must be a non-empty string, or None"),
         (lambda: SimulatorServer(port=70000), "port=70000: must be an integer from 0 to 65535"),
+        (lambda: AuditLog(3), "path=3: must be a file path"),
+        (lambda: GraphView(height="tall"), "height='tall': must be an integer >= 1, or None"),
+        (lambda: GraphView(group_by="helper"), "group_by='helper': must be one of 'module'"),
     ],
 )
 def test_bad_arguments_are_refused_when_the_constructor_is_called(build, message):
