@@ -7,13 +7,17 @@ call of ``forward`` into an `InferenceGraph` of nodes; the runtime runs that
 graph concurrently against the endpoints named in a resource config. Data
 moves as `Value`s, which carry provenance (``ref``) and travel failures as
 ERROR values instead of exceptions.
+
+When control flow depends on a model's reply (routers, loops, agents), write
+``async def forward``: it runs define-by-run, each call scheduled at once and
+recorded as a node, ``await`` giving the reply (`plait.execution.dynamic`).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from plait import functional  # also registers the operators traced values use
 from plait.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
-from plait.errors import ConfigError, ExecutionError, PlaitError, TraceError
+from plait.errors import CallError, ConfigError, ExecutionError, PlaitError, TraceError
 from plait.execution import (
     Args,
     BatchItem,
@@ -26,6 +30,7 @@ from plait.execution import (
     run_sync,
     stream_batch,
 )
+from plait.execution.dynamic import reply
 from plait.graph import GraphNode, InferenceGraph, NodeKind
 from plait.inference import LLMInference
 from plait.module import Module
@@ -43,6 +48,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "Args",
     "BatchItem",
+    "CallError",
     "ConfigError",
     "EndpointConfig",
     "ExecutionError",
@@ -75,6 +81,7 @@ __all__ = [
     "first_error",
     "functional",
     "op",
+    "reply",
     "run",
     "run_batch",
     "run_sync",
