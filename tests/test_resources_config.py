@@ -374,7 +374,10 @@ def _endpoints(draw):
             "latency": draw(_NUMBER),
             "jitter": draw(_NUMBER),
             "tokens_per_second": draw(st.none() | _POSITIVE),
-            "replies": draw(st.lists(st.text(max_size=5), max_size=3)),
+            # Valid reply templates: braces would be str.format fields (checked at build time).
+            "replies": draw(
+                st.lists(st.text(st.characters(exclude_characters="{}"), max_size=5), max_size=3)
+            ),
             "seed": draw(st.integers()),
         }
     else:

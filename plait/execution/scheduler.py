@@ -648,9 +648,8 @@ class GraphRun:
                     record.started_at = t
                 self._emit(ev.NodeStarted(t, nid, alias, attempt, slot))
                 response = await endpoint.send(request, estimate, on_delta=on_delta)
-                payload = node.module.reply_payload(
-                    response
-                )  # a reply that does not validate is retried
+                # A typed reply that does not validate raises TransientError: retried.
+                payload = node.module.reply_payload(response)
             except ProviderError as exc:
                 self.pool.release(alias, slot)
                 policy = endpoint.retry
