@@ -192,3 +192,63 @@ class LLMInference(Module):
         if self.stream:
             parts.append("stream=True")
         return ", ".join(parts)
+
+
+class ChatComplete(LLMInference):
+    """The node `chat_complete` records: an `LLMInference` whose output is the whole reply."""
+
+    output_kind = ValueKind.RESPONSE
+
+    def reply_payload(self, response: ChatResponse) -> dict[str, Any]:
+        """The reply as a RESPONSE payload: text, structured data, model, usage, tool calls, timing."""
+        structured = super().reply_payload(response) if self.response_schema is not None else None
+        usage = response.usage
+        return {
+            "text": response.text,
+            "structured": structured,
+            "model": response.model,
+            "finish_reason": response.finish_reason,
+            "usage": {
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+            "tool_calls": [
+                {"id": c.id, "name": c.name, "arguments": dict(c.arguments)}
+                for c in response.tool_calls
+            ],
+            "latency": response.latency,
+            "ttft": response.ttft,
+        }
+
+    def restored(self, payload: Any) -> Any:
+        # A checkpointed RESPONSE payload is plain data; rebuild its typed part.
+        if isinstance(payload, Mapping) and payload.get("structured") is not None:
+            return {**payload, "structured": self.typed(payload["structured"])}
+        return payload
+
+
+def chat_complete(
+    alias: str,
+    messages: str | Sequence[Mapping[str, Any]] | Any,
+    *,
+    system_prompt: str = "",
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    response_format: Any = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    stream: bool = False,
+    **request_options: Any,
+) -> Any:
+    """The implementation of `plait.functional.chat_complete`: one `ChatComplete` call."""
+    call = ChatComplete(
+        alias,
+        system_prompt,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        response_format=response_format,
+        tools=tools,
+        stream=stream,
+        **request_options,
+    )
+    return call(messages)

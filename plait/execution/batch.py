@@ -186,7 +186,7 @@ async def stream_batch(
     dynamic = is_dynamic(module)
     for index, (args, kwargs) in enumerate(check_items(module, items)):
         if dynamic:  # define-by-run: each item records its own graph as it runs
-            graph = graphs[index] = dynamic_graph(module, args, kwargs)
+            graph = graphs[index] = dynamic_graph(module, args, kwargs, like=graphs.get(0))
             plans.append((graph, {}))
             continue
         key = repr((_shape(args), sorted(kwargs), _shape(tuple(kwargs.values()))))

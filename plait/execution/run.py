@@ -20,15 +20,15 @@ from typing import Any
 
 import nest_asyncio
 
-from plait import module as module_mod
 from plait._tree import tree_leaves
 from plait.errors import BudgetExceeded, ConfigError, ExecutionError
 from plait.execution import events as ev
 from plait.execution.budget import Budget
 from plait.execution.cache import ResponseCache, cache_for
 from plait.execution.checkpoint import Checkpoint, stable_hash
-from plait.execution.dynamic import is_dynamic
+from plait.execution.dynamic import Layout, is_dynamic
 from plait.execution.pool import SlotPool
+from plait.execution.records import attach_record
 from plait.execution.result import (
     BUDGET_EXCEEDED,
     CANCELLED,
@@ -53,22 +53,12 @@ from plait.values import Value, ValueKind, unwrap
 _run_ids = itertools.count(1)
 _SIGNATURES: dict[type, inspect.Signature] = {}  # forward() signatures, by module class
 
-# Installed by plait.optimization (which sits above this module): attaches a
-# training-mode run's forward record to its output, for feedback.backward().
-_attach_record: Callable[[Any, RunResult, int | None], Any] | None = None
-
-
-def install_training(attach: Callable[[Any, RunResult, int | None], Any]) -> None:
-    """Connect training-mode runs to plait.optimization."""
-    global _attach_record
-    _attach_record = attach
-
 
 def caller_output(module: Any, result: RunResult, item: int | None = None) -> Any:
     """``result.output`` as callers get it: carrying its forward record when ``module`` is training."""
-    if _attach_record is None or not getattr(module, "training", False):
+    if not getattr(module, "training", False):
         return result.output
-    return _attach_record(module, result, item)
+    return attach_record(module, result, item)
 
 
 def split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, dict[str, Any]]:
@@ -158,16 +148,30 @@ class EventLog:
 
 
 def dynamic_graph(
-    module: Module, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    module: Module,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    like: InferenceGraph | None = None,
 ) -> InferenceGraph:
-    """The graph of a define-by-run call of ``module``: empty, grown by the run as calls are made."""
+    """The graph of a define-by-run call of ``module``: empty, grown by the run as calls are made.
+
+    ``like``: another call's graph of the same module, whose parameters and layout it shares
+    (the items of a batch).
+    """
+    parameters = (
+        like.parameters
+        if like is not None
+        else {f"param:{name}": param for name, param in module.named_parameters()}
+    )
     graph = InferenceGraph(
         {},
         (),
         Value(ValueKind.ERROR, ExecutionError("forward() did not finish"), None),
-        {f"param:{name}": param for name, param in module.named_parameters()},
+        parameters,
         root=module,
     )
+    graph.layout = like.layout if like is not None else Layout.of(module)
     graph.dynamic = True
     graph.call = (tuple(args), dict(kwargs or {}))
     return graph
@@ -205,8 +209,10 @@ def needed_aliases(graphs: list[InferenceGraph]) -> dict[str, list[str]]:
     root module counts instead (the calls it may make).
     """
     needed: dict[str, list[str]] = {}
+    roots: set[int] = set()
     for graph in graphs:
-        if graph.dynamic:
+        if graph.dynamic and id(graph.root) not in roots:
+            roots.add(id(graph.root))
             for path, sub in graph.root.named_modules():
                 if isinstance(sub, LLMInference):
                     needed.setdefault(sub.alias, []).append(path)
@@ -539,10 +545,3 @@ def run_sync(module: Any, *args: Any, **kwargs: Any) -> Any:
 def execute_sync(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     """`execute`, blocking (also inside a running event loop)."""
     return run_blocking(execute(module, *args, **kwargs))
-
-
-def _bound_call(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return run(module, *args, **kwargs)
-
-
-module_mod.install_execution(_bound_call, ExecutionSettings)

@@ -134,6 +134,7 @@ class GraphRun:
         self._recorder: Recorder | None = None
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._handled: set[int] = set()  # ids of call errors raised at an await
+        self._endpoints_ready: set[str | None] = set()  # aliases checked and in the pool
         self._age = 0.0
 
     def _emit(self, event: ev.Event) -> None:
@@ -224,7 +225,11 @@ class GraphRun:
         self.records[nid] = NodeRecord(nid, node.kind.value, node.module_path, node.alias)
         self._rank[nid] = priority
         values = self.values
-        pending = self._pending[nid] = sum(1 for d in node.dependencies if d not in values)
+        pending = 0
+        for dep in node.dependencies:
+            if dep not in values:
+                pending += 1
+        self._pending[nid] = pending
         self._emit(
             ev.NodeAdded(
                 self.now(),
@@ -236,12 +241,13 @@ class GraphRun:
                 node=node,
             )
         )
-        if node.kind is NodeKind.LLM:
+        if node.kind is NodeKind.LLM and node.alias not in self._endpoints_ready:
             problem = self._endpoint_problem(node.alias)
             if problem is not None:
                 self._finish(nid, *self._failed(nid, ConfigError(problem)))
                 return
             self.pool.add_endpoint(node.alias, self.manager.endpoint(node.alias).max_concurrent)
+            self._endpoints_ready.add(node.alias)
         if pending == 0:
             self._drain([nid])
 
@@ -475,6 +481,8 @@ class GraphRun:
         args = node.args
         if len(args) == 1 and not node.kwargs and type(args[0]) in _REF_TYPES:
             resolved: Any = ((self._resolve_leaf(args[0]),), {})  # the usual call: one argument
+        elif len(args) == 1 and not node.kwargs and type(args[0]) is str:
+            resolved = (args, {})  # a recorded call on a literal string (an awaited reply)
         else:
             resolved = tree_map(self._resolve_leaf, (args, dict(node.kwargs)))
         resolved = self.overrides.get(node.id, NO_OVERRIDE).with_input(resolved)

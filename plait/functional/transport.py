@@ -4,7 +4,9 @@
 learnable system prompt); `chat_complete` is the functional form: chat
 messages in, the whole reply out as a RESPONSE, read with `extract_text` /
 `extract_meta`. Both record one LLM node while tracing and run through the
-same scheduler, limits, retries, cache and checkpoints.
+same scheduler, limits, retries, cache and checkpoints. The call itself is an
+`LLMInference` (``plait.inference.ChatComplete``), a floor above this one,
+reached through the `plait._upcalls` seam.
 """
 
 from __future__ import annotations
@@ -12,43 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from plait.clients.base import ChatResponse
-from plait.inference import LLMInference
-from plait.values import ValueKind
-
-
-class ChatComplete(LLMInference):
-    """The node `chat_complete` records: an `LLMInference` whose output is the whole reply."""
-
-    output_kind = ValueKind.RESPONSE
-
-    def reply_payload(self, response: ChatResponse) -> dict[str, Any]:
-        """The reply as a RESPONSE payload: text, structured data, model, usage, tool calls, timing."""
-        structured = super().reply_payload(response) if self.response_schema is not None else None
-        usage = response.usage
-        return {
-            "text": response.text,
-            "structured": structured,
-            "model": response.model,
-            "finish_reason": response.finish_reason,
-            "usage": {
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "total_tokens": usage.total_tokens,
-            },
-            "tool_calls": [
-                {"id": c.id, "name": c.name, "arguments": dict(c.arguments)}
-                for c in response.tool_calls
-            ],
-            "latency": response.latency,
-            "ttft": response.ttft,
-        }
-
-    def restored(self, payload: Any) -> Any:
-        # A checkpointed RESPONSE payload is plain data; rebuild its typed part.
-        if isinstance(payload, Mapping) and payload.get("structured") is not None:
-            return {**payload, "structured": self.typed(payload["structured"])}
-        return payload
+from plait._upcalls import upcall
 
 
 def chat_complete(
@@ -74,9 +40,10 @@ def chat_complete(
         reply = F.chat_complete("fast", [{"role": "user", "content": f"Summarize {text}"}])
         F.extract_text(reply), F.extract_meta(reply, "usage")
     """
-    call = ChatComplete(
+    return upcall("chat_complete")(
         alias,
-        system_prompt,
+        messages,
+        system_prompt=system_prompt,
         temperature=temperature,
         max_tokens=max_tokens,
         response_format=response_format,
@@ -84,7 +51,6 @@ def chat_complete(
         stream=stream,
         **request_options,
     )
-    return call(messages)
 
 
-__all__ = ["ChatComplete", "chat_complete"]
+__all__ = ["chat_complete"]

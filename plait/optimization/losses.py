@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 from plait._checks import Checks
 from plait.errors import ConfigError
+from plait.execution.records import record_of
 from plait.execution.result import BatchItem
 from plait.optimization.feedback import Feedback, FeedbackBatch
-from plait.optimization.records import record_of
 
 
 def is_batch(output: Any) -> bool:

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from plait._checks import Checks
+from plait._upcalls import notebook_html
 from plait.errors import ConfigError
 from plait.optimization.feedback import Feedback
 from plait.parameter import Parameter
-from plait.values import notebook_html
 
 PENDING, ACCEPTED, EDITED, REJECTED = "pending", "accepted", "edited", "rejected"
 

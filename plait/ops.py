@@ -19,8 +19,8 @@ from plait._checks import Checks
 from plait._context import active_tracer
 from plait._tree import tree_leaves
 from plait.errors import ConfigError
+from plait.markers import has_marker
 from plait.parameter import Parameter
-from plait.tracing.strings import has_marker
 from plait.values import ValueKind
 
 
