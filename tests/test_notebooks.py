@@ -34,7 +34,8 @@ NAMES = (
     "03_scale_and_reliability",
     "04_profiling",
     "05_optimization",
-    "06_scale_out_on_ray",
+    "06_control_flow",
+    "08_scale_out_on_ray",
 )
 CELL_TIMEOUT = 120  # seconds per cell; each notebook takes well under a minute in total
 KEY_VARIABLES = re.compile(r"(API_KEY|_TOKEN|_SECRET)$")

@@ -45,7 +45,7 @@ from plait.tracing.frames import is_user_code
 from plait.tracing.proxy import TracedValue
 from plait.tracing.tracer import _TRACE_IDS, Tracer
 from plait.tracing.tracer import _forward_codes as forward_codes
-from plait.values import Value, ValueKind, ValueRef
+from plait.values import Value, ValueKind, ValueRef, unwrap
 
 
 class RecordingRun(Protocol):
@@ -327,7 +327,7 @@ class Recorder(Tracer):
                 raise self.run.call_error(ref, result)
             if whole:
                 return result
-            payload = result.payload
+            payload = unwrap(result.payload)  # an op's dict result holds a Value per leaf
         return _converted(payload, value.conversion)
 
 

@@ -27,16 +27,17 @@ from typing import Any
 
 from plait.errors import ConfigError
 from plait.execution import events as ev
-from plait.execution.batch import BatchProgress, _Progress, _progress_stream, _shape
+from plait.execution.args import check_items
+from plait.execution.batch import BatchProgress, _Progress, _progress_stream
 from plait.execution.checkpoint import Checkpoint
 from plait.execution.dynamic import is_dynamic
 from plait.execution.result import BatchItem, build_profile
-from plait.execution.run import EventLog, check_aliases, split_options
+from plait.execution.run import EventLog, check_aliases, open_endpoints, split_options
 from plait.execution.settings import RunOptions, effective_options
 from plait.graph import InferenceGraph
 from plait.ray.coordinator import Coordinator, EndpointLimits
 from plait.ray.dispatch import BatchRun
-from plait.ray.worker import BatchWorker, WorkerPlan
+from plait.ray.worker import BatchWorker, Call, WorkerPlan, call_shape
 from plait.resources.config import ResourceConfig
 from plait.resources.manager import ResourceManager
 from plait.tracing import trace
@@ -47,11 +48,12 @@ _INSTALL = "pip install 'plait[ray]' (or: pip install ray)"
 
 def _prepare(
     module: Any, items: list[Any], opts: RunOptions
-) -> tuple[list[InferenceGraph], ResourceConfig, frozenset[str]]:
-    """Each item's graph (one trace per input shape), the resources, the graph hashes.
+) -> tuple[list[Call], list[InferenceGraph], ResourceConfig, frozenset[str]]:
+    """Each item's arguments and graph (one trace per call shape), the resources, graph hashes.
 
     Everything that can be refused is checked here, before any worker is involved:
-    unknown aliases, and a checkpoint written by another pipeline.
+    arguments ``forward`` cannot take, unknown aliases, missing API keys, and a
+    checkpoint written by another pipeline.
     """
     if is_dynamic(module):
         raise ConfigError(
@@ -59,21 +61,24 @@ def _prepare(
             "traced pipelines only for now. Run this batch with backend='local', or write "
             "forward as a plain def so it can be traced."
         )
+    calls = check_items(module, items)
     graphs: dict[str, InferenceGraph] = {}
     item_graphs = []
-    for item in items:
-        key = repr(_shape(item))
+    for args, kwargs in calls:
+        key = call_shape(args, kwargs)
         if key not in graphs:
-            graphs[key] = trace(module, item)
+            graphs[key] = trace(module, *args, **kwargs)
         item_graphs.append(graphs[key])
     resources = opts.resources
     if isinstance(resources, ResourceManager):
         resources = resources.config
     check_aliases(list(graphs.values()), resources)
+    resources = resources or ResourceConfig({})
+    open_endpoints(ResourceManager(resources), list(graphs.values()))  # keys, before any call
     hashes = frozenset(g.structural_hash() for g in graphs.values()) if opts.checkpoint else None
     if opts.checkpoint:
         Checkpoint(opts.checkpoint, set(hashes or ())).close()
-    return item_graphs, resources or ResourceConfig({}), hashes or frozenset()
+    return calls, item_graphs, resources, hashes or frozenset()
 
 
 def require_ray() -> Any:
@@ -196,7 +201,8 @@ class RayBackend:
         explicit, extra = split_options(dict(options))
         if extra:
             raise ConfigError(
-                f"unknown batch option(s) {', '.join(sorted(extra))}; each input is passed to forward() as its one argument"
+                f"unknown batch option(s) {', '.join(sorted(extra))}; each input is passed to "
+                "forward() as its one argument, or spread with plait.Args(q, k=3) per item"
             )
         opts, _ = effective_options(explicit, module)
         if opts.max_cost is not None or opts.max_tokens is not None:
@@ -205,7 +211,7 @@ class RayBackend:
                 "would spend its own budget); run this batch with backend='local'"
             )
         items = list(inputs)
-        item_graphs, resources, hashes = _prepare(module, items, opts)
+        calls, item_graphs, resources, hashes = _prepare(module, items, opts)
         ray = self._connect()
         workers = self._ensure_pool(ray)
         tracker = _Progress(len(items), on_progress, _progress_stream(progress))
@@ -232,6 +238,7 @@ class RayBackend:
             batch,
             module,
             items,
+            calls,
             plan,
             graphs=item_graphs,
             log=log,

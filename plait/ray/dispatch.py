@@ -22,7 +22,7 @@ from plait.execution.batch import _Progress
 from plait.execution.result import BatchItem, RunResult
 from plait.execution.run import EventLog, caller_output, result_error
 from plait.graph import InferenceGraph
-from plait.ray.worker import Update, WorkerPlan
+from plait.ray.worker import Call, Update, WorkerPlan
 from plait.resources.config import ResourceConfig
 from plait.values import unwrap
 
@@ -39,6 +39,7 @@ class BatchRun:
         batch: str,
         module: Any,
         items: list[Any],
+        calls: list[Call],
         plan: WorkerPlan,
         *,
         graphs: list[InferenceGraph],
@@ -52,6 +53,7 @@ class BatchRun:
         self.batch = batch
         self.module = module
         self.items = items
+        self.calls = calls
         self.plan = plan
         self.module_ref = ray.put(_shippable(module))
         self.graphs = graphs
@@ -120,7 +122,7 @@ class BatchRun:
             unfinished = set(share)
             try:
                 stream = worker.actor.run.remote(
-                    self.batch, [(index, self.items[index]) for index in share]
+                    self.batch, [(index, self.calls[index]) for index in share]
                 )
                 async for ref in stream:
                     self._relay(await ref, unfinished)

@@ -2,7 +2,7 @@
 
 A worker gets the module once (pickled per batch, so it carries the
 parameters of that moment) and then any number of shares: lists of
-``(index, input)``. It runs every item of a share concurrently on its own
+``(index, (args, kwargs))``. It runs every item of a share concurrently on its own
 event loop, exactly as the local backend does (one `SlotPool` for all its
 items, priorities by remaining path), with endpoints whose slots and start
 times come from the coordinator (`ClusterManager`). `run` is a Ray
@@ -38,6 +38,12 @@ from plait.resources.config import ResourceConfig
 from plait.tracing import trace
 
 FLUSH = 0.05  # seconds between updates sent to the caller while items run
+Call = tuple[tuple[Any, ...], dict[str, Any]]  # an item's arguments for forward
+
+
+def call_shape(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The structure of a call's arguments: calls of one shape share a traced graph."""
+    return repr((_shape(args), sorted(kwargs), _shape(tuple(kwargs.values()))))
 
 
 @dataclass(frozen=True)
@@ -94,14 +100,14 @@ class _Batch:
     def _now(self) -> float:
         return time.time() - self.plan.started
 
-    def _graph(self, item: Any) -> InferenceGraph:
-        key = repr(_shape(item))
+    def _graph(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> InferenceGraph:
+        key = call_shape(args, kwargs)
         graph = self._graphs.get(key)
         if graph is None:
-            graph = self._graphs[key] = trace(self.module, item)
+            graph = self._graphs[key] = trace(self.module, *args, **kwargs)
         return graph
 
-    async def run(self, share: Sequence[tuple[int, Any]]) -> AsyncIterator[Update]:
+    async def run(self, share: Sequence[tuple[int, Call]]) -> AsyncIterator[Update]:
         # Opened per share, so a share re-run after a worker died sees what that worker saved.
         checkpoint = (
             Checkpoint(self.plan.checkpoint, set(self.plan.graph_hashes))
@@ -110,11 +116,12 @@ class _Batch:
         )
         pending = Update()
 
-        async def one(index: int, item: Any) -> None:
-            graph = self._graph(item)
+        async def one(index: int, call: Call) -> None:
+            args, kwargs = call
+            graph = self._graph(args, kwargs)
             graph_run = GraphRun(
                 graph,
-                graph_inputs(graph, (item,), {}),
+                graph_inputs(graph, args, kwargs),
                 manager=self.manager,
                 pool=self.pool,
                 emit=pending.events.append,
@@ -145,8 +152,8 @@ class _Batch:
 
         async def run_all() -> None:
             async with asyncio.TaskGroup() as tg:
-                for index, item in share:
-                    tg.create_task(one(index, item), name=f"batch item {index}")
+                for index, call in share:
+                    tg.create_task(one(index, call), name=f"batch item {index}")
 
         runner = asyncio.create_task(run_all(), name="plait share")
         self._runners.add(runner)
@@ -200,8 +207,8 @@ class BatchWorker:
         """Take the module (as pickled for this batch) and the batch's settings."""
         self._batches[batch] = _Batch(self.name, self.coordinator, batch, module, plan)
 
-    async def run(self, batch: str, share: Sequence[tuple[int, Any]]) -> AsyncIterator[Update]:
-        """Run every ``(index, input)`` of ``share``; yield `Update`s until all have finished."""
+    async def run(self, batch: str, share: Sequence[tuple[int, Call]]) -> AsyncIterator[Update]:
+        """Run every ``(index, (args, kwargs))`` of ``share``; yield `Update`s until all finish."""
         async for update in self._batches[batch].run(share):
             yield update
 
