@@ -232,11 +232,18 @@ class Leases:
 
 
 class ClusterLimiter:
-    """An endpoint limiter (the `RateLimiter` methods `Endpoint` calls) backed by `Leases`."""
+    """An endpoint limiter (the `RateLimiter` methods `Endpoint` calls) backed by `Leases`.
 
-    def __init__(self, leases: Leases, alias: str) -> None:
+    ``judge`` is the endpoint's own `RateLimiter`: it still decides whether a 429
+    is evidence of an over-rate (a run of refusals, or an exhausted quota in the
+    provider's headers, which it keeps reading) or a lone refusal; only evidence
+    becomes a pause, and then one for the whole cluster.
+    """
+
+    def __init__(self, leases: Leases, alias: str, judge: Any) -> None:
         self._leases = leases
         self._alias = alias
+        self.judge = judge
 
     async def acquire(self, tokens: int = 0) -> float:
         return await self._leases.acquire(self._alias, tokens)
@@ -244,11 +251,20 @@ class ClusterLimiter:
     def adjust(self, estimated: int, actual: int) -> None:
         self._leases.settle(self._alias, estimated, actual)
 
-    def on_rate_limited(self, retry_after: float | None = None) -> float:
-        return self._leases.rate_limited(self._alias, retry_after)
+    def on_rate_limited(
+        self, retry_after: float | None = None, attempt: int | None = None
+    ) -> float:
+        pause = self.judge.on_rate_limited(retry_after, attempt)
+        if pause > 0:
+            self._leases.rate_limited(self._alias, pause)
+        return pause
 
-    def on_success(self) -> None:
+    def on_success(self, attempt: int | None = None) -> None:
+        self.judge.on_success(attempt)
         self._leases.succeeded(self._alias)
+
+    def observe(self, headers: Any) -> None:
+        self.judge.observe(headers)
 
     def pause_remaining(self) -> float:
         return max(0.0, self._leases._leases[self._alias].paused_until - time.time())
@@ -284,6 +300,7 @@ class ClusterManager(ResourceManager):
     def endpoint(self, alias: str) -> Endpoint:
         endpoint = super().endpoint(alias)
         if not isinstance(endpoint.client, LeasedClient):
-            endpoint.limiter = ClusterLimiter(self.leases, alias)  # type: ignore[assignment]
+            limiter = ClusterLimiter(self.leases, alias, endpoint.limiter)
+            endpoint.limiter = limiter  # type: ignore[assignment]
             endpoint.client = LeasedClient(endpoint.client, self.leases, alias)
         return endpoint
