@@ -15,8 +15,10 @@ what happened since the last call (successes, 429s, real token counts).
   so starts are spaced ``60 / rpm`` apart cluster-wide however many workers
   ask. It reserves at most `HORIZON` seconds ahead, so a start time is never
   held long by a worker that might die with it.
-- A 429 anywhere pauses every worker's starts (``paused_until``) and lowers
-  the effective rpm, which recovers with successes, as on one machine.
+- A 429 pause a worker reports (its endpoint's limiter judged the 429s to be
+  an over-rate, not a lone refusal) pauses every worker's starts
+  (``paused_until``) and lowers the effective rpm, which recovers with
+  successes, as on one machine.
 - A lost worker's slots return to the pool only after the endpoint's
   ``timeout``: the requests it had in flight may still be running at the
   server, which must never see more than ``max_concurrent`` at once.
@@ -88,7 +90,8 @@ class Ledger:
         (slots wanted beyond those held), ``starts`` (the token estimates of
         requests waiting for a start time), ``adjust`` (real minus estimated
         tokens of finished requests), ``ok`` (successes) and ``limited`` (the
-        Retry-After of each 429, None when absent). The answer for each alias
+        length of each endpoint pause the worker decided on, None for the
+        default back-off). The answer for each alias
         has ``grant`` (new slots), ``share`` (slots this worker may keep while
         others wait, None when nobody waits), ``starts`` (start times, one per
         estimate from the front, possibly fewer), ``slack`` (how late a start
