@@ -21,7 +21,7 @@ def test_ci_runs_the_readme_test_command_which_installs_chromium_first():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "<!-- test-command -->" in ci and 'bash -c "$test_command"' in ci
     setup = (ROOT / "tools" / "setup_tests.sh").read_text()
-    assert 'pip install -q -e ".[jupyter,dev]"' in setup
+    assert 'pip install -q -e ".[jupyter,dev,ray]"' in setup
     assert "apt-get install -y -qq chromium" in setup
 
 
