@@ -77,7 +77,7 @@ def grown(lab, browser):
     page.wait_for_selector(".plait-graph .pl-node[data-id=classify]", timeout=60_000)
     samples = []
     shot = False
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         sample = page.evaluate(WATCH)
         samples.append(sample)
@@ -142,7 +142,7 @@ def test_a_batch_grows_per_item_and_each_item_takes_its_own_branch(grown):
     page.wait_for_function(
         "() => document.querySelectorAll('.plait-graph')[1]?.querySelector('.pl-status')"
         "?.dataset.status === 'done'",
-        timeout=90_000,
+        timeout=180_000,
     )
     view = page.locator(".plait-graph").nth(1)
     ids = set(view.locator(".pl-node[data-id]").evaluate_all("ns => ns.map(n => n.dataset.id)"))
