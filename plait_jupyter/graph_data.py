@@ -192,8 +192,8 @@ def graph_payload(
                     "kind": "item",
                 }
         outputs = set(graph.output_ids)
-        index, masks = _ancestor_masks(graph)
-        rounds = iterations(graph, masks, index)
+        order, masks = _ancestor_masks(graph)
+        rounds = iterations(graph, masks, order)
         callers = _callers(graph) if rounds else {}
         for node in graph.nodes.values():
             module_parts = _module_parts(node)
@@ -235,7 +235,7 @@ def graph_payload(
                 if dep in graph.nodes
             )
         controls.extend(
-            [node_key(item, a), node_key(item, b)] for a, b in control_edges(graph, masks, index)
+            [node_key(item, a), node_key(item, b)] for a, b in control_edges(graph, masks, order)
         )
     return {
         "title": title,
