@@ -127,7 +127,7 @@ def test_a_plait_cell_draws_exactly_the_calls_made_with_control_edges_and_iterat
 def test_nodes_are_added_to_the_view_while_the_run_goes_on():
     view = GraphView()
     drawn: list[list[str]] = []
-    serials: set[int] = set()
+    serials: set[str] = set()
 
     def seen(change):
         drawn.append([n["id"] for n in change["new"].get("nodes", [])])

@@ -64,7 +64,7 @@ WATCH = """() => {
   if (!view) return null;
   const at = {};
   for (const n of view.querySelectorAll('.pl-node[data-id]')) at[n.dataset.id] = n.getAttribute('transform');
-  return {at, status: view.querySelector('.pl-status').dataset.status};
+  return {at, status: view.querySelector('.pl-status').dataset.status, fresh: view.dataset.freshLayouts};
 }"""
 
 
@@ -103,7 +103,10 @@ def test_nodes_appear_while_the_run_goes_on_and_keep_their_places(grown):
     # A node, once drawn, never moves while the graph grows around it.
     for node in NODES:
         places = {s["at"][node] for s in samples if node in s["at"]}
-        assert len(places) == 1, (node, places)
+        seen = sorted(
+            {(len(s["at"]), str(s["fresh"]), s["at"].get(node)) for s in samples if node in s["at"]}
+        )
+        assert len(places) == 1, f"{node} moved: {seen}"
     assert view_data(page)["nodeCount"] == str(len(NODES))
 
 
