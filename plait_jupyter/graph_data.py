@@ -78,8 +78,9 @@ def control_edges(
 ) -> list[tuple[str, str]]:
     """The control edges worth drawing: ``c -> node`` unless another input already follows ``c``.
 
-    A call's control list holds every reply awaited before it in its caller,
-    so in a loop it grows with each round; only the latest few say something.
+    The recorder keeps the replies awaited since the caller's previous call;
+    one of those may still be implied by a data edge (or by a graph recorded
+    before that reduction), and is then not drawn.
     """
     out = []
     for nid, node in graph.nodes.items():
