@@ -11,8 +11,9 @@ uses). Like a launch in eager PyTorch or a Ray object ref: work is enqueued at
 once, ``await`` is the point that waits.
 
 Each call records its data edges (from the placeholders in its arguments) and
-its control edges: every placeholder awaited earlier in the same ``forward``,
-since what those replies said decided that this call is made. Each call also
+its control edges: the placeholders awaited earlier in the same ``forward``
+(less those already implied through another: a transitive reduction), since
+what those replies said decided that this call is made. Each call also
 gets a ``call_key`` (the caller's key, the call path and its occurrence in that
 caller) which identifies it in a later run that replays the same code: a
 checkpoint or a what-if re-run reuses a completed call when its key and its
@@ -329,7 +330,17 @@ class Recorder(Tracer):
                 result = self.run.values[ref]
             frame = _FRAME.get()
             if frame is not None:
-                frame.awaited[ref] = None  # every later call of this caller follows this reply
+                # Later calls get a control edge from this reply. Replies awaited before this
+                # call was made are its own control edges already: dropping them keeps the
+                # edges a transitive reduction (a loop's rounds form a chain, not a clique).
+                awaited = frame.awaited
+                node = self.nodes.get(ref)
+                if node is not None:
+                    for earlier in node.control:
+                        awaited.pop(earlier, None)
+                    for earlier in node.dependencies:
+                        awaited.pop(earlier, None)
+                awaited[ref] = None
             if result.is_error:
                 raise self.run.call_error(ref, result)
             if whole:
