@@ -138,7 +138,7 @@ def test_the_inspector_shows_the_control_edge_and_model_html_stays_text(grown):
     output = view.locator(".pl-inspector .pl-output-text")
     output.wait_for()
     assert output.inner_text() == "FAIL: " + XSS
-    assert "classify, draft (control)" in view.locator(".pl-inspector .pl-facts").inner_text()
+    assert "after\tdraft (control)" in view.locator(".pl-inspector .pl-facts").inner_text()
     assert page.evaluate("() => window.__pwned") is None
     assert page.errors == []
 
