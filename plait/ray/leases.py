@@ -45,7 +45,14 @@ class _Lease:
         self.limited: list[float | None] = []
 
     def busy(self) -> bool:
-        return bool(self.held or self.slot_waiters or self.start_waiters or self.release)
+        return bool(
+            self.held
+            or self.slot_waiters
+            or self.start_waiters
+            or self.release
+            or self.limited
+            or self.adjust
+        )
 
     def report(self) -> dict[str, Any]:
         waiting = [tokens for tokens, future in self.start_waiters if not future.done()]
@@ -209,7 +216,7 @@ class Leases:
         self._leases[alias].ok += 1
 
     def rate_limited(self, alias: str, retry_after: float | None) -> float:
-        """Report a 429 (everyone pauses at the next sync); pause this worker at once."""
+        """Report an endpoint pause after 429s (every worker pauses); pause this worker at once."""
         lease = self._leases[alias]
         lease.limited.append(retry_after)
         pause = 1.0 if retry_after is None else max(0.0, retry_after)
