@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import gc
 import inspect
 import itertools
@@ -19,19 +20,21 @@ from typing import Any
 
 import nest_asyncio
 
-from plait import module as module_mod
 from plait._tree import tree_leaves
 from plait.errors import BudgetExceeded, ConfigError, ExecutionError
 from plait.execution import events as ev
 from plait.execution.budget import Budget
 from plait.execution.cache import ResponseCache, cache_for
-from plait.execution.checkpoint import Checkpoint
+from plait.execution.checkpoint import Checkpoint, stable_hash
+from plait.execution.dynamic import Layout, is_dynamic
 from plait.execution.pool import SlotPool
+from plait.execution.records import attach_record
 from plait.execution.result import (
     BUDGET_EXCEEDED,
     CANCELLED,
     DONE,
     FAILED,
+    NO_OVERRIDE,
     SKIPPED,
     NodeOverride,
     NodeRecord,
@@ -40,30 +43,22 @@ from plait.execution.result import (
 from plait.execution.scheduler import GraphRun
 from plait.execution.settings import RUN_OPTIONS, ExecutionSettings, RunOptions, effective_options
 from plait.graph import InferenceGraph, NodeKind
+from plait.inference import LLMInference
+from plait.module import Module
 from plait.resources.config import ResourceConfig
 from plait.resources.manager import ResourceManager
 from plait.tracing import trace
-from plait.values import unwrap
+from plait.values import Value, ValueKind, unwrap
 
 _run_ids = itertools.count(1)
 _SIGNATURES: dict[type, inspect.Signature] = {}  # forward() signatures, by module class
 
-# Installed by plait.optimization (which sits above this module): attaches a
-# training-mode run's forward record to its output, for feedback.backward().
-_attach_record: Callable[[Any, RunResult, int | None], Any] | None = None
-
-
-def install_training(attach: Callable[[Any, RunResult, int | None], Any]) -> None:
-    """Connect training-mode runs to plait.optimization."""
-    global _attach_record
-    _attach_record = attach
-
 
 def caller_output(module: Any, result: RunResult, item: int | None = None) -> Any:
     """``result.output`` as callers get it: carrying its forward record when ``module`` is training."""
-    if _attach_record is None or not getattr(module, "training", False):
+    if not getattr(module, "training", False):
         return result.output
-    return _attach_record(module, result, item)
+    return attach_record(module, result, item)
 
 
 def split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, dict[str, Any]]:
@@ -152,13 +147,84 @@ class EventLog:
                 )
 
 
-def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None) -> None:
-    """Fail before anything runs if a node uses an alias the resources do not define."""
+def dynamic_graph(
+    module: Module,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    like: InferenceGraph | None = None,
+) -> InferenceGraph:
+    """The graph of a define-by-run call of ``module``: empty, grown by the run as calls are made.
+
+    ``like``: another call's graph of the same module, whose parameters and layout it shares
+    (the items of a batch).
+    """
+    parameters = (
+        like.parameters
+        if like is not None
+        else {f"param:{name}": param for name, param in module.named_parameters()}
+    )
+    graph = InferenceGraph(
+        {},
+        (),
+        Value(ValueKind.ERROR, ExecutionError("forward() did not finish"), None),
+        parameters,
+        root=module,
+    )
+    graph.layout = like.layout if like is not None else Layout.of(module)
+    graph.dynamic = True
+    graph.call = (tuple(args), dict(kwargs or {}))
+    return graph
+
+
+def module_fingerprint(module: Module) -> str:
+    """A stable hash of a dynamic module's structure and settings (a checkpoint's graph hash).
+
+    Covers every submodule's path and type, each model call's alias and
+    request settings, and every parameter's value: what decides the requests
+    a replay would send (their inputs are checked per call as well).
+    """
+    parts: list[Any] = [type(module).__qualname__]
+    for path, sub in module.named_modules():
+        entry: list[Any] = [path, f"{type(sub).__module__}.{type(sub).__qualname__}"]
+        if isinstance(sub, LLMInference):
+            entry += [sub.alias, sub.system_text(), sub.temperature, sub.max_tokens]
+            entry += [sub.response_schema, sub.tools, sub.stream, sorted(sub.request_options)]
+        parts.append(entry)
+    parts.append(sorted((name, repr(value)) for name, value in module.state_dict().items()))
+    return stable_hash(parts)
+
+
+def graph_hash(graph: InferenceGraph) -> str:
+    """The hash a checkpoint is keyed by: structural for a traced graph, of the module if dynamic."""
+    if graph.dynamic:
+        return module_fingerprint(graph.root)
+    return graph.structural_hash()
+
+
+def needed_aliases(graphs: list[InferenceGraph]) -> dict[str, list[str]]:
+    """Each endpoint alias the graphs may call, with the nodes (or module paths) that call it.
+
+    A dynamic graph has no nodes yet: every model call registered under its
+    root module counts instead (the calls it may make).
+    """
     needed: dict[str, list[str]] = {}
+    roots: set[int] = set()
     for graph in graphs:
+        if graph.dynamic and id(graph.root) not in roots:
+            roots.add(id(graph.root))
+            for path, sub in graph.root.named_modules():
+                if isinstance(sub, LLMInference):
+                    needed.setdefault(sub.alias, []).append(path)
         for node in graph.nodes.values():
             if node.kind is NodeKind.LLM and node.live:
                 needed.setdefault(node.alias, []).append(node.id)
+    return needed
+
+
+def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None) -> None:
+    """Fail before anything runs if a node uses an alias the resources do not define."""
+    needed = needed_aliases(graphs)
     if not needed:
         return
     if resources is None:
@@ -170,12 +236,27 @@ def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None
     missing = {alias: ids for alias, ids in needed.items() if alias not in resources}
     if missing:
         listed = "; ".join(
-            f"{alias!r} (used by {', '.join(ids[:3])})" for alias, ids in missing.items()
+            f"{alias!r} (used by {', '.join(ids[:3])}){_did_you_mean(alias, resources.aliases)}"
+            for alias, ids in missing.items()
         )
         raise ConfigError(
             f"the resources define no endpoint for {listed}; defined aliases: "
             f"{', '.join(resources.aliases) or '(none)'}. Add them to the ResourceConfig."
         )
+
+
+def _did_you_mean(alias: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(alias, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def open_endpoints(manager: ResourceManager | None, graphs: list[InferenceGraph]) -> None:
+    """Build every endpoint the graphs call, so a missing API key fails before any request."""
+    if manager is None:
+        return
+    for alias in sorted(needed_aliases(graphs)):
+        if alias in manager.config:
+            manager.endpoint(alias)
 
 
 @contextlib.asynccontextmanager
@@ -199,7 +280,7 @@ class RunStores:
     """What the run options ask a run (or a whole batch) to keep: checkpoint, cache, budget."""
 
     def __init__(self, options: RunOptions, graphs: list[InferenceGraph]) -> None:
-        self.hashes = {id(g): g.structural_hash() for g in graphs} if options.checkpoint else {}
+        self.hashes = {id(g): graph_hash(g) for g in graphs} if options.checkpoint else {}
         self.checkpoint = (
             Checkpoint(options.checkpoint, set(self.hashes.values()))
             if options.checkpoint
@@ -233,7 +314,11 @@ def build_result(
     stopped = budget is not None and budget.exhausted
     if stopped and any(r.status == CANCELLED for r in records.values()):
         status = BUDGET_EXCEEDED
-    elif status == DONE and any(v.is_error for v in tree_leaves(values)):
+    elif status == DONE and (
+        any(v.is_error for v in tree_leaves(values))
+        or graph_run.forward_error is not None
+        or graph_run.unobserved_failures()
+    ):
         status = FAILED
     return RunResult(
         graph_run.graph,
@@ -248,19 +333,47 @@ def build_result(
         endpoints=graph_run.pool.capacities(),
         max_concurrent=graph_run.pool.global_cap,
         resources=graph_run.manager.config if graph_run.manager is not None else None,
+        forward_error=graph_run.forward_error,
     )
 
 
 async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     """Trace ``module(*args, **kwargs)`` and run it; node failures are recorded, not raised.
 
+    What is wrong before anything runs is raised, and nothing has been sent
+    then: `TraceError` (forward cannot be traced), `ConfigError` (bad run
+    options, an alias the resources do not define, a missing API key),
+    `CheckpointError` (a checkpoint written by another pipeline). Once nodes
+    run, every failure (provider errors, exhausted retries, a spent budget) is
+    recorded in the `RunResult`; cancelling the run raises ``CancelledError``.
+
     result = await execute(pipeline, "text", resources=resources)
     result.output, result.usage.total_tokens, result.cost
     """
     explicit, forward_kwargs = split_options(dict(kwargs))
     options, owner = effective_options(explicit, module)
+    if is_dynamic(module):
+        check_call(module, args, forward_kwargs)
+        return await execute_graph(
+            dynamic_graph(module, args, forward_kwargs), {}, options, owner, dynamic=True
+        )
     graph = trace(module, *args, **forward_kwargs)
     return await execute_graph(graph, graph_inputs(graph, args, forward_kwargs), options, owner)
+
+
+def check_call(module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse, before anything runs, arguments that ``module.forward`` cannot take."""
+    signature = _SIGNATURES.get(type(module))
+    if signature is None:
+        signature = _SIGNATURES[type(module)] = inspect.signature(module.forward)
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(
+            f"{type(module).__name__}.forward{signature} cannot be called with "
+            f"{len(args)} positional argument(s) and keyword(s) {sorted(kwargs) or '(none)'}: "
+            f"{exc}. Pass the arguments its forward() takes."
+        ) from None
 
 
 async def execute_graph(
@@ -272,10 +385,15 @@ async def execute_graph(
     reuse: Mapping[str, NodeRecord] | None = None,
     overrides: Mapping[str, NodeOverride] | None = None,
     parent: RunResult | None = None,
+    dynamic: bool = False,
+    replay: Mapping[str, NodeRecord] | None = None,
+    fresh: Mapping[str, NodeOverride] | None = None,
 ) -> RunResult:
     """Run a traced ``graph`` with effective ``options``; `execute` and what-if re-runs share it.
 
-    ``reuse``, ``overrides`` and ``parent`` describe a what-if re-run (see `GraphRun`).
+    ``reuse``, ``overrides``, ``replay``, ``fresh`` and ``parent`` describe a
+    what-if re-run (see `GraphRun`); ``dynamic`` runs ``graph.root``'s async
+    forward on ``graph.call`` (a define-by-run graph).
     """
     resources = (
         options.resources.config
@@ -297,6 +415,9 @@ async def execute_graph(
             reuse=reuse,
             overrides=overrides,
             parent=parent,
+            dynamic=dynamic,
+            replay=replay,
+            fresh=fresh,
         )
 
 
@@ -311,8 +432,16 @@ async def _execute_graph(
     reuse: Mapping[str, NodeRecord] | None,
     overrides: Mapping[str, NodeOverride] | None,
     parent: RunResult | None,
+    dynamic: bool = False,
+    replay: Mapping[str, NodeRecord] | None = None,
+    fresh: Mapping[str, NodeOverride] | None = None,
 ) -> RunResult:
     async with open_manager(options, owner) as manager:
+        try:
+            open_endpoints(manager, [graph])
+        except BaseException:
+            stores.close()
+            raise
         pool = SlotPool(options.max_concurrent or (manager.max_concurrent if manager else None))
         graph_run = GraphRun(
             graph,
@@ -324,6 +453,9 @@ async def _execute_graph(
             rng=random.Random(),
             reuse=reuse,
             overrides=overrides,
+            root_call=(graph.root, *graph.call) if dynamic else None,
+            replay=replay,
+            fresh=fresh,
             **stores.for_graph(graph),
         )
         log.emit(
@@ -346,7 +478,8 @@ async def _execute_graph(
             stores.close()
             makespan = log.now()
             result = build_result(graph_run, log, status, makespan, stores.budget)
-            result.parent, result.overrides = parent, dict(overrides or {})
+            result.parent = parent
+            result.overrides = {k: v for k, v in graph_run.overrides.items() if v != NO_OVERRIDE}
             log.emit(
                 ev.RunFinished(makespan, None, result.status, result.usage, result.cost, result)
             )
@@ -412,10 +545,3 @@ def run_sync(module: Any, *args: Any, **kwargs: Any) -> Any:
 def execute_sync(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     """`execute`, blocking (also inside a running event loop)."""
     return run_blocking(execute(module, *args, **kwargs))
-
-
-def _bound_call(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return run(module, *args, **kwargs)
-
-
-module_mod.install_execution(_bound_call, ExecutionSettings)

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from plait._tree import tree_map
 from plait.errors import ConfigError
 
 FAULT_KINDS = (
@@ -200,13 +201,7 @@ class RequestMatch:
 
 def map_strings(value: Any, fn: Any) -> Any:
     """Apply ``fn`` to every string inside a JSON value, keys excluded."""
-    if isinstance(value, str):
-        return fn(value)
-    if isinstance(value, Mapping):
-        return {k: map_strings(v, fn) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [map_strings(v, fn) for v in value]
-    return value
+    return tree_map(lambda leaf: fn(leaf) if isinstance(leaf, str) else leaf, value)
 
 
 def _check_template(template: str, names: frozenset[str], positional: int, where: str) -> str:

@@ -24,17 +24,17 @@ from plait._context import reset_active_tracer, set_active_tracer
 from plait._tree import tree_leaves, tree_map, tree_map_with_path
 from plait.errors import ConfigError, TraceError
 from plait.graph import GraphNode, InferenceGraph, NodeKind
-from plait.module import Module
-from plait.parameter import Parameter
-from plait.tracing.frames import describe_frame, is_user_code, user_frame
-from plait.tracing.proxy import TracedValue
-from plait.tracing.strings import (
+from plait.markers import (
     altered_error,
     foreign_error,
     fstring_value,
     has_marker,
     marker,
 )
+from plait.module import Module
+from plait.parameter import Parameter
+from plait.tracing.frames import describe_frame, is_user_code, user_frame
+from plait.tracing.proxy import TracedValue
 from plait.values import FormatField, Value, ValueKind, ValueRef, kind_of
 
 _TRACE_IDS = itertools.count(1)
@@ -159,10 +159,9 @@ class Tracer:
         self._bind(module, args, kwargs)
         if module._is_leaf:
             is_llm = hasattr(module, "build_request")
-            if getattr(module, "response_schema", None) is not None:
-                out_kind = ValueKind.STRUCTURED
-            else:
-                out_kind = ValueKind.TEXT if is_llm else ValueKind.OTHER
+            out_kind = getattr(module, "output_kind", None) or (
+                ValueKind.TEXT if is_llm else ValueKind.OTHER
+            )
             base_id = path or _snake(type(module).__name__)  # a leaf root has path ""
             return self._record(
                 NodeKind.LLM if is_llm else NodeKind.MODULE,
@@ -175,6 +174,20 @@ class Tracer:
                 out_kind=out_kind,
                 extra_params=tuple(self._param_ref(p) for p in module.parameters()),
             )
+        if inspect.iscoroutinefunction(type(module).forward):
+            # An async forward is control flow decided at run time: one node of this graph,
+            # which records its own calls into the run as it executes (define-by-run).
+            return self._record(
+                NodeKind.MODULE,
+                path or _snake(type(module).__name__),
+                (path or _snake(type(module).__name__)).rsplit(".", 1)[-1],
+                module,
+                path,
+                args,
+                kwargs,
+                out_kind=ValueKind.OTHER,
+                extra_params=tuple(self._param_ref(p) for p in module.parameters()),
+            )
         self._forward_codes |= _forward_codes(type(module))
         self._stack.append((path, module))
         try:
@@ -184,18 +197,27 @@ class Tracer:
         if inspect.iscoroutine(result):
             result.close()
             raise TraceError(
-                f"{type(module).__name__}.forward is a coroutine function (async def); plait "
-                "traces forward() once to build the graph and runs the graph asynchronously "
-                "itself. Define forward with a plain `def` and call modules without await."
+                f"{type(module).__name__}.forward returned a coroutine, but it is not declared "
+                "`async def` on the class (it was wrapped or assigned). Declare forward as "
+                "`async def forward(...)` on the Module subclass so plait runs it define-by-run."
             )
         return result
 
+    async def wait(self, value: TracedValue) -> Any:
+        """Awaiting a placeholder while tracing: refused (nothing has run yet)."""
+        raise TraceError(
+            f"`await` on the placeholder for {value.ref!r}{self.where()}: the graph is being "
+            "traced, so nothing has run yet. To branch or loop on a model's reply, make the "
+            "module's forward `async def`; plait then runs it define-by-run."
+        )
+
     def call_op(self, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         path = self.current_path()
+        name = op.node_name(args, kwargs)
         return self._record(
             NodeKind.OP,
-            f"{path}.{op.name}" if path else op.name,
-            op.name,
+            f"{path}.{name}" if path else name,
+            name,
             op,
             path,
             args,
