@@ -15,15 +15,8 @@ import plait
 from plait import Module, NodeKind
 from plait.errors import ConfigError, GraphError
 from plait.graph_analysis import encode
-from tests._graph_support import (
-    Pipeline,
-    Reviews,
-    chain_graph,
-    graph_of,
-    node,
-    other_word_count,
-    word_count,
-)
+from tests._graph_support import chain_graph, graph_of, node, other_word_count
+from tests._models import Pipeline, Reviews, word_count
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,7 +130,7 @@ def test_hash_is_sha256_hex_and_equal_for_equal_modules():
 
 
 def test_hash_is_the_same_in_a_fresh_process():
-    code = "from tests._graph_support import Pipeline; import plait; print(plait.trace(Pipeline(), 'x').structural_hash())"
+    code = "from tests._models import Pipeline; import plait; print(plait.trace(Pipeline(), 'x').structural_hash())"
     hashes = set()
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": seed}

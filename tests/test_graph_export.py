@@ -12,7 +12,8 @@ import pytest
 import plait
 from plait import GraphNode, LLMInference, Module, NodeKind, ValueRef
 from plait.errors import ConfigError
-from tests._graph_support import Pipeline, Reviews, chain_graph, graph_of, node
+from tests._graph_support import chain_graph, graph_of, node
+from tests._models import Pipeline, Reviews
 
 NASTY = 'say "hi"\\\n<script>alert(1)</script> # & `x`'
 
@@ -258,7 +259,7 @@ def test_json_lists_nodes_inputs_outputs_and_parameters():
         ["param:instructions"],
         True,
     )
-    assert count["op"] == {"name": "word_count", "function": "tests._graph_support.word_count"}
+    assert count["op"] == {"name": "word_count", "function": "tests._models.word_count"}
     assert count["kwargs"] == {"unit": "words"}
 
 
