@@ -1,4 +1,2923 @@
 // Built by plait_jupyter/js/build.mjs from plait_jupyter/js/src; do not edit.
 // Bundles @dagrejs/dagre, @dagrejs/graphlib (MIT): see THIRD_PARTY_LICENSES.txt.
-var Ot="http://www.w3.org/2000/svg";function ye(e,t){for(let[n,r]of Object.entries(t))r==null||r===!1||(n.startsWith("on")&&typeof r=="function"?e.addEventListener(n.slice(2),r):e.setAttribute(n,r===!0?"":String(r)))}function be(e,t){for(let n of t.flat(1/0))n==null||n===!1||e.append(n instanceof Node?n:document.createTextNode(String(n)))}function b(e,t={},...n){let r=document.createElement(e);return ye(r,t),be(r,n),r}function L(e,t={},...n){let r=document.createElementNS(Ot,e);return ye(r,t),be(r,n),r}function q(e,t){let n=String(e??"");return n.length<=t?n:n.slice(0,Math.max(1,t-1))+"\u2026"}function A(e){return e==null?"\u2013":e>=1?`${e.toFixed(2)} s`:`${(e*1e3).toFixed(0)} ms`}function J(e){return`$${(e??0).toFixed(4)}`}function T(e,t){return b("tr",{},b("th",{},e),b("td",{},t))}function D(e,t,...n){return b("details",{class:"pl-section",open:t},b("summary",{},e),...n)}function R(e,t=""){return b("pre",{class:`pl-pre ${t}`},e)}function Ee(e,t,n,r,s=[]){let o=[e.module_path,(e.scope||[]).join(" / ")].filter(Boolean).join(" \xB7 "),i=b("div",{class:"pl-insp-head"},b("span",{class:`pl-badge pl-state-${t}`},t),b("span",{class:"pl-insp-title",title:e.id},e.name),b("button",{class:"pl-close",title:"Close",onclick:r},"\xD7")),a=b("table",{class:"pl-facts"},T("node",e.id),T("kind",e.target?`${e.kind} \xB7 ${e.target}`:e.kind),o?T("where",o):null,e.item!==null&&e.item!==void 0?T("batch item",String(e.item)):null,n.endpoint?T("endpoint",n.endpoint):null,n.attempts?T("attempts",String(n.attempts)):null,n.started_at!==void 0&&n.started_at!==null?T("time",`${A(n.started_at)} \u2192 ${A(n.finished_at)} (took ${A(n.duration)})`):null,n.queued_at!==void 0&&n.queued_at!==null&&n.started_at!==null&&n.started_at!==void 0?T("queued",A(Math.max(0,n.started_at-n.queued_at))):null,n.ttft?T("first token",A(n.ttft)):null,n.input_tokens||n.output_tokens?T("tokens",`${n.input_tokens} in \xB7 ${n.output_tokens} out`):null,n.cost?T("cost",J(n.cost)):null,n.cached?T("cache","served from the cache"):null,n.restored?T("checkpoint","restored from the checkpoint"):null),d=[i,a,...s];return n.error&&d.push(D("Error",!0,R(`${n.error.type}: ${n.error.message}`,"pl-error"),n.error.note?b("div",{class:"pl-note"},n.error.note):null,...(n.error.causes||[]).map(l=>R(`caused by ${l.type}: ${l.message}`,"pl-error")))),n.retries&&n.retries.length&&d.push(D(`Retries (${n.retries.length})`,!1,...n.retries.map(l=>R(`attempt ${l.attempt}: ${l.error} \u2014 retried after ${A(l.delay)}`)))),n.output?d.push(D(`Output (${n.output.kind})`,!0,R(n.output.text,"pl-output-text"),n.output.meta?D("meta",!1,R(n.output.meta)):null)):n.stream&&d.push(D("Reply so far",!0,R(n.stream,"pl-output-text pl-streaming"))),n.request&&d.push(D("Prompt sent",!n.output,b("div",{class:"pl-note"},[n.request.model,n.request.settings].filter(Boolean).join(" \xB7 ")),...n.request.messages.map(l=>b("div",{class:"pl-message"},b("div",{class:"pl-role"},l.role),R(l.content))))),n.inputs&&n.inputs.length&&d.push(D("Inputs",!1,...n.inputs.map(l=>b("div",{class:"pl-message"},b("div",{class:"pl-role"},`${l.label} (${l.kind})`),R(l.text))))),!n.status&&!n.output&&!n.error&&d.push(b("div",{class:"pl-note"},"Not run yet.")),d}var Ge=Object.defineProperty,Nt=(e,t,n)=>t in e?Ge(e,t,{enumerable:!0,configurable:!0,writable:!0,value:n}):e[t]=n,It=(e,t)=>{for(var n in t)Ge(e,n,{get:t[n],enumerable:!0})},Mt=(e,t,n)=>Nt(e,typeof t!="symbol"?t+"":t,n),he={};It(he,{Graph:()=>F,alg:()=>ce});var jt=Object.defineProperty,ze=(e,t)=>{for(var n in t)jt(e,n,{get:t[n],enumerable:!0})},ue=class{constructor(e){this._isDirected=!0,this._isMultigraph=!1,this._isCompound=!1,this._nodes={},this._in={},this._preds={},this._out={},this._sucs={},this._edgeObjs={},this._edgeLabels={},this._nodeCount=0,this._edgeCount=0,this._defaultNodeLabelFn=()=>{},this._defaultEdgeLabelFn=()=>{},e&&(this._isDirected="directed"in e?e.directed:!0,this._isMultigraph="multigraph"in e?e.multigraph:!1,this._isCompound="compound"in e?e.compound:!1),this._isCompound&&(this._parent={},this._children={},this._children["\0"]={})}isDirected(){return this._isDirected}isMultigraph(){return this._isMultigraph}isCompound(){return this._isCompound}setGraph(e){return this._label=e,this}graph(){return this._label}setDefaultNodeLabel(e){return typeof e!="function"?this._defaultNodeLabelFn=()=>e:this._defaultNodeLabelFn=e,this}nodeCount(){return this._nodeCount}nodes(){return Object.keys(this._nodes)}sources(){return this.nodes().filter(e=>Object.keys(this._in[e]).length===0)}sinks(){return this.nodes().filter(e=>Object.keys(this._out[e]).length===0)}setNodes(e,t){return e.forEach(n=>{t!==void 0?this.setNode(n,t):this.setNode(n)}),this}setNode(e,t){return e in this._nodes?(arguments.length>1&&(this._nodes[e]=t),this):(this._nodes[e]=arguments.length>1?t:this._defaultNodeLabelFn(e),this._isCompound&&(this._parent[e]="\0",this._children[e]={},this._children["\0"][e]=!0),this._in[e]={},this._preds[e]={},this._out[e]={},this._sucs[e]={},++this._nodeCount,this)}node(e){return this._nodes[e]}hasNode(e){return e in this._nodes}removeNode(e){if(e in this._nodes){let t=n=>this.removeEdge(this._edgeObjs[n]);delete this._nodes[e],this._isCompound&&(this._removeFromParentsChildList(e),delete this._parent[e],this.children(e).forEach(n=>{this.setParent(n)}),delete this._children[e]),Object.keys(this._in[e]).forEach(t),delete this._in[e],delete this._preds[e],Object.keys(this._out[e]).forEach(t),delete this._out[e],delete this._sucs[e],--this._nodeCount}return this}setParent(e,t){if(!this._isCompound)throw new Error("Cannot set parent in a non-compound graph");if(t===void 0)t="\0";else{t+="";for(let n=t;n!==void 0;n=this.parent(n))if(n===e)throw new Error("Setting "+t+" as parent of "+e+" would create a cycle");this.setNode(t)}return this.setNode(e),this._removeFromParentsChildList(e),this._parent[e]=t,this._children[t][e]=!0,this}parent(e){if(this._isCompound){let t=this._parent[e];if(t!=="\0")return t}}children(e="\0"){if(this._isCompound){let t=this._children[e];if(t)return Object.keys(t)}else{if(e==="\0")return this.nodes();if(this.hasNode(e))return[]}return[]}predecessors(e){let t=this._preds[e];if(t)return Object.keys(t)}successors(e){let t=this._sucs[e];if(t)return Object.keys(t)}neighbors(e){let t=this.predecessors(e);if(t){let n=new Set(t),r=this.successors(e);if(r)for(let s of r)n.add(s);return Array.from(n.values())}}isLeaf(e){var t;let n;return this.isDirected()?n=this.successors(e):n=this.neighbors(e),((t=n?.length)!=null?t:0)===0}filterNodes(e){let t=new this.constructor({directed:this._isDirected,multigraph:this._isMultigraph,compound:this._isCompound});t.setGraph(this.graph()),Object.entries(this._nodes).forEach(([s,o])=>{e(s)&&t.setNode(s,o)}),Object.values(this._edgeObjs).forEach(s=>{t.hasNode(s.v)&&t.hasNode(s.w)&&t.setEdge(s,this.edge(s))});let n={},r=s=>{let o=this.parent(s);return!o||t.hasNode(o)?(n[s]=o,o):o in n?n[o]:r(o)};return this._isCompound&&t.nodes().forEach(s=>t.setParent(s,r(s))),t}setDefaultEdgeLabel(e){return typeof e!="function"?this._defaultEdgeLabelFn=()=>e:this._defaultEdgeLabelFn=e,this}edgeCount(){return this._edgeCount}edges(){return Object.values(this._edgeObjs)}setPath(e,t){return e.reduce((n,r)=>(t!==void 0?this.setEdge(n,r,t):this.setEdge(n,r),r)),this}setEdge(e,t,n,r){let s,o,i,a,d=!1;typeof e=="object"&&e!==null&&"v"in e?(s=e.v,o=e.w,i=e.name,arguments.length===2&&(a=t,d=!0)):(s=e,o=t,i=r,arguments.length>2&&(a=n,d=!0)),s=""+s,o=""+o,i!==void 0&&(i=""+i);let l=X(this._isDirected,s,o,i);if(l in this._edgeLabels)return d&&(this._edgeLabels[l]=a),this;if(i!==void 0&&!this._isMultigraph)throw new Error("Cannot set a named edge when isMultigraph = false");this.setNode(s),this.setNode(o),this._edgeLabels[l]=d?a:this._defaultEdgeLabelFn(s,o,i);let h=Ct(this._isDirected,s,o,i);return s=h.v,o=h.w,Object.freeze(h),this._edgeObjs[l]=h,_e(this._preds[o],s),_e(this._sucs[s],o),this._in[o][l]=h,this._out[s][l]=h,this._edgeCount++,this}edge(e,t,n){let r=arguments.length===1?re(this._isDirected,e):X(this._isDirected,e,t,n);return this._edgeLabels[r]}edgeAsObj(e,t,n){let r=arguments.length===1?this.edge(e):this.edge(e,t,n);return typeof r!="object"||r===null?{label:r}:r}hasEdge(e,t,n){return(arguments.length===1?re(this._isDirected,e):X(this._isDirected,e,t,n))in this._edgeLabels}removeEdge(e,t,n){let r=arguments.length===1?re(this._isDirected,e):X(this._isDirected,e,t,n),s=this._edgeObjs[r];if(s){let o=s.v,i=s.w;delete this._edgeLabels[r],delete this._edgeObjs[r],xe(this._preds[i],o),xe(this._sucs[o],i),delete this._in[i][r],delete this._out[o][r],this._edgeCount--}return this}inEdges(e,t){return this.isDirected()?this.filterEdges(this._in[e],e,t):this.nodeEdges(e,t)}outEdges(e,t){return this.isDirected()?this.filterEdges(this._out[e],e,t):this.nodeEdges(e,t)}nodeEdges(e,t){if(e in this._nodes)return this.filterEdges({...this._in[e],...this._out[e]},e,t)}_removeFromParentsChildList(e){delete this._children[this._parent[e]][e]}filterEdges(e,t,n){if(!e)return;let r=Object.values(e);return n?r.filter(s=>s.v===t&&s.w===n||s.v===n&&s.w===t):r}};function _e(e,t){e[t]?e[t]++:e[t]=1}function xe(e,t){e[t]!==void 0&&!--e[t]&&delete e[t]}function X(e,t,n,r){let s=""+t,o=""+n;if(!e&&s>o){let i=s;s=o,o=i}return s+""+o+""+(r===void 0?"\0":r)}function Ct(e,t,n,r){let s=""+t,o=""+n;if(!e&&s>o){let a=s;s=o,o=a}let i={v:s,w:o};return r&&(i.name=r),i}function re(e,t){return X(e,t.v,t.w,t.name)}var St={};ze(St,{read:()=>Tt,write:()=>$t});function $t(e){let t={options:{directed:e.isDirected(),multigraph:e.isMultigraph(),compound:e.isCompound()},nodes:Lt(e),edges:Pt(e)},n=e.graph();return n!==void 0&&(t.value=structuredClone(n)),t}function Lt(e){return e.nodes().map(t=>{let n=e.node(t),r=e.parent(t),s={v:t};return n!==void 0&&(s.value=n),r!==void 0&&(s.parent=r),s})}function Pt(e){return e.edges().map(t=>{let n=e.edge(t),r={v:t.v,w:t.w};return t.name!==void 0&&(r.name=t.name),n!==void 0&&(r.value=n),r})}function Tt(e){let t=new ue(e.options);return e.value!==void 0&&t.setGraph(e.value),e.nodes.forEach(n=>{t.setNode(n.v,n.value),n.parent&&t.setParent(n.v,n.parent)}),e.edges.forEach(n=>{t.setEdge({v:n.v,w:n.w,name:n.name},n.value)}),t}var ce={};ze(ce,{CycleException:()=>K,bellmanFord:()=>Ve,components:()=>Ft,dijkstra:()=>Z,dijkstraAll:()=>Yt,findCycles:()=>Gt,floydWarshall:()=>Vt,isAcyclic:()=>Xt,postorder:()=>Ht,preorder:()=>Ut,prim:()=>Jt,shortestPaths:()=>Zt,tarjan:()=>Xe,topsort:()=>We});var Rt=()=>1;function Ve(e,t,n,r){return Bt(e,String(t),n||Rt,r||function(s){var o;return(o=e.outEdges(s))!=null?o:[]})}function Bt(e,t,n,r){let s={},o,i=0,a=e.nodes(),d=function(u){let c=s[u.v],m=s[u.w];if(!c||!m)return;let p=n(u);c.distance+p<m.distance&&(s[u.w]={distance:c.distance+p,predecessor:u.v},o=!0)},l=function(){a.forEach(function(u){r(u).forEach(function(c){let m=c.v===u?c.v:c.w,p=m===c.v?c.w:c.v;d({v:m,w:p})})})};a.forEach(function(u){let c=u===t?0:Number.POSITIVE_INFINITY;s[u]={distance:c,predecessor:""}});let h=a.length;for(let u=1;u<h&&(o=!1,i++,l(),!!o);u++);if(i===h-1&&(o=!1,l(),o))throw new Error("The graph contains a negative weight cycle");return s}function Ft(e){let t={},n=[],r;function s(o){var i,a;o in t||(t[o]=!0,r.push(o),(i=e.successors(o))==null||i.forEach(s),(a=e.predecessors(o))==null||a.forEach(s))}return e.nodes().forEach(function(o){r=[],s(o),r.length&&n.push(r)}),n}var qe=class{constructor(){this._arr=[],this._keyIndices={}}size(){return this._arr.length}keys(){return this._arr.map(e=>e.key)}has(e){return e in this._keyIndices}priority(e){let t=this._keyIndices[e];if(t!==void 0)return this._arr[t].priority}min(){if(this.size()===0)throw new Error("Queue underflow");return this._arr[0].key}add(e,t){let n=this._keyIndices,r=String(e);if(!(r in n)){let s=this._arr,o=s.length;return n[r]=o,s.push({key:r,priority:t}),this._decrease(o),!0}return!1}removeMin(){if(this.size()===0)throw new Error("Queue underflow");this._swap(0,this._arr.length-1);let e=this._arr.pop();return delete this._keyIndices[e.key],this._heapify(0),e.key}decrease(e,t){let n=this._keyIndices[e];if(n===void 0)throw new Error(`Key not found: ${e}`);let r=this._arr[n].priority;if(t>r)throw new Error(`New priority is greater than current priority. Key: ${e} Old: ${r} New: ${t}`);this._arr[n].priority=t,this._decrease(n)}_heapify(e){let t=this._arr,n=2*e,r=n+1,s=e;n<t.length&&(s=t[n].priority<t[s].priority?n:s,r<t.length&&(s=t[r].priority<t[s].priority?r:s),s!==e&&(this._swap(e,s),this._heapify(s)))}_decrease(e){let t=this._arr,n=t[e].priority,r;for(;e!==0&&(r=e>>1,!(t[r].priority<n));)this._swap(e,r),e=r}_swap(e,t){let n=this._arr,r=this._keyIndices,s=n[e],o=n[t];n[e]=o,n[t]=s,r[o.key]=e,r[s.key]=t}},Dt=()=>1;function Z(e,t,n,r){let s=function(o){var i;return(i=e.outEdges(o))!=null?i:[]};return At(e,String(t),n||Dt,r||s)}function At(e,t,n,r){let s={},o=new qe,i,a,d=function(l){let h=l.v!==i?l.v:l.w,u=s[h];if(!u)return;let c=n(l),m=a.distance+c;if(c<0)throw new Error("dijkstra does not allow negative edge weights. Bad edge: "+l+" Weight: "+c);m<u.distance&&(u.distance=m,u.predecessor=i,o.decrease(h,m))};for(e.nodes().forEach(function(l){let h=l===t?0:Number.POSITIVE_INFINITY;s[l]={distance:h,predecessor:""},o.add(l,h)});o.size()>0;){i=o.removeMin();let l=s[i];if(!l||l.distance===Number.POSITIVE_INFINITY)break;a=l,r(i).forEach(d)}return s}function Yt(e,t,n){return e.nodes().reduce(function(r,s){return r[s]=Z(e,s,t,n),r},{})}function Xe(e){let t=0,n=[],r={},s=[];function o(i){var a;let d=r[i]={onStack:!0,lowlink:t,index:t++};if(n.push(i),(a=e.successors(i))==null||a.forEach(function(l){if(l in r){let h=r[l];h!=null&&h.onStack&&(d.lowlink=Math.min(d.lowlink,h.index))}else{o(l);let h=r[l];h&&(d.lowlink=Math.min(d.lowlink,h.lowlink))}}),d.lowlink===d.index){let l=[],h;do{h=n.pop();let u=r[h];u&&(u.onStack=!1),l.push(h)}while(i!==h);s.push(l)}}return e.nodes().forEach(function(i){i in r||o(i)}),s}function Gt(e){return Xe(e).filter(function(t){var n;let r=t[0];return r?t.length>1||t.length===1&&((n=e.outEdges(r,r))!=null?n:[]).length>0:!1})}var zt=()=>1;function Vt(e,t,n){return qt(e,t||zt,n||function(r){var s;return(s=e.outEdges(r))!=null?s:[]})}function qt(e,t,n){let r={},s=e.nodes();return s.forEach(function(o){let i={};r[o]=i,i[o]={distance:0,predecessor:""},s.forEach(function(a){o!==a&&(i[a]={distance:Number.POSITIVE_INFINITY,predecessor:""})}),n(o).forEach(function(a){let d=a.v===o?a.w:a.v,l=t(a);i[d]={distance:l,predecessor:o}})}),s.forEach(function(o){let i=r[o];i&&s.forEach(function(a){let d=r[a];d&&s.forEach(function(l){let h=d[o],u=i[l],c=d[l];if(h&&u&&c){let m=h.distance+u.distance;m<c.distance&&(c.distance=m,c.predecessor=u.predecessor)}})})}),r}var K=class extends Error{constructor(e){super(e),this.name="CycleException"}};function We(e){let t={},n={},r=[];function s(o){var i;if(o in n)throw new K;o in t||(n[o]=!0,t[o]=!0,(i=e.predecessors(o))==null||i.forEach(s),delete n[o],r.push(o))}if(e.sinks().forEach(s),Object.keys(t).length!==e.nodeCount())throw new K;return r}function Xt(e){try{We(e)}catch(t){if(t instanceof K)return!1;throw t}return!0}function Wt(e,t,n,r,s){Array.isArray(t)||(t=[t]);let o=(a=>{var d;return(d=e.isDirected()?e.successors(a):e.neighbors(a))!=null?d:[]}),i={};return t.forEach(function(a){if(!e.hasNode(a))throw new Error("Graph does not have node: "+a);s=He(e,a,n==="post",i,o,r,s)}),s}function He(e,t,n,r,s,o,i){return t in r||(r[t]=!0,n||(i=o(i,t)),s(t).forEach(function(a){i=He(e,a,n,r,s,o,i)}),n&&(i=o(i,t))),i}function Ue(e,t,n){return Wt(e,t,n,function(r,s){return r.push(s),r},[])}function Ht(e,t){return Ue(e,t,"post")}function Ut(e,t){return Ue(e,t,"pre")}function Jt(e,t){var n;let r=new ue,s={},o=new qe,i;function a(h){let u=h.v===i?h.w:h.v,c=o.priority(u);if(c!==void 0){let m=t(h);m<c&&(s[u]=i,o.decrease(u,m))}}if(e.nodeCount()===0)return r;e.nodes().forEach(function(h){o.add(h,Number.POSITIVE_INFINITY),r.setNode(h)});let d=e.nodes()[0];d!==void 0&&o.decrease(d,0);let l=!1;for(;o.size()>0;){if(i=o.removeMin(),i in s)r.setEdge(i,s[i]);else{if(l)throw new Error("Input graph is not connected: "+e);l=!0}(n=e.nodeEdges(i))==null||n.forEach(a)}return r}function Zt(e,t,n,r){return Kt(e,t,n,r??(s=>{var o;return(o=e.outEdges(s))!=null?o:[]}))}function Kt(e,t,n,r){if(n===void 0)return Z(e,t,n,r);let s=!1,o=e.nodes();for(let i=0;i<o.length;i++){let a=o[i];if(a===void 0)continue;let d=r(a);for(let l=0;l<d.length;l++){let h=d[l];if(!h)continue;let u=h.v===a?h.v:h.w,c=u===h.v?h.w:h.v;n({v:u,w:c})<0&&(s=!0)}if(s)return Ve(e,t,n,r)}return Z(e,t,n,r)}var F=ue;function V(e,t,n,r){let s=r;for(;e.hasNode(s);)s=fe(r);return n.dummy=t,e.setNode(s,n),s}function Qt(e){let t=new F().setGraph(e.graph());return e.nodes().forEach(n=>t.setNode(n,e.node(n))),e.edges().forEach(n=>{let r=t.edge(n.v,n.w)||{weight:0,minlen:1},s=e.edge(n);t.setEdge(n.v,n.w,{weight:r.weight+s.weight,minlen:Math.max(r.minlen,s.minlen)})}),t}function Je(e){let t=new F({multigraph:e.isMultigraph()}).setGraph(e.graph());return e.nodes().forEach(n=>{e.children(n).length||t.setNode(n,e.node(n))}),e.edges().forEach(n=>{t.setEdge(n,e.edge(n))}),t}function ke(e,t){let n=e.x,r=e.y,s=t.x-n,o=t.y-r,i=e.width/2,a=e.height/2;if(!s&&!o)throw new Error("Not possible to find intersection inside of the rectangle");let d,l;return s===0||Math.abs(o)*i>Math.abs(s)*a?(o<0&&(a=-a),d=a*s/o,l=a):(s<0&&(i=-i),d=i,l=i*o/s),{x:n+d,y:r+l}}function ee(e){let t=W(Ke(e)+1).map(()=>[]);return e.nodes().forEach(n=>{let r=e.node(n),s=r.rank;s!==void 0&&(t[s]||(t[s]=[]),t[s][r.order]=n)}),t}function en(e){let t=e.nodes().map(r=>{let s=e.node(r).rank;return s===void 0?Number.MAX_VALUE:s}),n=B(Math.min,t);e.nodes().forEach(r=>{let s=e.node(r);Object.hasOwn(s,"rank")&&(s.rank-=n)})}function tn(e){let t=e.nodes().map(i=>e.node(i).rank).filter(i=>i!==void 0),n=B(Math.min,t),r=[];e.nodes().forEach(i=>{let a=e.node(i).rank-n;r[a]||(r[a]=[]),r[a].push(i)});let s=0,o=e.graph().nodeRankFactor;Array.from(r).forEach((i,a)=>{i===void 0&&a%o!==0?--s:i!==void 0&&s&&i.forEach(d=>e.node(d).rank+=s)})}function Oe(e,t,n,r){let s={width:0,height:0};return arguments.length>=4&&(s.rank=n,s.order=r),V(e,"border",s,t)}function nn(e,t=Ze){let n=[];for(let r=0;r<e.length;r+=t){let s=e.slice(r,r+t);n.push(s)}return n}var Ze=65535;function B(e,t){if(t.length>Ze){let n=nn(t);return e(...n.map(r=>e(...r)))}else return e(...t)}function Ke(e){let t=e.nodes().map(n=>{let r=e.node(n).rank;return r===void 0?Number.MIN_VALUE:r});return B(Math.max,t)}function rn(e,t){let n={lhs:[],rhs:[]};return e.forEach(r=>{t(r)?n.lhs.push(r):n.rhs.push(r)}),n}function sn(e,t){return t()}var on=0;function fe(e){let t=++on;return e+(""+t)}function W(e,t,n=1){t==null&&(t=e,e=0);let r=o=>o<t;n<0&&(r=o=>t<o);let s=[];for(let o=e;r(o);o+=n)s.push(o);return s}function Q(e,t){let n={};for(let r of t)e[r]!==void 0&&(n[r]=e[r]);return n}function te(e,t){let n;return typeof t=="string"?n=r=>r[t]:n=t,Object.entries(e).reduce((r,[s,o])=>(r[s]=n(o,s),r),{})}function an(e,t){return e.reduce((n,r,s)=>(n[r]=t[s],n),{})}var ne="\0";function Qe(e,t,n){var r,s,o,i,a,d;if(!(e&&t&&n&&t.dummy==="edge"&&n.dummy==="edge"&&t.edgeObj&&n.edgeObj&&e[t.edgeObj.v]&&e[n.edgeObj.v]&&e[t.edgeObj.w]&&e[n.edgeObj.w]))return 0;let l=!0;t.edgeObj.w===n.edgeObj.w&&(l=!1);let h=l?(s=(r=e[t.edgeObj.v])==null?void 0:r.rank)!=null?s:NaN+1:(i=(o=e[t.edgeObj.w])==null?void 0:o.rank)!=null?i:NaN-1,u=Object.entries(e).find(w=>{var E,f;return((E=w[1].edgeObj)==null?void 0:E.v)===t.edgeObj.v&&((f=w[1].edgeObj)==null?void 0:f.w)===t.edgeObj.w&&w[1].rank===h}),c=Object.entries(e).find(w=>{var E,f;return((E=w[1].edgeObj)==null?void 0:E.v)===n.edgeObj.v&&((f=w[1].edgeObj)==null?void 0:f.w)===n.edgeObj.w&&w[1].rank===h});if(!u||!c)return 0;let m=(a=u[1].order)!=null?a:NaN,p=(d=c[1].order)!=null?d:NaN;return isNaN(m-p)?0:m-p}var ln=class{constructor(){Mt(this,"_sentinel");let e={};e._next=e._prev=e,this._sentinel=e}dequeue(){let e=this._sentinel,t=e._prev;if(t!==e)return Ne(t),t}enqueue(e){let t=this._sentinel;e._prev&&e._next&&Ne(e),e._next=t._next,t._next._prev=e,t._next=e,e._prev=t}toString(){let e=[],t=this._sentinel,n=t._prev;for(;n!==t;)e.push(JSON.stringify(n,dn)),n=n._prev;return"["+e.join(", ")+"]"}};function Ne(e){e._prev._next=e._next,e._next._prev=e._prev,delete e._next,delete e._prev}function dn(e,t){if(e!=="_next"&&e!=="_prev")return t}var hn=ln,un=()=>1;function cn(e,t){if(e.nodeCount()<=1)return[];let n=pn(e,t||un);return fn(n.graph,n.buckets,n.zeroIdx).flatMap(r=>e.outEdges(r.v,r.w)||[])}function fn(e,t,n){var r;let s=[],o=t[t.length-1],i=t[0],a;for(;e.nodeCount();){for(;a=i.dequeue();)se(e,t,n,a);for(;a=o.dequeue();)se(e,t,n,a);if(e.nodeCount()){for(let d=t.length-2;d>0;--d)if(a=(r=t[d])==null?void 0:r.dequeue(),a){s=s.concat(se(e,t,n,a,!0)||[]);break}}}return s}function se(e,t,n,r,s){let o=[],i=s?o:void 0;return(e.inEdges(r.v)||[]).forEach(a=>{let d=e.edge(a),l=e.node(a.v);s&&o.push({v:a.v,w:a.w}),l.out-=d,de(t,n,l)}),(e.outEdges(r.v)||[]).forEach(a=>{let d=e.edge(a),l=a.w,h=e.node(l);h.in-=d,de(t,n,h)}),e.removeNode(r.v),i}function pn(e,t){let n=new F,r=0,s=0;e.nodes().forEach(a=>{n.setNode(a,{v:a,in:0,out:0})}),e.edges().forEach(a=>{let d=n.edge(a.v,a.w)||0,l=t(a),h=d+l;n.setEdge(a.v,a.w,h);let u=n.node(a.v),c=n.node(a.w);s=Math.max(s,u.out+=l),r=Math.max(r,c.in+=l)});let o=gn(s+r+3).map(()=>new hn),i=r+1;return n.nodes().forEach(a=>{de(o,i,n.node(a))}),{graph:n,buckets:o,zeroIdx:i}}function de(e,t,n){var r,s,o;n.out?n.in?(o=e[n.out-n.in+t])==null||o.enqueue(n):(s=e[e.length-1])==null||s.enqueue(n):(r=e[0])==null||r.enqueue(n)}function gn(e){let t=[];for(let n=0;n<e;n++)t.push(n);return t}function mn(e,t){(e.graph().acyclicer==="greedy"?cn(e,n(e)):vn(e,t??null)).forEach(r=>{let s=e.edge(r);e.removeEdge(r),s.forwardName=r.name,s.reversed=!0,e.setEdge(r.w,r.v,s,fe("rev"))});function n(r){return s=>r.edge(s).weight}}function vn(e,t){let n=[],r={},s={};function o(d){Object.hasOwn(s,d)||(s[d]=!0,r[d]=!0,e.outEdges(d).forEach(l=>{Object.hasOwn(r,l.w)?n.push(l):o(l.w)}),delete r[d])}function i(d){var l;Object.hasOwn(s,d)||(s[d]=!0,r[d]=!0,(l=e.outEdges(d))==null||l.forEach(h=>{var u,c;Object.hasOwn(r,h.w)||((u=t.node(d))==null?void 0:u.rank)>((c=t.node(h.w))==null?void 0:c.rank)&&yn(e,h.w,h)?n.push(h):i(h.w)}),delete r[d])}let a=o;return t&&typeof t.node=="function"&&(a=i),e.sources().forEach(a),e.nodes().forEach(a),n}function wn(e){e.edges().forEach(t=>{let n=e.edge(t);if(n.reversed){e.removeEdge(t);let r=n.forwardName;delete n.reversed,delete n.forwardName,e.setEdge(t.w,t.v,n,r)}})}function yn(e,t,n){let r=new Set;function s(o){var i;if(e.sources().includes(o))return!0;r.add(o);for(let a of(i=e.inEdges(o))!=null?i:[])if(!(a.v===n.v&&a.w===n.w)&&!r.has(a.v)&&s(a.v))return!0;return!1}return s(t)}function bn(e){e.graph().dummyChains=[],e.edges().forEach(t=>En(e,t))}function En(e,t){let n=t.v,r=e.node(n).rank,s=t.w,o=e.node(s).rank,i=t.name,a=e.edge(t),d=a.labelRank;if(o===r+1)return;e.removeEdge(t);let l,h,u;for(u=0,++r;r<o;++u,++r)a.points=[],h={width:0,height:0,edgeLabel:a,edgeObj:t,rank:r},l=V(e,"edge",h,"_d"),r===d&&(h.width=a.width,h.height=a.height,h.dummy="edge-label",h.labelpos=a.labelpos),e.setEdge(n,l,{weight:a.weight},i),u===0&&e.graph().dummyChains.push(l),n=l;e.setEdge(n,s,{weight:a.weight},i)}function _n(e){e.graph().dummyChains.forEach(t=>{let n=e.node(t),r=n.edgeLabel,s;for(e.setEdge(n.edgeObj,r);n.dummy;)s=e.successors(t)[0],e.removeNode(t),r.points.push({x:n.x,y:n.y}),n.dummy==="edge-label"&&(r.x=n.x,r.y=n.y,r.width=n.width,r.height=n.height),t=s,n=e.node(t)})}function pe(e){let t={};function n(r){let s=e.node(r);if(Object.hasOwn(t,r))return s.rank;t[r]=!0;let o=e.outEdges(r),i=o?o.map(d=>d==null?Number.POSITIVE_INFINITY:n(d.w)-e.edge(d).minlen):[],a=B(Math.min,i);return a===Number.POSITIVE_INFINITY&&(a=0),s.rank=a}e.sources().forEach(n)}function z(e,t){return e.node(t.w).rank-e.node(t.v).rank-e.edge(t).minlen}var et=xn;function xn(e){let t=new F({directed:!1}),n=e.nodes();if(n.length===0)throw new Error("Graph must have at least one node");let r=n[0],s=e.nodeCount();t.setNode(r,{});let o,i;for(;kn(t,e)<s&&(o=On(t,e),!!o);)i=t.hasNode(o.v)?z(e,o):-z(e,o),Nn(t,e,i);return t}function kn(e,t){function n(r){let s=t.nodeEdges(r);s&&s.forEach(o=>{let i=o.v,a=r===i?o.w:i;!e.hasNode(a)&&!z(t,o)&&(e.setNode(a,{}),e.setEdge(r,a,{}),n(a))})}return e.nodes().forEach(n),e.nodeCount()}function On(e,t){return t.edges().reduce((n,r)=>{let s=Number.POSITIVE_INFINITY;return e.hasNode(r.v)!==e.hasNode(r.w)&&(s=z(t,r)),s<n[0]?[s,r]:n},[Number.POSITIVE_INFINITY,null])[1]}function Nn(e,t,n){e.nodes().forEach(r=>t.node(r).rank+=n)}var{preorder:In,postorder:Mn}=ce,jn=Y;Y.initLowLimValues=me;Y.initCutValues=ge;Y.calcCutValue=tt;Y.leaveEdge=rt;Y.enterEdge=st;Y.exchangeEdges=ot;function Y(e){e=Qt(e),pe(e);let t=et(e);me(t),ge(t,e);let n,r;for(;n=rt(t);)r=st(t,e,n),ot(t,e,n,r)}function ge(e,t){let n=Mn(e,e.nodes());n=n.slice(0,n.length-1),n.forEach(r=>Cn(e,t,r))}function Cn(e,t,n){let r=e.node(n).parent,s=e.edge(n,r);s.cutvalue=tt(e,t,n)}function tt(e,t,n){let r=e.node(n).parent,s=!0,o=t.edge(n,r),i=0;o||(s=!1,o=t.edge(r,n)),i=o.weight;let a=t.nodeEdges(n);return a&&a.forEach(d=>{let l=d.v===n,h=l?d.w:d.v;if(h!==r){let u=l===s,c=t.edge(d).weight;if(i+=u?c:-c,$n(e,n,h)){let m=e.edge(n,h).cutvalue;i+=u?-m:m}}}),i}function me(e,t){arguments.length<2&&(t=e.nodes()[0]),nt(e,{},1,t)}function nt(e,t,n,r,s){let o=n,i=e.node(r);t[r]=!0;let a=e.neighbors(r);return a&&a.forEach(d=>{Object.hasOwn(t,d)||(n=nt(e,t,n,d,r))}),i.low=o,i.lim=n++,s?i.parent=s:delete i.parent,n}function rt(e){return e.edges().find(t=>e.edge(t).cutvalue<0)}function st(e,t,n){let r=n.v,s=n.w;t.hasEdge(r,s)||(r=n.w,s=n.v);let o=e.node(r),i=e.node(s),a=o,d=!1;return o.lim>i.lim&&(a=i,d=!0),t.edges().filter(l=>d===Ie(e,e.node(l.v),a)&&d!==Ie(e,e.node(l.w),a)).reduce((l,h)=>z(t,h)<z(t,l)?h:l)}function ot(e,t,n,r){let s=n.v,o=n.w;e.removeEdge(s,o),e.setEdge(r.v,r.w,{}),me(e),ge(e,t),Sn(e,t)}function Sn(e,t){let n=e.nodes().find(s=>!e.node(s).parent);if(!n)return;let r=In(e,[n]);r=r.slice(1),r.forEach(s=>{let o=e.node(s).parent,i=t.edge(s,o),a=!1;i||(i=t.edge(o,s),a=!0),t.node(s).rank=t.node(o).rank+(a?i.minlen:-i.minlen)})}function $n(e,t,n){return e.hasEdge(t,n)}function Ie(e,t,n){return n.low<=t.lim&&t.lim<=n.lim}var Ln=Pn;function Pn(e){let t=e.graph().ranker;if(typeof t=="function")return t(e);switch(t){case"network-simplex":Me(e);break;case"tight-tree":Rn(e);break;case"longest-path":Tn(e);break;case"none":break;default:Me(e)}}var Tn=pe;function Rn(e){pe(e),et(e)}function Me(e){jn(e)}var Bn=Fn;function Fn(e){let t=An(e),n=e.graph();Array.isArray(n.dummyChains)&&n.dummyChains.forEach(r=>{let s=e.node(r),o=s.edgeObj,i=Dn(e,t,o.v,o.w),a=i.path,d=i.lca,l=0,h=a[l],u=!0;for(;r!==o.w;){if(s=e.node(r),u){for(;(h=a[l])!==d&&e.node(h).maxRank<s.rank;)l++;h===d&&(u=!1)}if(!u){for(;l<a.length-1&&e.node(a[l+1]).minRank<=s.rank;)l++;h=a[l]}h!==void 0&&e.setParent(r,h),r=e.successors(r)[0]}})}function Dn(e,t,n,r){let s=[],o=[],i=Math.min(t[n].low,t[r].low),a=Math.max(t[n].lim,t[r].lim),d;d=n;do d=e.parent(d),s.push(d);while(d&&(t[d].low>i||a>t[d].lim));let l=d,h=r;for(;(h=e.parent(h))!==l;)o.push(h);return{path:s.concat(o.reverse()),lca:l}}function An(e){let t={},n=0;function r(s){let o=n;e.children(s).forEach(r),t[s]={low:o,lim:n++}}return e.children(ne).forEach(r),t}function Yn(e){let t=V(e,"root",{},"_root"),n=Gn(e),r=Object.values(n),s=B(Math.max,r)-1,o=2*s+1;e.graph().nestingRoot=t,e.edges().forEach(a=>e.edge(a).minlen*=o);let i=zn(e)+1;e.children(ne).forEach(a=>{it(e,t,o,i,s,n,a)}),e.graph().nodeRankFactor=o}function it(e,t,n,r,s,o,i){var a;let d=e.children(i);if(!d.length){i!==t&&e.setEdge(t,i,{weight:0,minlen:n});return}let l=Oe(e,"_bt"),h=Oe(e,"_bb"),u=e.node(i);e.setParent(l,i),u.borderTop=l,e.setParent(h,i),u.borderBottom=h,d.forEach(c=>{var m;it(e,t,n,r,s,o,c);let p=e.node(c),w=p.borderTop?p.borderTop:c,E=p.borderBottom?p.borderBottom:c,f=p.borderTop?r:2*r,g=w!==E?1:s-((m=o[i])!=null?m:0)+1;e.setEdge(l,w,{weight:f,minlen:g,nestingEdge:!0}),e.setEdge(E,h,{weight:f,minlen:g,nestingEdge:!0})}),e.parent(i)||e.setEdge(t,l,{weight:0,minlen:s+((a=o[i])!=null?a:0)})}function Gn(e){let t={};function n(r,s){let o=e.children(r);o&&o.length&&o.forEach(i=>n(i,s+1)),t[r]=s}return e.children(ne).forEach(r=>n(r,1)),t}function zn(e){return e.edges().reduce((t,n)=>t+e.edge(n).weight,0)}function Vn(e){let t=e.graph();e.removeNode(t.nestingRoot),delete t.nestingRoot,e.edges().forEach(n=>{e.edge(n).nestingEdge&&e.removeEdge(n)})}var qn=Xn;function Xn(e){function t(n){let r=e.children(n),s=e.node(n);if(r.length&&r.forEach(t),s&&Object.hasOwn(s,"minRank")){s.borderLeft=[],s.borderRight=[];for(let o=s.minRank,i=s.maxRank+1;o<i;++o)je(e,"borderLeft","_bl",n,s,o),je(e,"borderRight","_br",n,s,o)}}e.children(ne).forEach(t)}function je(e,t,n,r,s,o){let i={width:0,height:0,rank:o,borderType:t},a=s[t][o-1],d=V(e,"border",i,n);s[t][o]=d,e.setParent(d,r),a&&e.setEdge(a,d,{weight:1})}function Wn(e){var t;let n=(t=e.graph().rankdir)==null?void 0:t.toLowerCase();(n==="lr"||n==="rl")&&at(e)}function Hn(e){var t;let n=(t=e.graph().rankdir)==null?void 0:t.toLowerCase();(n==="bt"||n==="rl")&&Un(e),(n==="lr"||n==="rl")&&(Jn(e),at(e))}function at(e){e.nodes().forEach(t=>Ce(e.node(t))),e.edges().forEach(t=>Ce(e.edge(t)))}function Ce(e){let t=e.width;e.width=e.height,e.height=t}function Un(e){e.nodes().forEach(t=>oe(e.node(t))),e.edges().forEach(t=>{var n;let r=e.edge(t);(n=r.points)==null||n.forEach(oe),Object.hasOwn(r,"y")&&oe(r)})}function oe(e){e.y=-e.y}function Jn(e){e.nodes().forEach(t=>ie(e.node(t))),e.edges().forEach(t=>{var n;let r=e.edge(t);(n=r.points)==null||n.forEach(ie),Object.hasOwn(r,"x")&&ie(r)})}function ie(e){let t=e.x;e.x=e.y,e.y=t}function Zn(e,t=null){let n={},r=e.nodes().filter(l=>!e.children(l).length),s=r.map(l=>e.node(l).rank),o=B(Math.max,s),i=W(o+1).map(()=>[]);function a(l){if(n[l])return;n[l]=!0;let h=e.node(l);i[h.rank].push(l);let u=e.successors(l);u&&[...u].sort((c,m)=>d(c,m)).forEach(a)}r.sort((l,h)=>e.node(l).rank-e.node(h).rank).forEach(a);function d(l,h){let u=e.node(l),c=e.node(h);return Qe(t,u,c)}return i}function Kn(e,t){let n=0;for(let r=1;r<t.length;++r)n+=Qn(e,t[r-1],t[r]);return n}function Qn(e,t,n){let r=an(n,n.map((l,h)=>h)),s=t.flatMap(l=>{let h=e.outEdges(l);return h?h.map(u=>({pos:r[u.w],weight:e.edge(u).weight})).sort((u,c)=>u.pos-c.pos):[]}),o=1;for(;o<n.length;)o<<=1;let i=2*o-1;o-=1;let a=new Array(i).fill(0),d=0;return s.forEach(l=>{let h=l.pos+o;a[h]+=l.weight;let u=0;for(;h>0;)h%2&&(u+=a[h+1]),h=h-1>>1,a[h]+=l.weight;d+=l.weight*u}),d}function er(e,t=[]){return t.map(n=>{let r=e.inEdges(n);if(!r||!r.length)return{v:n};{let s=r.reduce((o,i)=>{let a=e.edge(i),d=e.node(i.v);return{sum:o.sum+a.weight*d.order,weight:o.weight+a.weight}},{sum:0,weight:0});return{v:n,barycenter:s.sum/s.weight,weight:s.weight}}})}function tr(e,t){let n={};e.forEach((s,o)=>{let i={indegree:0,in:[],out:[],vs:[s.v],i:o};s.barycenter!==void 0&&(i.barycenter=s.barycenter,i.weight=s.weight),n[s.v]=i}),t.edges().forEach(s=>{let o=n[s.v],i=n[s.w];o!==void 0&&i!==void 0&&(i.indegree++,o.out.push(i))});let r=Object.values(n).filter(s=>!s.indegree);return nr(r)}function nr(e){let t=[];function n(s){return o=>{o.merged||(o.barycenter===void 0||s.barycenter===void 0||o.barycenter>=s.barycenter)&&rr(s,o)}}function r(s){return o=>{o.in.push(s),--o.indegree===0&&e.push(o)}}for(;e.length;){let s=e.pop();t.push(s),s.in.reverse().forEach(n(s)),s.out.forEach(r(s))}return t.filter(s=>!s.merged).map(s=>Q(s,["vs","i","barycenter","weight"]))}function rr(e,t){let n=0,r=0;e.weight&&(n+=e.barycenter*e.weight,r+=e.weight),t.weight&&(n+=t.barycenter*t.weight,r+=t.weight),e.vs=t.vs.concat(e.vs),e.barycenter=n/r,e.weight=r,e.i=Math.min(t.i,e.i),t.merged=!0}function sr(e,t,n,r,s){let o={},i=null,a=null,d=s;typeof t=="boolean"?(d=t,o={}):t&&(o=t,i=n??null,a=r??null);let l=rn(e,f=>Object.hasOwn(f,"barycenter")),h=l.lhs,u=l.rhs.sort((f,g)=>g.i-f.i),c=[],m=0,p=0,w=0;h.sort(or(a,i,!!d));for(let[f,g]of Object.entries(o)){let v=h.findIndex(y=>y.vs[0]===f);h.splice(v+1,0,g)}w=Se(c,u,w),h.forEach(f=>{w+=f.vs.length,c.push(f.vs),m+=f.barycenter*f.weight,p+=f.weight,w=Se(c,u,w)});let E={vs:c.flat(1)};return p&&(E.barycenter=m/p,E.weight=p),E}function Se(e,t,n){let r;for(;t.length&&(r=t[t.length-1]).i<=n;)t.pop(),e.push(r.vs),n++;return n}function or(e,t,n){return(r,s)=>{if(r.barycenter<s.barycenter)return-1;if(r.barycenter>s.barycenter)return 1;if(e&&(typeof r.vs[0]=="string"||typeof s.vs[0]=="string")){let o=e.node(r.vs[0]),i=e.node(s.vs[0]),a=Qe(t,o,i);if(a!==0)return a}return n?s.i-r.i:r.i-s.i}}function lt(e,t,n,r,s){var o,i,a,d,l,h,u,c,m,p,w;let E=null,f=s;typeof r=="boolean"?(f=r,E=null):r!==void 0&&(E=r);let g=e.children(t),v=e.node(t),y=v?v.borderLeft:void 0,_=v?v.borderRight:void 0,O={};y&&(g=g.filter(j=>j!==y&&j!==_));let C=er(e,g);C.forEach(j=>{if(e.children(j.v).length){let{result:$}=lt(e,j.v,n,E,f);O[j.v]=$,Object.hasOwn($,"barycenter")&&ar(j,$)}});let x=tr(C,n);ir(x,O);let k={},M=!1;for(let j=0;j<x.length;j++)for(let $=j+1;$<x.length;$++)if(!(!x[j]||!x[$]||!((o=x[j])!=null&&o.barycenter)||!((i=x[$])!=null&&i.barycenter))&&((a=x[j])==null?void 0:a.barycenter)===x[$].barycenter){let I=(l=(d=x[j])==null?void 0:d.vs[0])!=null?l:"",N=(u=(h=x[$])==null?void 0:h.vs[0])!=null?u:"",P=e.node(I),G=e.node(N);if(P.dummy==="edge"&&G.dummy==="edge"&&((c=P.edgeObj)==null?void 0:c.v)===((m=G.edgeObj)==null?void 0:m.v)&&((p=P.edgeObj)==null?void 0:p.w)===((w=G.edgeObj)==null?void 0:w.w))if(P.edgeLabel.reversed){k[N]=x[j],x.splice(j,1),j--;break}else k[I]||(k[I]=x[$],x.splice($,1),$--);else M=!0}let S=sr(x,k,E,e,f);if(y&&_){S.vs=[y,S.vs,_].flat(1);let j=e.predecessors(y);if(j&&j.length){let $=e.node(j[0]),I=e.predecessors(_),N=e.node(I[0]);Object.hasOwn(S,"barycenter")||(S.barycenter=0,S.weight=0),S.barycenter=(S.barycenter*S.weight+$.order+N.order)/(S.weight+2),S.weight+=2}}return Object.defineProperty(S,"result",{value:S,enumerable:!1,configurable:!0,writable:!0}),Object.defineProperty(S,"usedBias",{value:M,enumerable:!1,configurable:!0,writable:!0}),S}function ir(e,t){e.forEach(n=>{n.vs=n.vs.flatMap(r=>t[r]?t[r].vs:r)})}function ar(e,t){e.barycenter!==void 0?(e.barycenter=(e.barycenter*e.weight+t.barycenter*t.weight)/(e.weight+t.weight),e.weight+=t.weight):(e.barycenter=t.barycenter,e.weight=t.weight)}function lr(e,t,n,r){r||(r=e.nodes());let s=dr(e),o=new F({compound:!0}).setGraph({root:s}).setDefaultNodeLabel(i=>e.node(i));return r.forEach(i=>{let a=e.node(i),d=e.parent(i);if(a.rank===t||a.minRank<=t&&t<=a.maxRank){o.setNode(i),o.setParent(i,d||s);let l=e[n](i);l&&l.forEach(h=>{let u=h.v===i?h.w:h.v,c=o.edge(u,i),m=c!==void 0?c.weight:0;o.setEdge(u,i,{weight:e.edge(h).weight+m})}),Object.hasOwn(a,"minRank")&&o.setNode(i,{borderLeft:a.borderLeft[t],borderRight:a.borderRight[t]})}}),o}function dr(e){let t;for(;e.hasNode(t=fe("_root")););return t}function hr(e,t,n){let r={},s;n.forEach(o=>{let i=e.parent(o),a,d;for(;i;){if(a=e.parent(i),a?(d=r[a],r[a]=i):(d=s,s=i),d&&d!==i){t.setEdge(d,i);return}i=a}})}function dt(e,t={},n=null){if(typeof t.customOrder=="function"){t.customOrder(e,dt);return}let r=Ke(e),s=$e(e,W(1,r+1),"inEdges"),o=$e(e,W(r-1,-1,-1),"outEdges"),i=Zn(e,n);if(Le(e,i),t.disableOptimalOrderHeuristic)return;let a=Number.POSITIVE_INFINITY,d,l=t.constraints||[];for(let h=0,u=0;u<4;++h,++u){ur(h%2?s:o,h%4>=2,l,n),i=ee(e);let c=Kn(e,i);c<a?(u=0,d=Object.assign({},i),a=c):c===a&&(d=structuredClone(i))}Le(e,d)}function $e(e,t,n){let r=new Map,s=(o,i)=>{r.has(o)||r.set(o,[]),r.get(o).push(i)};for(let o of e.nodes()){let i=e.node(o);if(typeof i.rank=="number"&&s(i.rank,o),typeof i.minRank=="number"&&typeof i.maxRank=="number")for(let a=i.minRank;a<=i.maxRank;a++)a!==i.rank&&s(a,o)}return t.map(function(o){return lr(e,o,n,r.get(o)||[])})}function ur(e,t,n,r){let s=!0,o=new F;e.forEach(function(i){n.forEach(h=>o.setEdge(h.left,h.right));let a=i.graph().root,{result:d,usedBias:l}=lt(i,a,o,r,s);t&&l&&(s=!s),d.vs.forEach((h,u)=>i.node(h).order=u),hr(i,o,d.vs)})}function Le(e,t){Object.values(t).forEach(n=>n.forEach((r,s)=>e.node(r).order=s))}function cr(e,t){let n={};function r(s,o){let i=0,a=0,d=s.length,l=o[o.length-1];return o.forEach((h,u)=>{let c=pr(e,h),m=c?e.node(c).order:d;(c||h===l)&&(o.slice(a,u+1).forEach(p=>{let w=e.predecessors(p);w&&w.forEach(E=>{let f=e.node(E),g=f.order;(g<i||m<g)&&!(f.dummy&&e.node(p).dummy)&&ht(n,E,p)})}),a=u+1,i=m)}),o}return t.length&&t.reduce(r),n}function fr(e,t){let n={};function r(i){var a;return((a=e.node(i))==null?void 0:a.dummy)==="border"}if(!e.nodes().some(r))return n;function s(i,a,d,l,h){W(a,d).forEach(u=>{let c=i[u];if(c!==void 0&&e.node(c).dummy){let m=e.predecessors(c);m&&m.forEach(p=>{if(p===void 0)return;let w=e.node(p);w.dummy&&(w.order<l||w.order>h)&&ht(n,p,c)})}})}function o(i,a){let d=-1,l=-1,h=0;return a.forEach((u,c)=>{if(r(u)){let m=e.predecessors(u);if(m&&m.length){let p=m[0];if(p===void 0)return;l=e.node(p).order,s(a,h,c,d,l),h=c,d=l}}s(a,h,a.length,l,i.length)}),a}return t.length&&t.reduce(o),n}function pr(e,t){if(e.node(t).dummy){let n=e.predecessors(t);if(n)return n.find(r=>e.node(r).dummy)}}function ht(e,t,n){if(t>n){let s=t;t=n,n=s}let r=e[t];r||(e[t]=r={}),r[n]=!0}function gr(e,t,n){if(t>n){let s=t;t=n,n=s}let r=e[t];return r!==void 0&&Object.hasOwn(r,n)}function mr(e,t,n,r,s){let o={},i={},a={};return t.forEach(d=>{d.forEach((l,h)=>{o[l]=l,i[l]=l,a[l]=h})}),t.forEach(d=>{let l=-1,h=-1,u=!1,c=d,m=d.findIndex(p=>s?.includes(p)||Pe(p,e,s));m>0&&(c=[d[m],...d.slice(0,m),...d.slice(m+1)],u=!0),c.forEach(p=>{var w;let E=r(p);if(E&&E.length){s!=null&&s.includes(p)&&(E=E.filter(v=>Pe(v,e,s)));let f=E.sort((v,y)=>{let _=a[v],O=a[y];return(_!==void 0?_:0)-(O!==void 0?O:0)}),g=(f.length-1)/2;for(let v=Math.floor(g),y=Math.ceil(g);v<=y;++v){let _=f[v];if(_===void 0)continue;let O=a[_];if(O!==void 0&&i[p]===p&&l<O&&a[_]!==h&&!gr(n,p,_)){let C=o[_];C!==void 0&&(i[_]=p,i[p]=o[p]=C,l=O,u&&(l=-1,h=(w=a[_])!=null?w:-1,u=!1))}}}})}),{root:o,align:i}}function vr(e,t,n,r,s=!1){let o={},i=wr(e,t,n,s),a=s?"borderLeft":"borderRight";function d(m,p){let w=i.nodes().slice(),E={},f=w.pop();for(;f;){if(E[f])m(f);else{E[f]=!0,w.push(f);for(let g of p(f))w.push(g)}f=w.pop()}}function l(m){let p=i.inEdges(m);p?o[m]=p.reduce((w,E)=>{var f;let g=(f=o[E.v])!=null?f:0,v=i.edge(E);return Math.max(w,g+(v!==void 0?v:0))},0):o[m]=0}function h(m){let p=i.outEdges(m),w=Number.POSITIVE_INFINITY;p&&(w=p.reduce((f,g)=>{let v=o[g.w],y=i.edge(g);return Math.min(f,(v!==void 0?v:0)-(y!==void 0?y:0))},Number.POSITIVE_INFINITY));let E=e.node(m);w!==Number.POSITIVE_INFINITY&&E.borderType!==a&&(o[m]=Math.max(o[m]!==void 0?o[m]:0,w))}function u(m){return i.predecessors(m)||[]}function c(m){return i.successors(m)||[]}return d(l,u),d(h,c),Object.keys(r).forEach(m=>{var p;let w=n[m];w!==void 0&&(o[m]=(p=o[w])!=null?p:0)}),o}function wr(e,t,n,r){let s=new F,o=e.graph(),i=xr(o.nodesep,o.edgesep,r);return t.forEach(a=>{let d;a.forEach(l=>{let h=n[l];if(h!==void 0){if(s.setNode(h),d!==void 0){let u=n[d];if(u!==void 0){let c=s.edge(u,h);s.setEdge(u,h,Math.max(i(e,l,d),c||0))}}d=l}})}),s}function yr(e,t){return Object.values(t).reduce((n,r)=>{let s=Number.NEGATIVE_INFINITY,o=Number.POSITIVE_INFINITY;Object.entries(r).forEach(([a,d])=>{let l=kr(e,a)/2;s=Math.max(d+l,s),o=Math.min(d-l,o)});let i=s-o;return i<n[0]&&(n=[i,r]),n},[Number.POSITIVE_INFINITY,null])[1]}function br(e,t){let n=Object.values(t),r=B(Math.min,n),s=B(Math.max,n);["u","d"].forEach(o=>{["l","r"].forEach(i=>{let a=o+i,d=e[a];if(!d||d===t)return;let l=Object.values(d),h=r-B(Math.min,l);i!=="l"&&(h=s-B(Math.max,l)),h&&(e[a]=te(d,u=>u+h))})})}function Er(e,t=void 0){let n=e.ul;return n?te(n,(r,s)=>{var o,i;if(t){let d=t.toLowerCase(),l=e[d];if(l&&l[s]!==void 0)return l[s]}let a=Object.values(e).map(d=>{let l=d[s];return l!==void 0?l:0}).sort((d,l)=>d-l);return(((o=a[1])!=null?o:0)+((i=a[2])!=null?i:0))/2}):{}}function _r(e,t){let n=ee(e),r=Object.assign(cr(e,n),fr(e,n)),s={},o;["u","d"].forEach(a=>{o=a==="u"?n:Object.values(n).reverse(),["l","r"].forEach(d=>{d==="r"&&(o=o.map(u=>Object.values(u).reverse()));let l=mr(e,o,r,u=>(a==="u"?e.predecessors(u):e.successors(u))||[],t),h=vr(e,o,l.root,l.align,d==="r");d==="r"&&(h=te(h,u=>-u)),s[a+d]=h})});let i=yr(e,s);return br(s,i),Er(s,e.graph().align)}function xr(e,t,n){return(r,s,o)=>{let i=r.node(s),a=r.node(o),d=0,l;if(d+=i.width/2,Object.hasOwn(i,"labelpos"))switch(i.labelpos.toLowerCase()){case"l":l=-i.width/2;break;case"r":l=i.width/2;break}if(l&&(d+=n?l:-l),l=void 0,d+=(i.dummy?t:e)/2,d+=(a.dummy?t:e)/2,d+=a.width/2,Object.hasOwn(a,"labelpos"))switch(a.labelpos.toLowerCase()){case"l":l=a.width/2;break;case"r":l=-a.width/2;break}return l&&(d+=n?l:-l),d}}function kr(e,t){return e.node(t).width}function Pe(e,t,n){var r;if(!n)return!1;let s=(r=t.node(e))==null?void 0:r.edgeObj;if(!s||t.node(e).edgeLabel.reversed)return!1;let o=n.indexOf(s?.v),i=n.indexOf(s?.w);return o!==-1&&i!==-1&&o===(i+1)%n.length||o===(i-1)%n.length}function Or(e,t){e=Je(e),Nr(e),Object.entries(_r(e,t)).forEach(([n,r])=>e.node(n).x=r)}function Nr(e){let t=ee(e),n=e.graph(),r=n.ranksep,s=n.rankalign,o=0;t.forEach(i=>{let a=i.reduce((d,l)=>{var h;let u=(h=e.node(l).height)!=null?h:0;return d>u?d:u},0);i.forEach(d=>{let l=e.node(d);s==="top"?l.y=o+l.height/2:s==="bottom"?l.y=o+a-l.height/2:l.y=o+a/2}),o+=a+r})}var Te=new WeakMap;function ut(e,t={}){return ct(e,sn,t),e}function Re(e,t,n){let r=t;for(;r!==void 0;){let s=e.parent(r);if(s===n)return r;r=s}}function ct(e,t,n){var r;let s=e.nodes().filter(g=>e.children(g).length),o={};s.forEach(g=>{let v=e.node(g);if(v&&v.rankdir){let y=new F({multigraph:!0,compound:!0});y.setGraph({rankdir:v.rankdir});let _=e.children(g);_.forEach(I=>{let N={...e.node(I)};y.setNode(I,N);let P=e.parent(I);P&&P!==g&&_.includes(P)&&y.setParent(I,P)});let O=new Set;e.edges().forEach(I=>{let N=Re(e,I.v,g),P=Re(e,I.w,g);if(N===I.v&&P===I.w)y.setEdge(I,{...e.edge(I)});else if(N&&P&&N!==P){let G=`${N}\0${P}`;O.has(G)||(O.add(G),y.setEdge(N,P,{...e.edge(I)}))}}),ct(y,t,n);let C=Ye(y);Fe(C,t,n,null),De(y,C);let x=1/0,k=1/0,M=-1/0,S=-1/0;y.nodes().forEach(I=>{if(I===g)return;let N=y.node(I);N&&typeof N.x=="number"&&typeof N.y=="number"&&typeof N.width=="number"&&typeof N.height=="number"&&(x=Math.min(x,N.x-N.width/2),M=Math.max(M,N.x+N.width/2),k=Math.min(k,N.y-N.height/2),S=Math.max(S,N.y+N.height/2))}),(!isFinite(x)||!isFinite(k)||!isFinite(M)||!isFinite(S))&&(x=k=0,M=S=0);let j=M-x,$=S-k;o[g]={minX:x,minY:k,maxX:M,maxY:S,width:j,height:$,offsetX:x,offsetY:k},v._dagreClusterSubgraph=y}});let i=[],a=g=>{let v=[],y=(e.children(g)||[]).filter(_=>_!==g);for(;y.length>0;){let _=y.shift();v.push(_),(e.children(_)||[]).filter(O=>O!==_).forEach(O=>y.push(O))}return v},d=new Map;s.forEach(g=>{let v=e.node(g);v&&v.rankdir&&o[g]&&d.set(g,(e.children(g)||[]).filter(y=>y!==g))});let l=new Set([...d.values()].flat()),h=new Map;d.forEach((g,v)=>{l.has(v)||h.set(v,a(v))});let u=new Set([...h.values()].flat()),c=g=>{for(let[v,y]of h)if(y.includes(g))return v;return g},m=[];e.edges().forEach(g=>{(u.has(g.v)||u.has(g.w))&&m.push({edge:g,label:e.edge(g)})});let p=new Map;u.forEach(g=>{let v=e.parent(g);p.set(g,typeof v=="string"?v:void 0)}),h.forEach((g,v)=>{let y=e.node(v),_=[];g.forEach(x=>{let k=e.node(x);k&&(_.push({id:x,node:k,parent:p.get(x)}),e.removeNode(x))});let O=m.filter(({edge:x})=>g.includes(x.v)||g.includes(x.w)),C=o[v];y&&(i.push({clusterId:v,subgraph:y._dagreClusterSubgraph,bounds:C,children:g,removedNodes:_,removedEdges:O}),y.width=C.width,y.height=C.height)});let w=new Set;m.forEach(({edge:g,label:v})=>{let y=c(g.v),_=c(g.w);if(y!==_&&e.hasNode(y)&&e.hasNode(_)){let O=`${y}\0${_}`;w.has(O)||(w.add(O),e.setEdge(y,_,{...v,width:0,height:0}))}});let E=Ye(e),f=Fe(E,t,n,(r=Te.get(e))!=null?r:null);Te.set(e,f),De(e,E),w.forEach(g=>{let v=g.indexOf("\0"),y=g.slice(0,v),_=g.slice(v+1);e.hasEdge(y,_)&&e.removeEdge(y,_)}),i.forEach(({clusterId:g,subgraph:v,bounds:y,removedNodes:_,removedEdges:O})=>{var C,x;let k=e.node(g),M=(C=k?.x)!=null?C:0,S=(x=k?.y)!=null?x:0,j=(y.minX+y.maxX)/2,$=(y.minY+y.maxY)/2;_.forEach(({id:I,node:N,parent:P})=>{e.setNode(I,N),P!==void 0&&e.setParent(I,P)}),O.forEach(({edge:I,label:N})=>{e.setEdge(I,N)}),v.nodes().forEach(I=>{if(I===g)return;let N=v.node(I),P=e.node(I);P&&N&&typeof N.x=="number"&&typeof N.y=="number"&&(P.x=M+(N.x-j),P.y=S+(N.y-$))}),Be(e,v,M-j,S-$),delete k._dagreClusterSubgraph}),s.forEach(g=>{var v,y;let _=e.node(g),O=o[g];if(_&&_.rankdir&&_._dagreClusterSubgraph&&O){let C=_._dagreClusterSubgraph,x=(v=_.x)!=null?v:0,k=(y=_.y)!=null?y:0,M=(O.minX+O.maxX)/2,S=(O.minY+O.maxY)/2;C.nodes().forEach(j=>{if(j===g)return;let $=C.node(j),I=e.node(j);if(I&&$&&typeof $.x=="number"&&typeof $.y=="number"){let N=$.x-M,P=$.y-S;I.x=x+N,I.y=k+P}}),Be(e,C,x-M,k-S),delete _._dagreClusterSubgraph}})}function Be(e,t,n,r){t.edges().forEach(s=>{if(!e.hasEdge(s))return;let o=t.edge(s),i=e.edge(s);i.points=o.points.map(a=>({x:a.x+n,y:a.y+r})),Object.hasOwn(o,"x")&&(i.x=o.x+n,i.y=o.y+r)})}function Fe(e,t,n,r=null){var s,o;let i=n?.useDynamic!==!1,a=i&&(s=r?.graph)!=null?s:null,d=i&&(o=r?.rawNodes)!=null?o:null;t("    makeSpaceForEdgeLabels",()=>Pr(e)),t("    removeSelfEdges",()=>zr(e)),t("    acyclic",()=>mn(e,a)),t("    nestingGraph.run",()=>Yn(e)),t("    rank",()=>Ln(Je(e))),t("    injectEdgeLabelProxies",()=>Tr(e)),t("    removeEmptyRanks",()=>tn(e)),t("    nestingGraph.cleanup",()=>Vn(e)),t("    normalizeRanks",()=>en(e)),t("    assignRankMinMax",()=>Rr(e)),t("    removeEdgeLabelProxies",()=>Br(e)),t("    normalize.run",()=>bn(e)),t("    parentDummyChains",()=>Bn(e)),t("    addBorderSegments",()=>qn(e)),t("    order",()=>dt(e,n,d)),t("    insertSelfEdges",()=>Vr(e)),t("    adjustCoordinateSystem",()=>Wn(e)),t("    position",()=>Or(e,n.corePath)),t("    positionSelfEdges",()=>qr(e));let l=JSON.parse(JSON.stringify(e._nodes));return t("    removeBorderNodes",()=>Gr(e)),t("    normalize.undo",()=>_n(e)),t("    fixupEdgeLabelCoords",()=>Ar(e)),t("    undoCoordinateSystem",()=>Hn(e)),t("    translateGraph",()=>Fr(e)),t("    assignNodeIntersects",()=>Dr(e)),t("    reversePoints",()=>Yr(e)),t("    acyclic.undo",()=>wn(e)),{graph:e,rawNodes:l}}function De(e,t){e.nodes().forEach(n=>{let r=e.node(n),s=t.node(n);r&&(r.x=s.x,r.y=s.y,r.order=s.order,r.rank=s.rank,t.children(n).length&&(r.width=s.width,r.height=s.height))}),e.edges().forEach(n=>{let r=e.edge(n),s=t.edge(n);r.points=s.points,Object.hasOwn(s,"x")&&(r.x=s.x,r.y=s.y)}),e.graph().width=t.graph().width,e.graph().height=t.graph().height}var Ir=["nodesep","edgesep","ranksep","marginx","marginy"],Mr={ranksep:50,edgesep:20,nodesep:50,rankdir:"TB",rankalign:"center"},jr=["acyclicer","ranker","rankdir","align","rankalign"],Cr=["width","height","rank"],Ae={width:0,height:0},Sr=["minlen","weight","width","height","labeloffset"],$r={minlen:1,weight:1,width:0,height:0,labeloffset:10,labelpos:"r"},Lr=["labelpos"];function Ye(e){let t=new F({multigraph:!0,compound:!0}),n=le(e.graph());return t.setGraph(Object.assign({},Mr,ae(n,Ir),Q(n,jr))),e.nodes().forEach(r=>{let s=le(e.node(r)),o=ae(s,Cr);Object.keys(Ae).forEach(a=>{o[a]===void 0&&(o[a]=Ae[a])}),t.setNode(r,o);let i=e.parent(r);i!==void 0&&t.setParent(r,i)}),e.edges().forEach(r=>{let s=le(e.edge(r));t.setEdge(r,Object.assign({},$r,ae(s,Sr),Q(s,Lr)))}),t}function Pr(e){let t=e.graph();t.ranksep/=2,e.edges().forEach(n=>{var r;let s=e.edge(n);s.minlen*=2,((r=s.labelpos)!=null?r:"r").toLowerCase()!=="c"&&(t.rankdir==="TB"||t.rankdir==="BT"?s.width+=s.labeloffset:s.height+=s.labeloffset)})}function Tr(e){e.edges().forEach(t=>{let n=e.edge(t);if(n.width&&n.height){let r=e.node(t.v),s={rank:(e.node(t.w).rank-r.rank)/2+r.rank,e:t};V(e,"edge-proxy",s,"_ep")}})}function Rr(e){let t=0;e.nodes().forEach(n=>{let r=e.node(n);r.borderTop&&(r.minRank=e.node(r.borderTop).rank,r.maxRank=e.node(r.borderBottom).rank,t=Math.max(t,r.maxRank))}),e.graph().maxRank=t}function Br(e){e.nodes().forEach(t=>{let n=e.node(t);if(n.dummy==="edge-proxy"){let r=n;e.edge(r.e).labelRank=n.rank,e.removeNode(t)}})}function Fr(e){let t=Number.POSITIVE_INFINITY,n=0,r=Number.POSITIVE_INFINITY,s=0,o=e.graph(),i=o.marginx||0,a=o.marginy||0;function d(l){let h=l.x,u=l.y,c=l.width,m=l.height;t=Math.min(t,h-c/2),n=Math.max(n,h+c/2),r=Math.min(r,u-m/2),s=Math.max(s,u+m/2)}e.nodes().forEach(l=>d(e.node(l))),e.edges().forEach(l=>{let h=e.edge(l);Object.hasOwn(h,"x")&&d(h)}),t-=i,r-=a,e.nodes().forEach(l=>{let h=e.node(l);h.x-=t,h.y-=r}),e.edges().forEach(l=>{let h=e.edge(l);h.points.forEach(u=>{u.x-=t,u.y-=r}),Object.hasOwn(h,"x")&&(h.x-=t),Object.hasOwn(h,"y")&&(h.y-=r)}),o.width=n-t+i,o.height=s-r+a}function Dr(e){e.edges().forEach(t=>{if(t.v===t.w)return;let n=e.edge(t),r=e.node(t.v),s=e.node(t.w),o,i;n.points?(o=n.points[0],i=n.points[n.points.length-1]):(n.points=[],o=s,i=r),n.points.unshift(ke(r,o)),n.points.push(ke(s,i))})}function Ar(e){e.edges().forEach(t=>{let n=e.edge(t);if(Object.hasOwn(n,"x"))switch((n.labelpos==="l"||n.labelpos==="r")&&(n.width-=n.labeloffset),n.labelpos){case"l":n.x-=n.width/2+n.labeloffset;break;case"r":n.x+=n.width/2+n.labeloffset;break}})}function Yr(e){e.edges().forEach(t=>{let n=e.edge(t);n.reversed&&n.points.reverse()})}function Gr(e){e.nodes().forEach(t=>{if(e.children(t).length){let n=e.node(t),r=e.node(n.borderTop),s=e.node(n.borderBottom),o=e.node(n.borderLeft[n.borderLeft.length-1]),i=e.node(n.borderRight[n.borderRight.length-1]);n.width=Math.abs(i.x-o.x),n.height=Math.abs(s.y-r.y),n.x=o.x+n.width/2,n.y=r.y+n.height/2}}),e.nodes().forEach(t=>{e.node(t).dummy==="border"&&e.removeNode(t)})}function zr(e){e.edges().forEach(t=>{if(t.v===t.w){let n=e.node(t.v);n.selfEdges||(n.selfEdges=[]),n.selfEdges.push({e:t,label:e.edge(t)}),e.removeEdge(t)}})}function Vr(e){ee(e).forEach(t=>{let n=0;t.forEach((r,s)=>{let o=e.node(r);typeof o.rank!="number"&&(o.rank=0),o.order=s+n,(o.selfEdges||[]).forEach(i=>{V(e,"selfedge",{width:i.label.width,height:i.label.height,rank:o.rank,order:s+ ++n,e:i.e,edgeLabel:i.label},"_se"),(!Array.isArray(i.label.points)||i.label.points.length!==7)&&(i.label.points=[{x:0,y:-10},{x:0,y:-10},{x:0,y:0},{x:0,y:10},{x:0,y:10},{x:0,y:0},{x:0,y:0}])}),delete o.selfEdges})})}function qr(e){e.nodes().forEach(t=>{let n=e.node(t),r=s=>typeof s=="number"&&isFinite(s);if(n.dummy==="selfedge"){let s=n,o=e.node(s.e.v),i=r(o?.x)?o.x:0,a=r(o?.y)?o.y:0,d=r(o?.width)?o.width:0,l=r(o?.height)?o.height:0,h=r(n.x)?n.x:i,u=r(n.y)?n.y:a,c=d/2,m=l/2;s.edgeLabel.points=[{x:h+c,y:u-m},{x:h+c,y:u-m},{x:h,y:u},{x:h-c,y:u+m},{x:h-c,y:u+m},{x:h,y:u},{x:h,y:u}],s.edgeLabel.x=h,s.edgeLabel.y=u,e.setEdge(s.e,s.edgeLabel),e.removeNode(t)}else n&&Array.isArray(n.selfEdges)&&n.selfEdges.forEach(s=>{if(!Array.isArray(s.label.points)||s.label.points.length!==7){let o=r(n.x)?n.x:0,i=r(n.y)?n.y:0,a=r(n.width)?n.width:0,d=r(n.height)?n.height:0,l=a/2,h=d/2;s.label.points=[{x:o+l,y:i-h},{x:o+l,y:i-h},{x:o,y:i},{x:o-l,y:i+h},{x:o-l,y:i+h},{x:o,y:i},{x:o,y:i}]}})})}function ae(e,t){return te(Q(e,t),Number)}function le(e){let t={};return e&&Object.entries(e).forEach(([n,r])=>{typeof n=="string"&&(n=n.toLowerCase()),t[n]=r}),t}var Xr=168,Wr=40,Hr=188,Ur=44,H=28,ve=18,ft=24,Jr=100;function Zr(e,t,n){let r=new Map;for(let p of t!=="none"&&e.groups[t]||[])r.set(p.id,p);let s=p=>{let w=[];for(let E=p;E&&r.has(E);E=r.get(E).parent)w.unshift(E);return w},o=new Map,i=p=>p?(o.has(p)||o.set(p,s(p)),o.get(p)):[],a=new Map,d=new Map,l=new Map,h=new Set;for(let p of e.nodes){let w=i(t==="none"?null:p.groups[t]),E=w.findIndex(f=>n.has(f));if(E>=0){let f=w[E];a.set(p.id,f),d.has(f)||(d.set(f,[]),l.set(f,E>0?w[E-1]:null)),d.get(f).push(p.id),w.slice(0,E).forEach(g=>h.add(g))}else a.set(p.id,p.id),l.set(p.id,w.length?w[w.length-1]:null),w.forEach(f=>h.add(f))}let u=new Set,c=[];for(let[p,w]of e.edges){let E=a.get(p),f=a.get(w);if(E===void 0||f===void 0||E===f)continue;let g=E+"\0"+f;u.has(g)||(u.add(g),c.push([E,f]))}let m=new Map([...h].map(p=>[p,r.get(p).parent]));return{owner:a,members:d,parent:l,edges:c,groups:r,openGroups:h,groupParent:m,chainOf:i}}function Kr(e,t,n){let r=new Map(e.map(d=>[d,d])),s=d=>{for(;r.get(d)!==d;)r.set(d,r.get(r.get(d))),d=r.get(d);return d},o=(d,l)=>r.set(s(d),s(l));for(let[d,l]of t)o(d,l);let i=new Map;for(let d of e){let l=n(d);l!==null&&(i.has(l)?o(d,i.get(l)):i.set(l,d))}let a=new Map;for(let d of e){let l=s(d);a.has(l)||a.set(l,[]),a.get(l).push(d)}return[...a.values()]}function Qr(e,t,n,r,s){let o=new he.Graph({compound:!0});o.setGraph({rankdir:"TB",nodesep:18,ranksep:34,marginx:6,marginy:6}),o.setDefaultEdgeLabel(()=>({}));for(let a of t)o.setNode(a,{});for(let a of t){let d=r(a);d&&o.setParent(a,d)}for(let a of e){let[d,l]=s(a);o.setNode(a,{width:d,height:l});let h=r(a);h&&o.setParent(a,h)}for(let[a,d]of n)o.setEdge(a,d);ut(o);let i=a=>{let d=o.node(a);return{x:d.x,y:d.y,w:d.width,h:d.height}};return{items:e.map(i),groups:t.map(i),edges:n.map(([a,d])=>o.edge(a,d).points.map(l=>({x:l.x,y:l.y})))}}function pt(e,t,n,r=1.8){let s=Zr(e,t,n),o=[...new Set(s.owner.values())],i=f=>s.members.has(f),a=f=>s.parent.has(f)?s.parent.get(f):s.groupParent.get(f),d=f=>{let g=a(f),v=g?s.chainOf(g):i(f)?s.chainOf(f):[];return v.length?v[0]:null},l=f=>i(f)?[Hr,Ur]:[Xr,Wr],{local:h,cross:u}=es(s.edges,o.length),c=new Map;for(let f of h)c.has(f[0])||c.set(f[0],[]),c.get(f[0]).push(f);let m=new Map,p=[];for(let f of Kr(o,h,d)){let g=new Map(f.map((k,M)=>[k,M])),v=[],y=new Map;for(let k of f)for(let M=a(k);M&&!y.has(M);M=s.groupParent.get(M))y.set(M,-1),v.push(M);v.reverse(),v.forEach((k,M)=>y.set(k,M));let _=f.flatMap(k=>c.get(k)||[]),O=k=>{let M=a(k);return M?"g"+y.get(M):""},C=[f.map(k=>`${i(k)?"G":"n"}${O(k)}`).join(","),v.map(k=>O(k)).join(","),_.map(([k,M])=>`${g.get(k)}>${g.get(M)}`).join(",")].join("|"),x=m.get(C);x||(x=Qr(f,v,_,a,l),m.set(C,x)),p.push({comp:f,groupIds:v,edges:_,local:x})}let w=ts(p,s,r,i),E=new Map(w.nodes.map(f=>[f.id,f]));for(let[f,g]of u){let v=E.get(f),y=E.get(g),_=Math.max(24,Math.abs(y.y-v.y)/3),O=[{x:v.x,y:v.y+v.h/2},{x:v.x,y:v.y+v.h/2+_},{x:y.x,y:y.y-y.h/2-_},{x:y.x,y:y.y-y.h/2}];w.edges.push({from:f,to:g,points:O,hub:!0})}return w}function es(e,t){if(t<=Jr)return{local:e,cross:[]};let n=new Map,r=new Map;for(let[i,a]of e)n.set(i,(n.get(i)||0)+1),r.set(a,(r.get(a)||0)+1);let s=[],o=[];for(let i of e)(n.get(i[0])>ft||r.get(i[1])>ft?o:s).push(i);return{local:s,cross:o}}function ts(e,t,n,r){let s=e.map(({local:p})=>{let w=1/0,E=1/0,f=-1/0,g=-1/0;for(let v of[...p.items,...p.groups])w=Math.min(w,v.x-v.w/2),f=Math.max(f,v.x+v.w/2),E=Math.min(E,v.y-v.h/2-(p.groups.length?ve:0)),g=Math.max(g,v.y+v.h/2);return{x0:w,y0:E,w:f-w,h:g-E}}),o=s.reduce((p,w)=>p+(w.w+H)*(w.h+H),0),i=Math.max(Math.sqrt(o*n),...s.map(p=>p.w)),a=[],d=[],l=[],h=0,u=0,c=0,m=0;return e.forEach(({comp:p,groupIds:w,edges:E,local:f},g)=>{let v=s[g];h>0&&h+v.w>i&&(h=0,u+=c+H,c=0);let y=h-v.x0,_=u-v.y0;p.forEach((O,C)=>{let x=f.items[C],k={id:O,x:x.x+y,y:x.y+_,w:x.w,h:x.h};r(O)&&(k.group=O),a.push(k)}),w.forEach((O,C)=>{let x=f.groups[C];d.push({id:O,x:x.x+y,y:x.y+_-ve/2,w:x.w,h:x.h+ve,depth:t.chainOf(O).length})}),E.forEach(([O,C],x)=>{l.push({from:O,to:C,points:f.edges[x].map(k=>({x:k.x+y,y:k.y+_}))})}),h+=v.w+H,c=Math.max(c,v.h),m=Math.max(m,h-H)}),d.sort((p,w)=>p.depth-w.depth),{nodes:a,groups:d,edges:l,width:m,height:u+c}}function gt(e){let t=e;if(t.length<3)return`M${t[0].x},${t[0].y}L${t[t.length-1].x},${t[t.length-1].y}`;let n=`M${t[0].x},${t[0].y}`,[r,s,o,i]=[t[0].x,t[0].y,t[0].x,t[0].y],a=(d,l)=>`C${(2*r+o)/3},${(2*s+i)/3},${(r+2*o)/3},${(s+2*i)/3},${(r+4*o+d)/6},${(s+4*i+l)/6}`;return t.slice(1).forEach(({x:d,y:l},h)=>{h===1&&(n+=`L${(5*r+o)/6},${(5*s+i)/6}`),h>=1&&(n+=a(d,l)),[r,s,o,i]=[o,i,d,l]}),n+a(o,i)+`L${o},${i}`}var vt=new Set(["llm","op","module","input"]);function U(e,...t){return b("div",{class:"pl-role"},e,...t)}function wt(e,t,n,r){let s=n.status==="running",o=(l,h,u)=>{let c=b("textarea",{class:`pl-edit ${u}`,rows:5,spellcheck:"false"});return c.value=t[l]??h,c.addEventListener("input",()=>t[l]=c.value),c},i=[];if(e.system_prompt!==null){let l=e.parameter?`reads parameter ${e.parameter}`:"fixed text";i.push(U("System prompt ",b("span",{class:"pl-muted"},`(${l})`))),i.push(o("system_prompt",e.system_prompt,"pl-edit-system"))}let a=null;e.kind==="llm"&&(a=b("input",{class:"pl-edit pl-edit-temperature",type:"number",min:0,max:2,step:.1,placeholder:"default"}),a.value=t.temperature??e.temperature??"",a.addEventListener("input",()=>t.temperature=a.value),i.push(U("Temperature"),a)),e.input!==null?(i.push(U(e.input_label,e.input_kind==="json"?" \u2014 JSON":"")),i.push(o("input",e.input,"pl-edit-input"))):i.push(b("div",{class:"pl-note"},"This node's input is not text or JSON, so it cannot be edited here."));let d=()=>{let l={};e.system_prompt!==null&&(l.system_prompt=t.system_prompt??e.system_prompt),e.input!==null&&(l.input=t.input??e.input),a&&a.value!==""&&(l.temperature=Number(a.value)),r.onRun(l)};return b("div",{class:"pl-editor"},b("div",{class:"pl-editor-head"},"Edit & re-run"),...i,b("div",{class:"pl-note"},"Runs this node and everything downstream again; every other node's output is reused. The edit applies to this re-run only until you adopt it."),b("div",{class:"pl-actions"},b("button",{class:"pl-btn pl-primary pl-run-edit",onclick:d,disabled:s},s?"Re-running\u2026":"Re-run"),b("button",{class:"pl-btn pl-cancel-edit",onclick:r.onCancel,disabled:s},"Cancel")),n.status==="error"&&n.message?R(n.message,"pl-error pl-edit-error"):null)}function mt(e){return e.map(([t,n])=>t==="-"?b("del",{class:"pl-del"},n):t==="+"?b("ins",{class:"pl-ins"},n):n)}function yt(e){return D("Changed by the re-run",!0,b("div",{class:"pl-diff"},b("div",{class:"pl-diff-col"},U("before"),R(mt(e.before),"pl-diff-before")),b("div",{class:"pl-diff-col"},U("after"),R(mt(e.after),"pl-diff-after"))))}function bt(e,t,n){if(!e.node||!e.changes)return[];let r=e.changed||[],s=e.edited&&e.edited.length?` (${e.edited.join(", ")} edited)`:" (no edits)",o=d=>b("button",{class:"pl-chip",title:d,onclick:()=>n.onSelect(d)},t(d)),i=[b("span",{class:"pl-whatif-title"},"Re-run at ",o(e.node),s),b("span",{},r.length?`${r.length} changed:`:"no output changed"),...r.map(o),b("span",{class:"pl-muted"},`\xB7 ${(e.rerun||[]).length} ran again, ${(e.reused||[]).length} reused`)],a=e.adopt;return a&&i.push(b("button",{class:"pl-btn pl-primary pl-adopt",disabled:a.done,onclick:()=>n.onAdopt(e.node)},a.done?`Adopted into ${a.parameter}`:`Adopt into ${a.parameter}`)),e.status==="error"&&e.message?i.push(b("span",{class:"pl-whatif-error"},e.message)):e.message&&i.push(b("span",{class:"pl-muted pl-whatif-message"},e.message)),i}var Et=["pending","queued","running","retrying","done","cached","failed","skipped","cancelled","unused"],_t=new Set(["done","cached","failed","skipped","cancelled","unused"]),xt=.02,kt=3,ns=.45;function rs(e){let t=n=>e.some(r=>r===n);return t("failed")?"failed":t("retrying")?"retrying":t("running")?"running":t("queued")?"queued":e.every(n=>n==="cached")?"cached":e.every(n=>n==="done"||n==="cached"||n==="unused")?"done":t("cancelled")?"cancelled":t("skipped")?"skipped":"pending"}var we=class{constructor(t,n){this.model=t,this.el=n,this.details={...t.get("node_details")},this.states={},this.view={x:0,y:0,k:1},this.editing=null,this.forms={},this.drafts={},this.build(),this.listeners=[["change:graph_data",()=>this.rebuild(!0)],["change:group_by",()=>this.rebuild(!1)],["change:collapsed",()=>this.rebuild(!1)],["change:node_states",()=>this.updateStates()],["change:node_details",()=>{this.details={...t.get("node_details")},this.renderInspector()}],["change:selected",()=>this.renderInspector()],["change:run_info",()=>this.renderStatus()],["change:whatif",()=>this.onWhatIf()],["change:height",()=>this.root.style.height=`${t.get("height")}px`],["msg:custom",r=>this.onMessage(r)]];for(let[r,s]of this.listeners)t.on(r,s);this.rebuild(!0)}destroy(){for(let[t,n]of this.listeners)this.model.off(t,n);this.resizer.disconnect()}onMessage(t){t&&t.type==="details"?(Object.assign(this.details,t.details),this.model.get("selected")in t.details&&this.renderInspector()):t&&t.type==="edit"&&(this.forms[t.node]=t,this.editing===t.node&&this.renderInspector())}whatif(){return this.model.get("whatif")||{}}onWhatIf(){this.whatif().status==="done"&&(this.editing=null,this.forms={},this.drafts={}),this.applyMarks(),this.renderBanner(),this.renderInspector()}startEdit(t){this.editing=t,delete this.forms[t],this.model.send({type:"edit",node:t}),this.renderInspector()}applyMarks(){let t=this.whatif(),n=new Set(t.changed||[]),r=new Set(t.reused||[]);for(let[s,o]of this.nodeEls||[]){let i=t.node===s&&!!t.changes;o.classList.toggle("pl-changed",n.has(s)),o.classList.toggle("pl-reused",r.has(s)),o.classList.toggle("pl-edited",i);let a=o.querySelector(".pl-mark");a&&(a.textContent=i?"\u270E edited":n.has(s)?"\u0394 changed":"")}}renderBanner(){let t=r=>this.nodesById?.get(r)?.name||r,n=bt(this.whatif(),t,{onSelect:r=>this.select(r),onAdopt:r=>{this.model.send({type:"adopt",node:r})}});this.banner.replaceChildren(...n),this.banner.hidden=n.length===0}editExtras(t,n,r){let s=this.whatif(),o=[],i=_t.has(r)&&r!=="unused";s.available&&i&&vt.has(n.kind)&&o.push(b("button",{class:"pl-btn pl-edit-rerun",onclick:()=>this.startEdit(t),disabled:s.status==="running"},"Edit & re-run"));let a=(s.changes||{})[t];return a&&o.push(yt(a)),o}editorPanel(t,n){let r=this.forms[t],s=()=>{this.editing=null,this.renderInspector()},o=b("div",{class:"pl-insp-head"},b("span",{class:"pl-insp-title",title:t},n.name),b("button",{class:"pl-close",title:"Close the editor",onclick:s},"\xD7"));if(!r)return[o,b("div",{class:"pl-note"},"Loading the prompt\u2026")];if(r.error)return[o,b("pre",{class:"pl-pre pl-error"},r.error)];this.drafts[t]=this.drafts[t]||{};let i=wt(r.form,this.drafts[t],this.whatif(),{onRun:a=>this.model.send({type:"rerun",node:t,...a}),onCancel:s});return[o,i]}build(){let t=this.model;this.title=b("span",{class:"pl-title"}),this.groupSelect=b("select",{class:"pl-group-select",title:"Group nodes by",onchange:()=>{t.set("group_by",this.groupSelect.value),t.set("collapsed",[]),t.save_changes()}},b("option",{value:"module"},"group: module"),b("option",{value:"scope"},"group: helper scope"),b("option",{value:"none"},"no groups"));let n=(s,o,i)=>b("button",{class:"pl-btn",title:o,onclick:i},s);this.status=b("span",{class:"pl-status"});let r=b("div",{class:"pl-toolbar"},this.title,this.status,b("span",{class:"pl-spacer"}),this.groupSelect,n("Collapse","Collapse every top-level group",()=>this.collapseAll()),n("Expand","Expand every group",()=>this.setCollapsed([])),n("\u2212","Zoom out",()=>this.zoomBy(1/1.25,void 0,void 0,!0)),n("+","Zoom in",()=>this.zoomBy(1.25,void 0,void 0,!0)),n("Fit","Fit the graph to the view",()=>{this.userMoved=!1,this.fit()}));this.viewport=L("g",{class:"pl-viewport"}),this.canvas=L("svg",{class:"pl-canvas"},L("defs",{},L("marker",{id:this.markerId(),viewBox:"0 0 10 10",refX:9,refY:5,markerWidth:7,markerHeight:7,orient:"auto-start-reverse"},L("path",{d:"M0,0L10,5L0,10z",class:"pl-arrow"}))),this.viewport),this.empty=b("div",{class:"pl-empty"},"Waiting for a run\u2026"),this.stage=b("div",{class:"pl-stage"},this.canvas,this.empty),this.panel=b("div",{class:"pl-inspector",hidden:!0}),this.banner=b("div",{class:"pl-whatif",hidden:!0}),this.legend=b("div",{class:"pl-legend"}),this.note=b("span",{class:"pl-note"}),this.root=b("div",{class:"plait-graph"},r,this.banner,b("div",{class:"pl-body"},this.stage,this.panel),b("div",{class:"pl-footer"},this.legend,this.note)),this.root.style.height=`${t.get("height")}px`,this.el.replaceChildren(this.root),this.bindPointer(),this.userMoved=!1,this.resizer=new ResizeObserver(()=>{this.userMoved||this.fit()}),this.resizer.observe(this.stage)}markerId(){return this._marker||(this._marker=`pl-arrow-${Math.random().toString(36).slice(2)}`),this._marker}rebuild(t){let n=performance.now(),r=this.model.get("graph_data")||{},s=r.nodes||[];this.nodesById=new Map(s.map(c=>[c.id,c])),this.groupsById=new Map;for(let c of Object.values(r.groups||{}))for(let m of c)this.groupsById.set(m.id,m);this.title.textContent=r.title||"";let o=this.model.get("group_by");this.groupSelect.value=o,this.empty.hidden=s.length>0,this.note.textContent=r.hidden?`showing ${s.length} of ${s.length+r.hidden} nodes`:"";let i=new Set(this.model.get("collapsed")),a=this.stage.getBoundingClientRect(),d=a.width>0&&a.height>0?a.width/a.height:1.8,l=pt(r.nodes?r:{nodes:[],edges:[],groups:{}},o,i,d),h=performance.now();this.draw(l),this.states={},this.updateStates(),this.updateGroupNodes();let u=performance.now();this.root.dataset.layoutMs=(h-n).toFixed(1),this.root.dataset.renderMs=(u-n).toFixed(1),this.root.dataset.nodeCount=String(this.nodeEls.size),t&&(this.userMoved=!1),this.userMoved||this.fit(),requestAnimationFrame(()=>{this.root.dataset.paintMs=(performance.now()-n).toFixed(1),this.root.dataset.rendered=String(Number(this.root.dataset.rendered||0)+1)}),this.applyMarks(),this.renderBanner(),this.renderInspector(),this.renderStatus()}draw(t){let n=L("g",{class:"pl-groups"});for(let i of t.groups){let a=this.groupsById.get(i.id);n.append(L("g",{class:`pl-group pl-depth-${Math.min(i.depth,4)}`,"data-group":i.id},L("rect",{x:i.x-i.w/2,y:i.y-i.h/2,width:i.w,height:i.h,rx:8}),L("text",{class:"pl-group-head",x:i.x-i.w/2+8,y:i.y-i.h/2+13},"\u25BE "+q(a?a.label:i.id,Math.max(4,Math.floor(i.w/7))),L("title",{},`${a?a.label:i.id} (click to collapse)`))))}let r=`url(#${this.markerId()})`,s=L("g",{class:"pl-edges"});for(let i of t.edges)s.append(L("path",{d:gt(i.points),"marker-end":r,class:i.hub?"pl-hub-edge":null}));let o=L("g",{class:"pl-nodes"});this.nodeEls=new Map,this.groupNodeEls=new Map;for(let i of t.nodes){let a=i.group?this.drawGroupNode(i):this.drawNode(i);o.append(a)}this.viewport.replaceChildren(n,s,o),this.layoutSize={w:t.width,h:t.height}}drawNode(t){let n=this.nodesById.get(t.id),r=n.target?`${n.kind} \xB7 ${n.target}`:n.kind,s=`pl-node pl-kind-${n.kind}${n.output?" pl-out":""}`,o=L("g",{class:s,"data-id":t.id,transform:`translate(${t.x-t.w/2},${t.y-t.h/2})`},L("rect",{width:t.w,height:t.h,rx:n.kind==="input"?t.h/2:6}),L("text",{class:"pl-name",x:10,y:17},q(n.name,22)),L("text",{class:"pl-sub",x:10,y:31},q(r,26)),L("text",{class:"pl-mark",x:t.w-6,y:-4,"text-anchor":"end"}),L("title",{},[n.id,n.module_path,(n.scope||[]).join(" / ")].filter(Boolean).join(`
-`)));return this.nodeEls.set(t.id,o),o}drawGroupNode(t){let n=this.groupsById.get(t.group),r=n?n.label:t.group,s=L("text",{class:"pl-sub",x:10,y:33}),o=L("g",{class:"pl-node pl-collapsed","data-group":t.group,transform:`translate(${t.x-t.w/2},${t.y-t.h/2})`},L("rect",{width:t.w,height:t.h,rx:10}),L("text",{class:"pl-name",x:10,y:18},"\u25B8 "+q(r,22)),s,L("title",{},`${r} (click to expand)`));return this.groupNodeEls.set(t.group,{el:o,sub:s}),o}updateStates(){let t=this.model.get("node_states")||{},n=new Set,r=!1;for(let[s,o]of Object.entries(t)){if(this.states[s]===o)continue;this.states[s]=o,n.add(s);let i=this.nodeEls.get(s);i?i.dataset.state=o:r=!0}r&&this.groupNodeEls.size&&this.updateGroupNodes(),this.renderLegend(),this.renderStatus(),n.has(this.model.get("selected"))&&this.renderInspector()}updateGroupNodes(){let t=new Map;for(let n of this.nodesById.values()){if(this.nodeEls.has(n.id))continue;let r=this.collapsedOwner(n);r&&(t.has(r)||t.set(r,[]),t.get(r).push(this.states[n.id]||"pending"))}for(let[n,{el:r,sub:s}]of this.groupNodeEls){let o=t.get(n)||[];r.dataset.state=rs(o);let i=o.filter(a=>_t.has(a)).length;s.textContent=`${o.length} nodes \xB7 ${i} finished`}}collapsedOwner(t){let n=this.model.get("group_by"),r=null;for(let s=t.groups?t.groups[n]:null;s;s=this.groupsById.get(s)?.parent)this.groupNodeEls.has(s)&&(r=s);return r}renderLegend(){let t=Object.fromEntries(Et.map(n=>[n,0]));for(let n of this.nodesById.keys())t[this.states[n]||"pending"]+=1;this.counts=t,this.legend.replaceChildren(...Et.filter(n=>t[n]>0||!["skipped","unused","cached"].includes(n)).map(n=>b("span",{class:"pl-legend-item","data-state":n},b("span",{class:`pl-swatch pl-state-${n}`}),`${n} ${t[n]}`)))}renderStatus(){let t=this.model.get("run_info")||{},n=this.nodesById?this.nodesById.size:0,r=this.counts||{},s=(r.done||0)+(r.cached||0),o=[t.status||"not run"];n&&o.push(`${s}/${n} done`),r.failed&&o.push(`${r.failed} failed`),t.tokens&&o.push(`${t.tokens.toLocaleString()} tokens`),t.cost&&o.push(J(t.cost)),t.elapsed&&o.push(`${t.elapsed.toFixed(2)} s`),this.status.textContent=o.join(" \xB7 "),this.status.dataset.status=t.status||""}renderInspector(){let t=this.model.get("selected");for(let a of this.viewport.querySelectorAll(".pl-selected"))a.classList.remove("pl-selected");let n=t?this.nodesById.get(t):null;if(!n){this.panel.hidden=!0,this.panel.replaceChildren();return}this.nodeEls.get(t)?.classList.add("pl-selected");let r=this.states[t]||"pending",s=this.editing===t,o=s?[]:this.editExtras(t,n,r);this.panel.replaceChildren(...s?this.editorPanel(t,n):Ee(n,r,this.details[t]||{},()=>this.select(""),o)),this.panel.classList.toggle("pl-wide",s||!!(this.whatif().changes||{})[t]),this.panel.hidden=!1;let i=`${t}${s?" editing":""}`;this.shown!==i&&(this.panel.scrollTop=0),this.shown=i}select(t){this.editing&&this.editing!==t&&(this.editing=null),this.model.set("selected",t),this.model.save_changes(),this.renderInspector()}setCollapsed(t){this.model.set("collapsed",t),this.model.save_changes()}collapseAll(){let t=this.model.get("group_by"),r=(((this.model.get("graph_data")||{}).groups||{})[t]||[]).filter(s=>!s.parent).map(s=>s.id);this.setCollapsed(r)}toggleGroup(t){let n=new Set(this.model.get("collapsed"));n.has(t)?n.delete(t):n.add(t),this.setCollapsed([...n])}apply(){let{x:t,y:n,k:r}=this.view;this.viewport.setAttribute("transform",`translate(${t},${n}) scale(${r})`),this.canvas.classList.toggle("pl-far",r<ns)}fit(){let t=this.stage.getBoundingClientRect(),n=this.layoutSize;if(!n||!t.width||!t.height||!n.w)return;let r=14,s=Math.min((t.width-2*r)/n.w,(t.height-2*r)/n.h,1.2),o=Math.min(Math.max(s,xt),kt);this.view={k:o,x:(t.width-n.w*o)/2,y:(t.height-n.h*o)/2},this.apply()}zoomBy(t,n,r,s=!1){s&&(this.userMoved=!0);let o=this.stage.getBoundingClientRect(),i=n??o.width/2,a=r??o.height/2,{x:d,y:l,k:h}=this.view,u=Math.min(Math.max(h*t,xt),kt);this.view={k:u,x:i-(i-d)*u/h,y:a-(a-l)*u/h},this.apply()}bindPointer(){let t=null;this.canvas.addEventListener("wheel",n=>{n.preventDefault(),this.userMoved=!0;let r=this.stage.getBoundingClientRect();this.zoomBy(Math.exp(-n.deltaY*(n.deltaMode?.05:.0015)),n.clientX-r.left,n.clientY-r.top)},{passive:!1}),this.canvas.addEventListener("pointerdown",n=>{t={x:n.clientX,y:n.clientY,vx:this.view.x,vy:this.view.y,moved:!1}}),this.canvas.addEventListener("pointermove",n=>{if(!t)return;let r=n.clientX-t.x,s=n.clientY-t.y;!t.moved&&Math.abs(r)+Math.abs(s)<4||(t.moved||this.canvas.setPointerCapture(n.pointerId),t.moved=!0,this.userMoved=!0,this.view={...this.view,x:t.vx+r,y:t.vy+s},this.apply())}),this.canvas.addEventListener("pointerup",n=>{let r=t&&t.moved;if(t=null,r)return;let s=n.target,o=s.closest(".pl-node");if(o&&o.dataset.id)return this.select(o.dataset.id);let i=s.closest("[data-group]");if(i&&(o||s.closest(".pl-group-head")))return this.toggleGroup(i.dataset.group)})}},Es={render({model:e,el:t}){let n=new we(e,t);return()=>n.destroy()}};export{Es as default};
+
+// src/dom.js
+var SVG_NS = "http://www.w3.org/2000/svg";
+function setAttrs(el, attrs) {
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === void 0 || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") {
+      el.addEventListener(
+        key.slice(2),
+        /** @type {EventListener} */
+        value
+      );
+    } else {
+      el.setAttribute(key, value === true ? "" : String(value));
+    }
+  }
+}
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === void 0 || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+function svg(tag, attrs = {}, ...children) {
+  const el = (
+    /** @type {SVGElement} */
+    document.createElementNS(SVG_NS, tag)
+  );
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+function clip(text, limit) {
+  const s = String(text ?? "");
+  return s.length <= limit ? s : s.slice(0, Math.max(1, limit - 1)) + "\u2026";
+}
+function seconds(value) {
+  if (value === null || value === void 0) return "\u2013";
+  return value >= 1 ? `${value.toFixed(2)} s` : `${(value * 1e3).toFixed(0)} ms`;
+}
+function dollars(value) {
+  return `$${(value ?? 0).toFixed(4)}`;
+}
+
+// src/inspector.js
+function row(label2, value) {
+  return h("tr", {}, h("th", {}, label2), h("td", {}, value));
+}
+function section(title, open, ...body) {
+  return h("details", { class: "pl-section", open }, h("summary", {}, title), ...body);
+}
+function pre(text, cls = "") {
+  return h("pre", { class: `pl-pre ${cls}` }, text);
+}
+function inspectorContent(node, state, d, onClose, extra = []) {
+  const where = [node.module_path, (node.scope || []).join(" / ")].filter(Boolean).join(" \xB7 ");
+  const header = h(
+    "div",
+    { class: "pl-insp-head" },
+    h("span", { class: `pl-badge pl-state-${state}` }, state),
+    h("span", { class: "pl-insp-title", title: node.id }, node.name),
+    h("button", { class: "pl-close", title: "Close", onclick: onClose }, "\xD7")
+  );
+  const facts = h(
+    "table",
+    { class: "pl-facts" },
+    row("node", node.id),
+    row("kind", node.target ? `${node.kind} \xB7 ${node.target}` : node.kind),
+    where ? row("where", where) : null,
+    node.item !== null && node.item !== void 0 ? row("batch item", String(node.item)) : null,
+    d.endpoint ? row("endpoint", d.endpoint) : null,
+    d.attempts ? row("attempts", String(d.attempts)) : null,
+    d.started_at !== void 0 && d.started_at !== null ? row("time", `${seconds(d.started_at)} \u2192 ${seconds(d.finished_at)} (took ${seconds(d.duration)})`) : null,
+    d.queued_at !== void 0 && d.queued_at !== null && d.started_at !== null && d.started_at !== void 0 ? row("queued", seconds(Math.max(0, d.started_at - d.queued_at))) : null,
+    d.ttft ? row("first token", seconds(d.ttft)) : null,
+    d.input_tokens || d.output_tokens ? row("tokens", `${d.input_tokens} in \xB7 ${d.output_tokens} out`) : null,
+    d.cost ? row("cost", dollars(d.cost)) : null,
+    d.cached ? row("cache", "served from the cache") : null,
+    d.restored ? row("checkpoint", "restored from the checkpoint") : null
+  );
+  const parts = [header, facts, ...extra];
+  if (d.error) {
+    parts.push(
+      section(
+        "Error",
+        true,
+        pre(`${d.error.type}: ${d.error.message}`, "pl-error"),
+        d.error.note ? h("div", { class: "pl-note" }, d.error.note) : null,
+        ...(d.error.causes || []).map((c) => pre(`caused by ${c.type}: ${c.message}`, "pl-error"))
+      )
+    );
+  }
+  if (d.retries && d.retries.length) {
+    parts.push(
+      section(
+        `Retries (${d.retries.length})`,
+        false,
+        ...d.retries.map((r) => pre(`attempt ${r.attempt}: ${r.error} \u2014 retried after ${seconds(r.delay)}`))
+      )
+    );
+  }
+  if (d.output) {
+    parts.push(
+      section(
+        `Output (${d.output.kind})`,
+        true,
+        pre(d.output.text, "pl-output-text"),
+        d.output.meta ? section("meta", false, pre(d.output.meta)) : null
+      )
+    );
+  } else if (d.stream) {
+    parts.push(section("Reply so far", true, pre(d.stream, "pl-output-text pl-streaming")));
+  }
+  if (d.request) {
+    parts.push(
+      section(
+        "Prompt sent",
+        !d.output,
+        h("div", { class: "pl-note" }, [d.request.model, d.request.settings].filter(Boolean).join(" \xB7 ")),
+        ...d.request.messages.map(
+          (m) => h("div", { class: "pl-message" }, h("div", { class: "pl-role" }, m.role), pre(m.content))
+        )
+      )
+    );
+  }
+  if (d.inputs && d.inputs.length) {
+    parts.push(
+      section(
+        "Inputs",
+        false,
+        ...d.inputs.map((v) => h("div", { class: "pl-message" }, h("div", { class: "pl-role" }, `${v.label} (${v.kind})`), pre(v.text)))
+      )
+    );
+  }
+  if (!d.status && !d.output && !d.error) {
+    parts.push(h("div", { class: "pl-note" }, "Not run yet."));
+  }
+  return parts;
+}
+
+// node_modules/@dagrejs/dagre/dist/dagre.esm.js
+var Te = Object.defineProperty;
+var Sn = (e, n, t) => n in e ? Te(e, n, { enumerable: true, configurable: true, writable: true, value: t }) : e[n] = t;
+var Mn = (e, n) => {
+  for (var t in n) Te(e, t, { get: n[t], enumerable: true });
+};
+var je = (e, n, t) => Sn(e, typeof n != "symbol" ? n + "" : n, t);
+var ie = {};
+Mn(ie, { Graph: () => T, alg: () => H });
+var Pn = Object.defineProperty;
+var Se = (e, n) => {
+  for (var t in n) Pn(e, t, { get: n[t], enumerable: true });
+};
+var Q = class {
+  constructor(e) {
+    this._isDirected = true, this._isMultigraph = false, this._isCompound = false, this._nodes = {}, this._in = {}, this._preds = {}, this._out = {}, this._sucs = {}, this._edgeObjs = {}, this._edgeLabels = {}, this._nodeCount = 0, this._edgeCount = 0, this._defaultNodeLabelFn = () => {
+    }, this._defaultEdgeLabelFn = () => {
+    }, e && (this._isDirected = "directed" in e ? e.directed : true, this._isMultigraph = "multigraph" in e ? e.multigraph : false, this._isCompound = "compound" in e ? e.compound : false), this._isCompound && (this._parent = {}, this._children = {}, this._children["\0"] = {});
+  }
+  isDirected() {
+    return this._isDirected;
+  }
+  isMultigraph() {
+    return this._isMultigraph;
+  }
+  isCompound() {
+    return this._isCompound;
+  }
+  setGraph(e) {
+    return this._label = e, this;
+  }
+  graph() {
+    return this._label;
+  }
+  setDefaultNodeLabel(e) {
+    return typeof e != "function" ? this._defaultNodeLabelFn = () => e : this._defaultNodeLabelFn = e, this;
+  }
+  nodeCount() {
+    return this._nodeCount;
+  }
+  nodes() {
+    return Object.keys(this._nodes);
+  }
+  sources() {
+    return this.nodes().filter((e) => Object.keys(this._in[e]).length === 0);
+  }
+  sinks() {
+    return this.nodes().filter((e) => Object.keys(this._out[e]).length === 0);
+  }
+  setNodes(e, n) {
+    return e.forEach((t) => {
+      n !== void 0 ? this.setNode(t, n) : this.setNode(t);
+    }), this;
+  }
+  setNode(e, n) {
+    return e in this._nodes ? (arguments.length > 1 && (this._nodes[e] = n), this) : (this._nodes[e] = arguments.length > 1 ? n : this._defaultNodeLabelFn(e), this._isCompound && (this._parent[e] = "\0", this._children[e] = {}, this._children["\0"][e] = true), this._in[e] = {}, this._preds[e] = {}, this._out[e] = {}, this._sucs[e] = {}, ++this._nodeCount, this);
+  }
+  node(e) {
+    return this._nodes[e];
+  }
+  hasNode(e) {
+    return e in this._nodes;
+  }
+  removeNode(e) {
+    if (e in this._nodes) {
+      let n = (t) => this.removeEdge(this._edgeObjs[t]);
+      delete this._nodes[e], this._isCompound && (this._removeFromParentsChildList(e), delete this._parent[e], this.children(e).forEach((t) => {
+        this.setParent(t);
+      }), delete this._children[e]), Object.keys(this._in[e]).forEach(n), delete this._in[e], delete this._preds[e], Object.keys(this._out[e]).forEach(n), delete this._out[e], delete this._sucs[e], --this._nodeCount;
+    }
+    return this;
+  }
+  setParent(e, n) {
+    if (!this._isCompound) throw new Error("Cannot set parent in a non-compound graph");
+    if (n === void 0) n = "\0";
+    else {
+      n += "";
+      for (let t = n; t !== void 0; t = this.parent(t)) if (t === e) throw new Error("Setting " + n + " as parent of " + e + " would create a cycle");
+      this.setNode(n);
+    }
+    return this.setNode(e), this._removeFromParentsChildList(e), this._parent[e] = n, this._children[n][e] = true, this;
+  }
+  parent(e) {
+    if (this._isCompound) {
+      let n = this._parent[e];
+      if (n !== "\0") return n;
+    }
+  }
+  children(e = "\0") {
+    if (this._isCompound) {
+      let n = this._children[e];
+      if (n) return Object.keys(n);
+    } else {
+      if (e === "\0") return this.nodes();
+      if (this.hasNode(e)) return [];
+    }
+    return [];
+  }
+  predecessors(e) {
+    let n = this._preds[e];
+    if (n) return Object.keys(n);
+  }
+  successors(e) {
+    let n = this._sucs[e];
+    if (n) return Object.keys(n);
+  }
+  neighbors(e) {
+    let n = this.predecessors(e);
+    if (n) {
+      let t = new Set(n), r = this.successors(e);
+      if (r) for (let o of r) t.add(o);
+      return Array.from(t.values());
+    }
+  }
+  isLeaf(e) {
+    var n;
+    let t;
+    return this.isDirected() ? t = this.successors(e) : t = this.neighbors(e), ((n = t == null ? void 0 : t.length) != null ? n : 0) === 0;
+  }
+  filterNodes(e) {
+    let n = new this.constructor({ directed: this._isDirected, multigraph: this._isMultigraph, compound: this._isCompound });
+    n.setGraph(this.graph()), Object.entries(this._nodes).forEach(([o, i]) => {
+      e(o) && n.setNode(o, i);
+    }), Object.values(this._edgeObjs).forEach((o) => {
+      n.hasNode(o.v) && n.hasNode(o.w) && n.setEdge(o, this.edge(o));
+    });
+    let t = {}, r = (o) => {
+      let i = this.parent(o);
+      return !i || n.hasNode(i) ? (t[o] = i, i) : i in t ? t[i] : r(i);
+    };
+    return this._isCompound && n.nodes().forEach((o) => n.setParent(o, r(o))), n;
+  }
+  setDefaultEdgeLabel(e) {
+    return typeof e != "function" ? this._defaultEdgeLabelFn = () => e : this._defaultEdgeLabelFn = e, this;
+  }
+  edgeCount() {
+    return this._edgeCount;
+  }
+  edges() {
+    return Object.values(this._edgeObjs);
+  }
+  setPath(e, n) {
+    return e.reduce((t, r) => (n !== void 0 ? this.setEdge(t, r, n) : this.setEdge(t, r), r)), this;
+  }
+  setEdge(e, n, t, r) {
+    let o, i, s, a, l = false;
+    typeof e == "object" && e !== null && "v" in e ? (o = e.v, i = e.w, s = e.name, arguments.length === 2 && (a = n, l = true)) : (o = e, i = n, s = r, arguments.length > 2 && (a = t, l = true)), o = "" + o, i = "" + i, s !== void 0 && (s = "" + s);
+    let u = z(this._isDirected, o, i, s);
+    if (u in this._edgeLabels) return l && (this._edgeLabels[u] = a), this;
+    if (s !== void 0 && !this._isMultigraph) throw new Error("Cannot set a named edge when isMultigraph = false");
+    this.setNode(o), this.setNode(i), this._edgeLabels[u] = l ? a : this._defaultEdgeLabelFn(o, i, s);
+    let d = Fn(this._isDirected, o, i, s);
+    return o = d.v, i = d.w, Object.freeze(d), this._edgeObjs[u] = d, Re(this._preds[i], o), Re(this._sucs[o], i), this._in[i][u] = d, this._out[o][u] = d, this._edgeCount++, this;
+  }
+  edge(e, n, t) {
+    let r = arguments.length === 1 ? oe(this._isDirected, e) : z(this._isDirected, e, n, t);
+    return this._edgeLabels[r];
+  }
+  edgeAsObj(e, n, t) {
+    let r = arguments.length === 1 ? this.edge(e) : this.edge(e, n, t);
+    return typeof r != "object" || r === null ? { label: r } : r;
+  }
+  hasEdge(e, n, t) {
+    return (arguments.length === 1 ? oe(this._isDirected, e) : z(this._isDirected, e, n, t)) in this._edgeLabels;
+  }
+  removeEdge(e, n, t) {
+    let r = arguments.length === 1 ? oe(this._isDirected, e) : z(this._isDirected, e, n, t), o = this._edgeObjs[r];
+    if (o) {
+      let i = o.v, s = o.w;
+      delete this._edgeLabels[r], delete this._edgeObjs[r], Ie(this._preds[s], i), Ie(this._sucs[i], s), delete this._in[s][r], delete this._out[i][r], this._edgeCount--;
+    }
+    return this;
+  }
+  inEdges(e, n) {
+    return this.isDirected() ? this.filterEdges(this._in[e], e, n) : this.nodeEdges(e, n);
+  }
+  outEdges(e, n) {
+    return this.isDirected() ? this.filterEdges(this._out[e], e, n) : this.nodeEdges(e, n);
+  }
+  nodeEdges(e, n) {
+    if (e in this._nodes) return this.filterEdges({ ...this._in[e], ...this._out[e] }, e, n);
+  }
+  _removeFromParentsChildList(e) {
+    delete this._children[this._parent[e]][e];
+  }
+  filterEdges(e, n, t) {
+    if (!e) return;
+    let r = Object.values(e);
+    return t ? r.filter((o) => o.v === n && o.w === t || o.v === t && o.w === n) : r;
+  }
+};
+function Re(e, n) {
+  e[n] ? e[n]++ : e[n] = 1;
+}
+function Ie(e, n) {
+  e[n] !== void 0 && !--e[n] && delete e[n];
+}
+function z(e, n, t, r) {
+  let o = "" + n, i = "" + t;
+  if (!e && o > i) {
+    let s = o;
+    o = i, i = s;
+  }
+  return o + "" + i + "" + (r === void 0 ? "\0" : r);
+}
+function Fn(e, n, t, r) {
+  let o = "" + n, i = "" + t;
+  if (!e && o > i) {
+    let a = o;
+    o = i, i = a;
+  }
+  let s = { v: o, w: i };
+  return r && (s.name = r), s;
+}
+function oe(e, n) {
+  return z(e, n.v, n.w, n.name);
+}
+var Dn = {};
+Se(Dn, { read: () => Bn, write: () => An });
+function An(e) {
+  let n = { options: { directed: e.isDirected(), multigraph: e.isMultigraph(), compound: e.isCompound() }, nodes: Vn(e), edges: Yn(e) }, t = e.graph();
+  return t !== void 0 && (n.value = structuredClone(t)), n;
+}
+function Vn(e) {
+  return e.nodes().map((n) => {
+    let t = e.node(n), r = e.parent(n), o = { v: n };
+    return t !== void 0 && (o.value = t), r !== void 0 && (o.parent = r), o;
+  });
+}
+function Yn(e) {
+  return e.edges().map((n) => {
+    let t = e.edge(n), r = { v: n.v, w: n.w };
+    return n.name !== void 0 && (r.name = n.name), t !== void 0 && (r.value = t), r;
+  });
+}
+function Bn(e) {
+  let n = new Q(e.options);
+  return e.value !== void 0 && n.setGraph(e.value), e.nodes.forEach((t) => {
+    n.setNode(t.v, t.value), t.parent && n.setParent(t.v, t.parent);
+  }), e.edges.forEach((t) => {
+    n.setEdge({ v: t.v, w: t.w, name: t.name }, t.value);
+  }), n;
+}
+var H = {};
+Se(H, { CycleException: () => K, bellmanFord: () => Me, components: () => zn, dijkstra: () => J, dijkstraAll: () => $n, findCycles: () => Un, floydWarshall: () => Kn, isAcyclic: () => Zn, postorder: () => nt, preorder: () => tt, prim: () => rt, shortestPaths: () => ot, tarjan: () => Fe, topsort: () => De });
+var Wn = () => 1;
+function Me(e, n, t, r) {
+  return Xn(e, String(n), t || Wn, r || function(o) {
+    var i;
+    return (i = e.outEdges(o)) != null ? i : [];
+  });
+}
+function Xn(e, n, t, r) {
+  let o = {}, i, s = 0, a = e.nodes(), l = function(c) {
+    let f = o[c.v], h2 = o[c.w];
+    if (!f || !h2) return;
+    let g = t(c);
+    f.distance + g < h2.distance && (o[c.w] = { distance: f.distance + g, predecessor: c.v }, i = true);
+  }, u = function() {
+    a.forEach(function(c) {
+      r(c).forEach(function(f) {
+        let h2 = f.v === c ? f.v : f.w, g = h2 === f.v ? f.w : f.v;
+        l({ v: h2, w: g });
+      });
+    });
+  };
+  a.forEach(function(c) {
+    let f = c === n ? 0 : Number.POSITIVE_INFINITY;
+    o[c] = { distance: f, predecessor: "" };
+  });
+  let d = a.length;
+  for (let c = 1; c < d && (i = false, s++, u(), !!i); c++) ;
+  if (s === d - 1 && (i = false, u(), i)) throw new Error("The graph contains a negative weight cycle");
+  return o;
+}
+function zn(e) {
+  let n = {}, t = [], r;
+  function o(i) {
+    var s, a;
+    i in n || (n[i] = true, r.push(i), (s = e.successors(i)) == null || s.forEach(o), (a = e.predecessors(i)) == null || a.forEach(o));
+  }
+  return e.nodes().forEach(function(i) {
+    r = [], o(i), r.length && t.push(r);
+  }), t;
+}
+var Pe = class {
+  constructor() {
+    this._arr = [], this._keyIndices = {};
+  }
+  size() {
+    return this._arr.length;
+  }
+  keys() {
+    return this._arr.map((e) => e.key);
+  }
+  has(e) {
+    return e in this._keyIndices;
+  }
+  priority(e) {
+    let n = this._keyIndices[e];
+    if (n !== void 0) return this._arr[n].priority;
+  }
+  min() {
+    if (this.size() === 0) throw new Error("Queue underflow");
+    return this._arr[0].key;
+  }
+  add(e, n) {
+    let t = this._keyIndices, r = String(e);
+    if (!(r in t)) {
+      let o = this._arr, i = o.length;
+      return t[r] = i, o.push({ key: r, priority: n }), this._decrease(i), true;
+    }
+    return false;
+  }
+  removeMin() {
+    if (this.size() === 0) throw new Error("Queue underflow");
+    this._swap(0, this._arr.length - 1);
+    let e = this._arr.pop();
+    return delete this._keyIndices[e.key], this._heapify(0), e.key;
+  }
+  decrease(e, n) {
+    let t = this._keyIndices[e];
+    if (t === void 0) throw new Error(`Key not found: ${e}`);
+    let r = this._arr[t].priority;
+    if (n > r) throw new Error(`New priority is greater than current priority. Key: ${e} Old: ${r} New: ${n}`);
+    this._arr[t].priority = n, this._decrease(t);
+  }
+  _heapify(e) {
+    let n = this._arr, t = 2 * e, r = t + 1, o = e;
+    t < n.length && (o = n[t].priority < n[o].priority ? t : o, r < n.length && (o = n[r].priority < n[o].priority ? r : o), o !== e && (this._swap(e, o), this._heapify(o)));
+  }
+  _decrease(e) {
+    let n = this._arr, t = n[e].priority, r;
+    for (; e !== 0 && (r = e >> 1, !(n[r].priority < t)); ) this._swap(e, r), e = r;
+  }
+  _swap(e, n) {
+    let t = this._arr, r = this._keyIndices, o = t[e], i = t[n];
+    t[e] = i, t[n] = o, r[i.key] = e, r[o.key] = n;
+  }
+};
+var Hn = () => 1;
+function J(e, n, t, r) {
+  let o = function(i) {
+    var s;
+    return (s = e.outEdges(i)) != null ? s : [];
+  };
+  return qn(e, String(n), t || Hn, r || o);
+}
+function qn(e, n, t, r) {
+  let o = {}, i = new Pe(), s, a, l = function(u) {
+    let d = u.v !== s ? u.v : u.w, c = o[d];
+    if (!c) return;
+    let f = t(u), h2 = a.distance + f;
+    if (f < 0) throw new Error("dijkstra does not allow negative edge weights. Bad edge: " + u + " Weight: " + f);
+    h2 < c.distance && (c.distance = h2, c.predecessor = s, i.decrease(d, h2));
+  };
+  for (e.nodes().forEach(function(u) {
+    let d = u === n ? 0 : Number.POSITIVE_INFINITY;
+    o[u] = { distance: d, predecessor: "" }, i.add(u, d);
+  }); i.size() > 0; ) {
+    s = i.removeMin();
+    let u = o[s];
+    if (!u || u.distance === Number.POSITIVE_INFINITY) break;
+    a = u, r(s).forEach(l);
+  }
+  return o;
+}
+function $n(e, n, t) {
+  return e.nodes().reduce(function(r, o) {
+    return r[o] = J(e, o, n, t), r;
+  }, {});
+}
+function Fe(e) {
+  let n = 0, t = [], r = {}, o = [];
+  function i(s) {
+    var a;
+    let l = r[s] = { onStack: true, lowlink: n, index: n++ };
+    if (t.push(s), (a = e.successors(s)) == null || a.forEach(function(u) {
+      if (u in r) {
+        let d = r[u];
+        d != null && d.onStack && (l.lowlink = Math.min(l.lowlink, d.index));
+      } else {
+        i(u);
+        let d = r[u];
+        d && (l.lowlink = Math.min(l.lowlink, d.lowlink));
+      }
+    }), l.lowlink === l.index) {
+      let u = [], d;
+      do {
+        d = t.pop();
+        let c = r[d];
+        c && (c.onStack = false), u.push(d);
+      } while (s !== d);
+      o.push(u);
+    }
+  }
+  return e.nodes().forEach(function(s) {
+    s in r || i(s);
+  }), o;
+}
+function Un(e) {
+  return Fe(e).filter(function(n) {
+    var t;
+    let r = n[0];
+    return r ? n.length > 1 || n.length === 1 && ((t = e.outEdges(r, r)) != null ? t : []).length > 0 : false;
+  });
+}
+var Jn = () => 1;
+function Kn(e, n, t) {
+  return Qn(e, n || Jn, t || function(r) {
+    var o;
+    return (o = e.outEdges(r)) != null ? o : [];
+  });
+}
+function Qn(e, n, t) {
+  let r = {}, o = e.nodes();
+  return o.forEach(function(i) {
+    let s = {};
+    r[i] = s, s[i] = { distance: 0, predecessor: "" }, o.forEach(function(a) {
+      i !== a && (s[a] = { distance: Number.POSITIVE_INFINITY, predecessor: "" });
+    }), t(i).forEach(function(a) {
+      let l = a.v === i ? a.w : a.v, u = n(a);
+      s[l] = { distance: u, predecessor: i };
+    });
+  }), o.forEach(function(i) {
+    let s = r[i];
+    s && o.forEach(function(a) {
+      let l = r[a];
+      l && o.forEach(function(u) {
+        let d = l[i], c = s[u], f = l[u];
+        if (d && c && f) {
+          let h2 = d.distance + c.distance;
+          h2 < f.distance && (f.distance = h2, f.predecessor = c.predecessor);
+        }
+      });
+    });
+  }), r;
+}
+var K = class extends Error {
+  constructor(e) {
+    super(e), this.name = "CycleException";
+  }
+};
+function De(e) {
+  let n = {}, t = {}, r = [];
+  function o(i) {
+    var s;
+    if (i in t) throw new K();
+    i in n || (t[i] = true, n[i] = true, (s = e.predecessors(i)) == null || s.forEach(o), delete t[i], r.push(i));
+  }
+  if (e.sinks().forEach(o), Object.keys(n).length !== e.nodeCount()) throw new K();
+  return r;
+}
+function Zn(e) {
+  try {
+    De(e);
+  } catch (n) {
+    if (n instanceof K) return false;
+    throw n;
+  }
+  return true;
+}
+function et(e, n, t, r, o) {
+  Array.isArray(n) || (n = [n]);
+  let i = ((a) => {
+    var l;
+    return (l = e.isDirected() ? e.successors(a) : e.neighbors(a)) != null ? l : [];
+  }), s = {};
+  return n.forEach(function(a) {
+    if (!e.hasNode(a)) throw new Error("Graph does not have node: " + a);
+    o = Ae(e, a, t === "post", s, i, r, o);
+  }), o;
+}
+function Ae(e, n, t, r, o, i, s) {
+  return n in r || (r[n] = true, t || (s = i(s, n)), o(n).forEach(function(a) {
+    s = Ae(e, a, t, r, o, i, s);
+  }), t && (s = i(s, n))), s;
+}
+function Ve(e, n, t) {
+  return et(e, n, t, function(r, o) {
+    return r.push(o), r;
+  }, []);
+}
+function nt(e, n) {
+  return Ve(e, n, "post");
+}
+function tt(e, n) {
+  return Ve(e, n, "pre");
+}
+function rt(e, n) {
+  var t;
+  let r = new Q(), o = {}, i = new Pe(), s;
+  function a(d) {
+    let c = d.v === s ? d.w : d.v, f = i.priority(c);
+    if (f !== void 0) {
+      let h2 = n(d);
+      h2 < f && (o[c] = s, i.decrease(c, h2));
+    }
+  }
+  if (e.nodeCount() === 0) return r;
+  e.nodes().forEach(function(d) {
+    i.add(d, Number.POSITIVE_INFINITY), r.setNode(d);
+  });
+  let l = e.nodes()[0];
+  l !== void 0 && i.decrease(l, 0);
+  let u = false;
+  for (; i.size() > 0; ) {
+    if (s = i.removeMin(), s in o) r.setEdge(s, o[s]);
+    else {
+      if (u) throw new Error("Input graph is not connected: " + e);
+      u = true;
+    }
+    (t = e.nodeEdges(s)) == null || t.forEach(a);
+  }
+  return r;
+}
+function ot(e, n, t, r) {
+  return it(e, n, t, r != null ? r : ((o) => {
+    var i;
+    return (i = e.outEdges(o)) != null ? i : [];
+  }));
+}
+function it(e, n, t, r) {
+  if (t === void 0) return J(e, n, t, r);
+  let o = false, i = e.nodes();
+  for (let s = 0; s < i.length; s++) {
+    let a = i[s];
+    if (a === void 0) continue;
+    let l = r(a);
+    for (let u = 0; u < l.length; u++) {
+      let d = l[u];
+      if (!d) continue;
+      let c = d.v === a ? d.v : d.w, f = c === d.v ? d.w : d.v;
+      t({ v: c, w: f }) < 0 && (o = true);
+    }
+    if (o) return Me(e, n, t, r);
+  }
+  return J(e, n, t, r);
+}
+var T = Q;
+function M(e, n, t, r) {
+  let o = r;
+  for (; e.hasNode(o); ) o = $(r);
+  return t.dummy = n, e.setNode(o, t), o;
+}
+function Ye(e) {
+  let n = new T().setGraph(e.graph());
+  return e.nodes().forEach((t) => n.setNode(t, e.node(t))), e.edges().forEach((t) => {
+    let r = n.edge(t.v, t.w) || { weight: 0, minlen: 1 }, o = e.edge(t);
+    n.setEdge(t.v, t.w, { weight: r.weight + o.weight, minlen: Math.max(r.minlen, o.minlen) });
+  }), n;
+}
+function Z(e) {
+  let n = new T({ multigraph: e.isMultigraph() }).setGraph(e.graph());
+  return e.nodes().forEach((t) => {
+    e.children(t).length || n.setNode(t, e.node(t));
+  }), e.edges().forEach((t) => {
+    n.setEdge(t, e.edge(t));
+  }), n;
+}
+function se(e, n) {
+  let t = e.x, r = e.y, o = n.x - t, i = n.y - r, s = e.width / 2, a = e.height / 2;
+  if (!o && !i) throw new Error("Not possible to find intersection inside of the rectangle");
+  let l, u;
+  return o === 0 || Math.abs(i) * s > Math.abs(o) * a ? (i < 0 && (a = -a), l = a * o / i, u = a) : (o < 0 && (s = -s), l = s, u = s * i / o), { x: t + l, y: r + u };
+}
+function P(e) {
+  let n = D(de(e) + 1).map(() => []);
+  return e.nodes().forEach((t) => {
+    let r = e.node(t), o = r.rank;
+    o !== void 0 && (n[o] || (n[o] = []), n[o][r.order] = t);
+  }), n;
+}
+function Be(e) {
+  let n = e.nodes().map((r) => {
+    let o = e.node(r).rank;
+    return o === void 0 ? Number.MAX_VALUE : o;
+  }), t = S(Math.min, n);
+  e.nodes().forEach((r) => {
+    let o = e.node(r);
+    Object.hasOwn(o, "rank") && (o.rank -= t);
+  });
+}
+function We(e) {
+  let n = e.nodes().map((s) => e.node(s).rank).filter((s) => s !== void 0), t = S(Math.min, n), r = [];
+  e.nodes().forEach((s) => {
+    let a = e.node(s).rank - t;
+    r[a] || (r[a] = []), r[a].push(s);
+  });
+  let o = 0, i = e.graph().nodeRankFactor;
+  Array.from(r).forEach((s, a) => {
+    s === void 0 && a % i !== 0 ? --o : s !== void 0 && o && s.forEach((l) => e.node(l).rank += o);
+  });
+}
+function ae(e, n, t, r) {
+  let o = { width: 0, height: 0 };
+  return arguments.length >= 4 && (o.rank = t, o.order = r), M(e, "border", o, n);
+}
+function st(e, n = Xe) {
+  let t = [];
+  for (let r = 0; r < e.length; r += n) {
+    let o = e.slice(r, r + n);
+    t.push(o);
+  }
+  return t;
+}
+var Xe = 65535;
+function S(e, n) {
+  if (n.length > Xe) {
+    let t = st(n);
+    return e(...t.map((r) => e(...r)));
+  } else return e(...n);
+}
+function de(e) {
+  let t = e.nodes().map((r) => {
+    let o = e.node(r).rank;
+    return o === void 0 ? Number.MIN_VALUE : o;
+  });
+  return S(Math.max, t);
+}
+function ze(e, n) {
+  let t = { lhs: [], rhs: [] };
+  return e.forEach((r) => {
+    n(r) ? t.lhs.push(r) : t.rhs.push(r);
+  }), t;
+}
+function q(e, n) {
+  return n();
+}
+var at = 0;
+function $(e) {
+  let n = ++at;
+  return e + ("" + n);
+}
+function D(e, n, t = 1) {
+  n == null && (n = e, e = 0);
+  let r = (i) => i < n;
+  t < 0 && (r = (i) => n < i);
+  let o = [];
+  for (let i = e; r(i); i += t) o.push(i);
+  return o;
+}
+function W(e, n) {
+  let t = {};
+  for (let r of n) e[r] !== void 0 && (t[r] = e[r]);
+  return t;
+}
+function X(e, n) {
+  let t;
+  return typeof n == "string" ? t = (r) => r[n] : t = n, Object.entries(e).reduce((r, [o, i]) => (r[o] = t(i, o), r), {});
+}
+function He(e, n) {
+  return e.reduce((t, r, o) => (t[r] = n[o], t), {});
+}
+var V = "\0";
+function ee(e, n, t) {
+  var u, d, c, f, h2, g;
+  if (!(e && n && t && n.dummy === "edge" && t.dummy === "edge" && n.edgeObj && t.edgeObj && e[n.edgeObj.v] && e[t.edgeObj.v] && e[n.edgeObj.w] && e[t.edgeObj.w])) return 0;
+  let r = true;
+  n.edgeObj.w === t.edgeObj.w && (r = false);
+  let o = r ? (d = (u = e[n.edgeObj.v]) == null ? void 0 : u.rank) != null ? d : NaN + 1 : (f = (c = e[n.edgeObj.w]) == null ? void 0 : c.rank) != null ? f : NaN - 1, i = Object.entries(e).find((m) => {
+    var L, y;
+    return ((L = m[1].edgeObj) == null ? void 0 : L.v) === n.edgeObj.v && ((y = m[1].edgeObj) == null ? void 0 : y.w) === n.edgeObj.w && m[1].rank === o;
+  }), s = Object.entries(e).find((m) => {
+    var L, y;
+    return ((L = m[1].edgeObj) == null ? void 0 : L.v) === t.edgeObj.v && ((y = m[1].edgeObj) == null ? void 0 : y.w) === t.edgeObj.w && m[1].rank === o;
+  });
+  if (!i || !s) return 0;
+  let a = (h2 = i[1].order) != null ? h2 : NaN, l = (g = s[1].order) != null ? g : NaN;
+  return isNaN(a - l) ? 0 : a - l;
+}
+var ce = class {
+  constructor() {
+    je(this, "_sentinel");
+    let n = {};
+    n._next = n._prev = n, this._sentinel = n;
+  }
+  dequeue() {
+    let n = this._sentinel, t = n._prev;
+    if (t !== n) return qe(t), t;
+  }
+  enqueue(n) {
+    let t = this._sentinel;
+    n._prev && n._next && qe(n), n._next = t._next, t._next._prev = n, t._next = n, n._prev = t;
+  }
+  toString() {
+    let n = [], t = this._sentinel, r = t._prev;
+    for (; r !== t; ) n.push(JSON.stringify(r, dt)), r = r._prev;
+    return "[" + n.join(", ") + "]";
+  }
+};
+function qe(e) {
+  e._prev._next = e._next, e._next._prev = e._prev, delete e._next, delete e._prev;
+}
+function dt(e, n) {
+  if (e !== "_next" && e !== "_prev") return n;
+}
+var $e = ce;
+var lt = () => 1;
+function be(e, n) {
+  if (e.nodeCount() <= 1) return [];
+  let t = ct(e, n || lt);
+  return ut(t.graph, t.buckets, t.zeroIdx).flatMap((o) => e.outEdges(o.v, o.w) || []);
+}
+function ut(e, n, t) {
+  var a;
+  let r = [], o = n[n.length - 1], i = n[0], s;
+  for (; e.nodeCount(); ) {
+    for (; s = i.dequeue(); ) fe(e, n, t, s);
+    for (; s = o.dequeue(); ) fe(e, n, t, s);
+    if (e.nodeCount()) {
+      for (let l = n.length - 2; l > 0; --l) if (s = (a = n[l]) == null ? void 0 : a.dequeue(), s) {
+        r = r.concat(fe(e, n, t, s, true) || []);
+        break;
+      }
+    }
+  }
+  return r;
+}
+function fe(e, n, t, r, o) {
+  let i = [], s = o ? i : void 0;
+  return (e.inEdges(r.v) || []).forEach((a) => {
+    let l = e.edge(a), u = e.node(a.v);
+    o && i.push({ v: a.v, w: a.w }), u.out -= l, he(n, t, u);
+  }), (e.outEdges(r.v) || []).forEach((a) => {
+    let l = e.edge(a), u = a.w, d = e.node(u);
+    d.in -= l, he(n, t, d);
+  }), e.removeNode(r.v), s;
+}
+function ct(e, n) {
+  let t = new T(), r = 0, o = 0;
+  e.nodes().forEach((a) => {
+    t.setNode(a, { v: a, in: 0, out: 0 });
+  }), e.edges().forEach((a) => {
+    let l = t.edge(a.v, a.w) || 0, u = n(a), d = l + u;
+    t.setEdge(a.v, a.w, d);
+    let c = t.node(a.v), f = t.node(a.w);
+    o = Math.max(o, c.out += u), r = Math.max(r, f.in += u);
+  });
+  let i = ft(o + r + 3).map(() => new $e()), s = r + 1;
+  return t.nodes().forEach((a) => {
+    he(i, s, t.node(a));
+  }), { graph: t, buckets: i, zeroIdx: s };
+}
+function he(e, n, t) {
+  var r, o, i;
+  t.out ? t.in ? (i = e[t.out - t.in + n]) == null || i.enqueue(t) : (o = e[e.length - 1]) == null || o.enqueue(t) : (r = e[0]) == null || r.enqueue(t);
+}
+function ft(e) {
+  let n = [];
+  for (let t = 0; t < e; t++) n.push(t);
+  return n;
+}
+function Ue(e, n) {
+  (e.graph().acyclicer === "greedy" ? be(e, r(e)) : ht(e, n != null ? n : null)).forEach((o) => {
+    let i = e.edge(o);
+    e.removeEdge(o), i.forwardName = o.name, i.reversed = true, e.setEdge(o.w, o.v, i, $("rev"));
+  });
+  function r(o) {
+    return (i) => o.edge(i).weight;
+  }
+}
+function ht(e, n) {
+  let t = [], r = {}, o = {};
+  function i(l) {
+    Object.hasOwn(o, l) || (o[l] = true, r[l] = true, e.outEdges(l).forEach((u) => {
+      Object.hasOwn(r, u.w) ? t.push(u) : i(u.w);
+    }), delete r[l]);
+  }
+  function s(l) {
+    var u;
+    Object.hasOwn(o, l) || (o[l] = true, r[l] = true, (u = e.outEdges(l)) == null || u.forEach((d) => {
+      var c, f;
+      Object.hasOwn(r, d.w) || ((c = n.node(l)) == null ? void 0 : c.rank) > ((f = n.node(d.w)) == null ? void 0 : f.rank) && bt(e, d.w, d) ? t.push(d) : s(d.w);
+    }), delete r[l]);
+  }
+  let a = i;
+  return n && typeof n.node == "function" && (a = s), e.sources().forEach(a), e.nodes().forEach(a), t;
+}
+function Je(e) {
+  e.edges().forEach((n) => {
+    let t = e.edge(n);
+    if (t.reversed) {
+      e.removeEdge(n);
+      let r = t.forwardName;
+      delete t.reversed, delete t.forwardName, e.setEdge(n.w, n.v, t, r);
+    }
+  });
+}
+function bt(e, n, t) {
+  let r = /* @__PURE__ */ new Set();
+  function o(i) {
+    var s;
+    if (e.sources().includes(i)) return true;
+    r.add(i);
+    for (let a of (s = e.inEdges(i)) != null ? s : []) if (!(a.v === t.v && a.w === t.w) && !r.has(a.v) && o(a.v)) return true;
+    return false;
+  }
+  return o(n);
+}
+function Ke(e) {
+  e.graph().dummyChains = [], e.edges().forEach((n) => pt(e, n));
+}
+function pt(e, n) {
+  let t = n.v, r = e.node(t).rank, o = n.w, i = e.node(o).rank, s = n.name, a = e.edge(n), l = a.labelRank;
+  if (i === r + 1) return;
+  e.removeEdge(n);
+  let u, d, c;
+  for (c = 0, ++r; r < i; ++c, ++r) a.points = [], d = { width: 0, height: 0, edgeLabel: a, edgeObj: n, rank: r }, u = M(e, "edge", d, "_d"), r === l && (d.width = a.width, d.height = a.height, d.dummy = "edge-label", d.labelpos = a.labelpos), e.setEdge(t, u, { weight: a.weight }, s), c === 0 && e.graph().dummyChains.push(u), t = u;
+  e.setEdge(t, o, { weight: a.weight }, s);
+}
+function Qe(e) {
+  e.graph().dummyChains.forEach((n) => {
+    let t = e.node(n), r = t.edgeLabel, o;
+    for (e.setEdge(t.edgeObj, r); t.dummy; ) o = e.successors(n)[0], e.removeNode(n), r.points.push({ x: t.x, y: t.y }), t.dummy === "edge-label" && (r.x = t.x, r.y = t.y, r.width = t.width, r.height = t.height), n = o, t = e.node(n);
+  });
+}
+function U(e) {
+  let n = {};
+  function t(r) {
+    let o = e.node(r);
+    if (Object.hasOwn(n, r)) return o.rank;
+    n[r] = true;
+    let i = e.outEdges(r), s = i ? i.map((l) => l == null ? Number.POSITIVE_INFINITY : t(l.w) - e.edge(l).minlen) : [], a = S(Math.min, s);
+    return a === Number.POSITIVE_INFINITY && (a = 0), o.rank = a;
+  }
+  e.sources().forEach(t);
+}
+function A(e, n) {
+  return e.node(n.w).rank - e.node(n.v).rank - e.edge(n).minlen;
+}
+var ne = Et;
+function Et(e) {
+  let n = new T({ directed: false }), t = e.nodes();
+  if (t.length === 0) throw new Error("Graph must have at least one node");
+  let r = t[0], o = e.nodeCount();
+  n.setNode(r, {});
+  let i, s;
+  for (; Lt(n, e) < o && (i = yt(n, e), !!i); ) s = n.hasNode(i.v) ? A(e, i) : -A(e, i), wt(n, e, s);
+  return n;
+}
+function Lt(e, n) {
+  function t(r) {
+    let o = n.nodeEdges(r);
+    o && o.forEach((i) => {
+      let s = i.v, a = r === s ? i.w : s;
+      !e.hasNode(a) && !A(n, i) && (e.setNode(a, {}), e.setEdge(r, a, {}), t(a));
+    });
+  }
+  return e.nodes().forEach(t), e.nodeCount();
+}
+function yt(e, n) {
+  return n.edges().reduce((r, o) => {
+    let i = Number.POSITIVE_INFINITY;
+    return e.hasNode(o.v) !== e.hasNode(o.w) && (i = A(n, o)), i < r[0] ? [i, o] : r;
+  }, [Number.POSITIVE_INFINITY, null])[1];
+}
+function wt(e, n, t) {
+  e.nodes().forEach((r) => n.node(r).rank += t);
+}
+var { preorder: Nt, postorder: Gt } = H;
+var en = Y;
+Y.initLowLimValues = pe;
+Y.initCutValues = ge;
+Y.calcCutValue = nn;
+Y.leaveEdge = rn;
+Y.enterEdge = on;
+Y.exchangeEdges = sn;
+function Y(e) {
+  e = Ye(e), U(e);
+  let n = ne(e);
+  pe(n), ge(n, e);
+  let t, r;
+  for (; t = rn(n); ) r = on(n, e, t), sn(n, e, t, r);
+}
+function ge(e, n) {
+  let t = Gt(e, e.nodes());
+  t = t.slice(0, t.length - 1), t.forEach((r) => vt(e, n, r));
+}
+function vt(e, n, t) {
+  let o = e.node(t).parent, i = e.edge(t, o);
+  i.cutvalue = nn(e, n, t);
+}
+function nn(e, n, t) {
+  let o = e.node(t).parent, i = true, s = n.edge(t, o), a = 0;
+  s || (i = false, s = n.edge(o, t)), a = s.weight;
+  let l = n.nodeEdges(t);
+  return l && l.forEach((u) => {
+    let d = u.v === t, c = d ? u.w : u.v;
+    if (c !== o) {
+      let f = d === i, h2 = n.edge(u).weight;
+      if (a += f ? h2 : -h2, xt(e, t, c)) {
+        let m = e.edge(t, c).cutvalue;
+        a += f ? -m : m;
+      }
+    }
+  }), a;
+}
+function pe(e, n) {
+  arguments.length < 2 && (n = e.nodes()[0]), tn(e, {}, 1, n);
+}
+function tn(e, n, t, r, o) {
+  let i = t, s = e.node(r);
+  n[r] = true;
+  let a = e.neighbors(r);
+  return a && a.forEach((l) => {
+    Object.hasOwn(n, l) || (t = tn(e, n, t, l, r));
+  }), s.low = i, s.lim = t++, o ? s.parent = o : delete s.parent, t;
+}
+function rn(e) {
+  return e.edges().find((n) => e.edge(n).cutvalue < 0);
+}
+function on(e, n, t) {
+  let r = t.v, o = t.w;
+  n.hasEdge(r, o) || (r = t.w, o = t.v);
+  let i = e.node(r), s = e.node(o), a = i, l = false;
+  return i.lim > s.lim && (a = s, l = true), n.edges().filter((d) => l === Ze(e, e.node(d.v), a) && l !== Ze(e, e.node(d.w), a)).reduce((d, c) => A(n, c) < A(n, d) ? c : d);
+}
+function sn(e, n, t, r) {
+  let o = t.v, i = t.w;
+  e.removeEdge(o, i), e.setEdge(r.v, r.w, {}), pe(e), ge(e, n), kt(e, n);
+}
+function kt(e, n) {
+  let t = e.nodes().find((o) => !e.node(o).parent);
+  if (!t) return;
+  let r = Nt(e, [t]);
+  r = r.slice(1), r.forEach((o) => {
+    let s = e.node(o).parent, a = n.edge(o, s), l = false;
+    a || (a = n.edge(s, o), l = true), n.node(o).rank = n.node(s).rank + (l ? a.minlen : -a.minlen);
+  });
+}
+function xt(e, n, t) {
+  return e.hasEdge(n, t);
+}
+function Ze(e, n, t) {
+  return t.low <= n.lim && n.lim <= t.lim;
+}
+var dn = _t;
+function _t(e) {
+  let n = e.graph().ranker;
+  if (typeof n == "function") return n(e);
+  switch (n) {
+    case "network-simplex":
+      an(e);
+      break;
+    case "tight-tree":
+      Ct(e);
+      break;
+    case "longest-path":
+      Ot(e);
+      break;
+    case "none":
+      break;
+    default:
+      an(e);
+  }
+}
+var Ot = U;
+function Ct(e) {
+  U(e), ne(e);
+}
+function an(e) {
+  en(e);
+}
+var ln = Tt;
+function Tt(e) {
+  let n = Rt(e), t = e.graph();
+  if (!Array.isArray(t.dummyChains)) return;
+  t.dummyChains.forEach((o) => {
+    let i = e.node(o), s = i.edgeObj, a = jt(e, n, s.v, s.w), l = a.path, u = a.lca, d = 0, c = l[d], f = true;
+    for (; o !== s.w; ) {
+      if (i = e.node(o), f) {
+        for (; (c = l[d]) !== u && e.node(c).maxRank < i.rank; ) d++;
+        c === u && (f = false);
+      }
+      if (!f) {
+        for (; d < l.length - 1 && e.node(l[d + 1]).minRank <= i.rank; ) d++;
+        c = l[d];
+      }
+      c !== void 0 && e.setParent(o, c), o = e.successors(o)[0];
+    }
+  });
+}
+function jt(e, n, t, r) {
+  let o = [], i = [], s = Math.min(n[t].low, n[r].low), a = Math.max(n[t].lim, n[r].lim), l;
+  l = t;
+  do
+    l = e.parent(l), o.push(l);
+  while (l && (n[l].low > s || a > n[l].lim));
+  let u = l, d = r;
+  for (; (d = e.parent(d)) !== u; ) i.push(d);
+  return { path: o.concat(i.reverse()), lca: u };
+}
+function Rt(e) {
+  let n = {}, t = 0;
+  function r(o) {
+    let i = t;
+    e.children(o).forEach(r), n[o] = { low: i, lim: t++ };
+  }
+  return e.children(V).forEach(r), n;
+}
+function un(e) {
+  let n = M(e, "root", {}, "_root"), t = It(e), r = Object.values(t), o = S(Math.max, r) - 1, i = 2 * o + 1;
+  e.graph().nestingRoot = n, e.edges().forEach((a) => e.edge(a).minlen *= i);
+  let s = St(e) + 1;
+  e.children(V).forEach((a) => {
+    cn(e, n, i, s, o, t, a);
+  }), e.graph().nodeRankFactor = i;
+}
+function cn(e, n, t, r, o, i, s) {
+  var c;
+  let a = e.children(s);
+  if (!a.length) {
+    s !== n && e.setEdge(n, s, { weight: 0, minlen: t });
+    return;
+  }
+  let l = ae(e, "_bt"), u = ae(e, "_bb"), d = e.node(s);
+  e.setParent(l, s), d.borderTop = l, e.setParent(u, s), d.borderBottom = u, a.forEach((f) => {
+    var b;
+    cn(e, n, t, r, o, i, f);
+    let h2 = e.node(f), g = h2.borderTop ? h2.borderTop : f, m = h2.borderBottom ? h2.borderBottom : f, L = h2.borderTop ? r : 2 * r, y = g !== m ? 1 : o - ((b = i[s]) != null ? b : 0) + 1;
+    e.setEdge(l, g, { weight: L, minlen: y, nestingEdge: true }), e.setEdge(m, u, { weight: L, minlen: y, nestingEdge: true });
+  }), e.parent(s) || e.setEdge(n, l, { weight: 0, minlen: o + ((c = i[s]) != null ? c : 0) });
+}
+function It(e) {
+  let n = {};
+  function t(r, o) {
+    let i = e.children(r);
+    i && i.length && i.forEach((s) => t(s, o + 1)), n[r] = o;
+  }
+  return e.children(V).forEach((r) => t(r, 1)), n;
+}
+function St(e) {
+  return e.edges().reduce((n, t) => n + e.edge(t).weight, 0);
+}
+function fn(e) {
+  let n = e.graph();
+  e.removeNode(n.nestingRoot), delete n.nestingRoot, e.edges().forEach((t) => {
+    e.edge(t).nestingEdge && e.removeEdge(t);
+  });
+}
+var bn = Pt;
+function Pt(e) {
+  function n(t) {
+    let r = e.children(t), o = e.node(t);
+    if (r.length && r.forEach(n), o && Object.hasOwn(o, "minRank")) {
+      o.borderLeft = [], o.borderRight = [];
+      for (let i = o.minRank, s = o.maxRank + 1; i < s; ++i) hn(e, "borderLeft", "_bl", t, o, i), hn(e, "borderRight", "_br", t, o, i);
+    }
+  }
+  e.children(V).forEach(n);
+}
+function hn(e, n, t, r, o, i) {
+  let s = { width: 0, height: 0, rank: i, borderType: n }, a = o[n][i - 1], l = M(e, "border", s, t);
+  o[n][i] = l, e.setParent(l, r), a && e.setEdge(a, l, { weight: 1 });
+}
+function pn(e) {
+  var t;
+  let n = (t = e.graph().rankdir) == null ? void 0 : t.toLowerCase();
+  (n === "lr" || n === "rl") && En(e);
+}
+function mn(e) {
+  var t;
+  let n = (t = e.graph().rankdir) == null ? void 0 : t.toLowerCase();
+  (n === "bt" || n === "rl") && Ft(e), (n === "lr" || n === "rl") && (Dt(e), En(e));
+}
+function En(e) {
+  e.nodes().forEach((n) => gn(e.node(n))), e.edges().forEach((n) => gn(e.edge(n)));
+}
+function gn(e) {
+  let n = e.width;
+  e.width = e.height, e.height = n;
+}
+function Ft(e) {
+  e.nodes().forEach((n) => me(e.node(n))), e.edges().forEach((n) => {
+    var r;
+    let t = e.edge(n);
+    (r = t.points) == null || r.forEach(me), Object.hasOwn(t, "y") && me(t);
+  });
+}
+function me(e) {
+  e.y = -e.y;
+}
+function Dt(e) {
+  e.nodes().forEach((n) => Ee(e.node(n))), e.edges().forEach((n) => {
+    var r;
+    let t = e.edge(n);
+    (r = t.points) == null || r.forEach(Ee), Object.hasOwn(t, "x") && Ee(t);
+  });
+}
+function Ee(e) {
+  let n = e.x;
+  e.x = e.y, e.y = n;
+}
+function Le(e, n = null) {
+  let t = {}, r = e.nodes().filter((d) => !e.children(d).length), o = r.map((d) => e.node(d).rank), i = S(Math.max, o), s = D(i + 1).map(() => []);
+  function a(d) {
+    if (t[d]) return;
+    t[d] = true;
+    let c = e.node(d);
+    s[c.rank].push(d);
+    let f = e.successors(d);
+    f && [...f].sort((g, m) => u(g, m)).forEach(a);
+  }
+  r.sort((d, c) => e.node(d).rank - e.node(c).rank).forEach(a);
+  function u(d, c) {
+    let f = e.node(d), h2 = e.node(c);
+    return ee(n, f, h2);
+  }
+  return s;
+}
+function ye(e, n) {
+  let t = 0;
+  for (let r = 1; r < n.length; ++r) t += Vt(e, n[r - 1], n[r]);
+  return t;
+}
+function Vt(e, n, t) {
+  let r = He(t, t.map((u, d) => d)), o = n.flatMap((u) => {
+    let d = e.outEdges(u);
+    return d ? d.map((c) => ({ pos: r[c.w], weight: e.edge(c).weight })).sort((c, f) => c.pos - f.pos) : [];
+  }), i = 1;
+  for (; i < t.length; ) i <<= 1;
+  let s = 2 * i - 1;
+  i -= 1;
+  let a = new Array(s).fill(0), l = 0;
+  return o.forEach((u) => {
+    let d = u.pos + i;
+    a[d] += u.weight;
+    let c = 0;
+    for (; d > 0; ) d % 2 && (c += a[d + 1]), d = d - 1 >> 1, a[d] += u.weight;
+    l += u.weight * c;
+  }), l;
+}
+function we(e, n = []) {
+  return n.map((t) => {
+    let r = e.inEdges(t);
+    if (!r || !r.length) return { v: t };
+    {
+      let o = r.reduce((i, s) => {
+        let a = e.edge(s), l = e.node(s.v);
+        return { sum: i.sum + a.weight * l.order, weight: i.weight + a.weight };
+      }, { sum: 0, weight: 0 });
+      return { v: t, barycenter: o.sum / o.weight, weight: o.weight };
+    }
+  });
+}
+function Ne(e, n) {
+  let t = {};
+  e.forEach((o, i) => {
+    let s = { indegree: 0, in: [], out: [], vs: [o.v], i };
+    o.barycenter !== void 0 && (s.barycenter = o.barycenter, s.weight = o.weight), t[o.v] = s;
+  }), n.edges().forEach((o) => {
+    let i = t[o.v], s = t[o.w];
+    i !== void 0 && s !== void 0 && (s.indegree++, i.out.push(s));
+  });
+  let r = Object.values(t).filter((o) => !o.indegree);
+  return Yt(r);
+}
+function Yt(e) {
+  let n = [];
+  function t(o) {
+    return (i) => {
+      i.merged || (i.barycenter === void 0 || o.barycenter === void 0 || i.barycenter >= o.barycenter) && Bt(o, i);
+    };
+  }
+  function r(o) {
+    return (i) => {
+      i.in.push(o), --i.indegree === 0 && e.push(i);
+    };
+  }
+  for (; e.length; ) {
+    let o = e.pop();
+    n.push(o), o.in.reverse().forEach(t(o)), o.out.forEach(r(o));
+  }
+  return n.filter((o) => !o.merged).map((o) => W(o, ["vs", "i", "barycenter", "weight"]));
+}
+function Bt(e, n) {
+  let t = 0, r = 0;
+  e.weight && (t += e.barycenter * e.weight, r += e.weight), n.weight && (t += n.barycenter * n.weight, r += n.weight), e.vs = n.vs.concat(e.vs), e.barycenter = t / r, e.weight = r, e.i = Math.min(n.i, e.i), n.merged = true;
+}
+function Ge(e, n, t, r, o) {
+  let i = {}, s = null, a = null, l = o;
+  typeof n == "boolean" ? (l = n, i = {}) : n && (i = n, s = t != null ? t : null, a = r != null ? r : null);
+  let u = ze(e, (y) => Object.hasOwn(y, "barycenter")), d = u.lhs, c = u.rhs.sort((y, b) => b.i - y.i), f = [], h2 = 0, g = 0, m = 0;
+  d.sort(Wt(a, s, !!l));
+  for (let [y, b] of Object.entries(i)) {
+    let p = d.findIndex((E) => E.vs[0] === y);
+    d.splice(p + 1, 0, b);
+  }
+  m = Ln(f, c, m), d.forEach((y) => {
+    m += y.vs.length, f.push(y.vs), h2 += y.barycenter * y.weight, g += y.weight, m = Ln(f, c, m);
+  });
+  let L = { vs: f.flat(1) };
+  return g && (L.barycenter = h2 / g, L.weight = g), L;
+}
+function Ln(e, n, t) {
+  let r;
+  for (; n.length && (r = n[n.length - 1]).i <= t; ) n.pop(), e.push(r.vs), t++;
+  return t;
+}
+function Wt(e, n, t) {
+  return (r, o) => {
+    if (r.barycenter < o.barycenter) return -1;
+    if (r.barycenter > o.barycenter) return 1;
+    if (e && (typeof r.vs[0] == "string" || typeof o.vs[0] == "string")) {
+      let i = e.node(r.vs[0]), s = e.node(o.vs[0]), a = ee(n, i, s);
+      if (a !== 0) return a;
+    }
+    return t ? o.i - r.i : r.i - o.i;
+  };
+}
+function te(e, n, t, r, o) {
+  var y, b, p, E, w, k, _, O, j, R, I;
+  let i = null, s = o;
+  typeof r == "boolean" ? (s = r, i = null) : r !== void 0 && (i = r);
+  let a = e.children(n), l = e.node(n), u = l ? l.borderLeft : void 0, d = l ? l.borderRight : void 0, c = {};
+  u && (a = a.filter((v) => v !== u && v !== d));
+  let f = we(e, a);
+  f.forEach((v) => {
+    if (e.children(v.v).length) {
+      let { result: x } = te(e, v.v, t, i, s);
+      c[v.v] = x, Object.hasOwn(x, "barycenter") && zt(v, x);
+    }
+  });
+  let h2 = Ne(f, t);
+  Xt(h2, c);
+  let g = {}, m = false;
+  for (let v = 0; v < h2.length; v++) for (let x = v + 1; x < h2.length; x++) if (!(!h2[v] || !h2[x] || !((y = h2[v]) != null && y.barycenter) || !((b = h2[x]) != null && b.barycenter)) && ((p = h2[v]) == null ? void 0 : p.barycenter) === h2[x].barycenter) {
+    let G = (w = (E = h2[v]) == null ? void 0 : E.vs[0]) != null ? w : "", N = (_ = (k = h2[x]) == null ? void 0 : k.vs[0]) != null ? _ : "", C = e.node(G), B = e.node(N);
+    if (C.dummy === "edge" && B.dummy === "edge" && ((O = C.edgeObj) == null ? void 0 : O.v) === ((j = B.edgeObj) == null ? void 0 : j.v) && ((R = C.edgeObj) == null ? void 0 : R.w) === ((I = B.edgeObj) == null ? void 0 : I.w)) if (C.edgeLabel.reversed) {
+      g[N] = h2[v], h2.splice(v, 1), v--;
+      break;
+    } else g[G] || (g[G] = h2[x], h2.splice(x, 1), x--);
+    else m = true;
+  }
+  let L = Ge(h2, g, i, e, s);
+  if (u && d) {
+    L.vs = [u, L.vs, d].flat(1);
+    let v = e.predecessors(u);
+    if (v && v.length) {
+      let x = e.node(v[0]), G = e.predecessors(d), N = e.node(G[0]);
+      Object.hasOwn(L, "barycenter") || (L.barycenter = 0, L.weight = 0), L.barycenter = (L.barycenter * L.weight + x.order + N.order) / (L.weight + 2), L.weight += 2;
+    }
+  }
+  return Object.defineProperty(L, "result", { value: L, enumerable: false, configurable: true, writable: true }), Object.defineProperty(L, "usedBias", { value: m, enumerable: false, configurable: true, writable: true }), L;
+}
+function Xt(e, n) {
+  e.forEach((t) => {
+    t.vs = t.vs.flatMap((r) => n[r] ? n[r].vs : r);
+  });
+}
+function zt(e, n) {
+  e.barycenter !== void 0 ? (e.barycenter = (e.barycenter * e.weight + n.barycenter * n.weight) / (e.weight + n.weight), e.weight += n.weight) : (e.barycenter = n.barycenter, e.weight = n.weight);
+}
+function ve(e, n, t, r) {
+  r || (r = e.nodes());
+  let o = Ht(e), i = new T({ compound: true }).setGraph({ root: o }).setDefaultNodeLabel((s) => e.node(s));
+  return r.forEach((s) => {
+    let a = e.node(s), l = e.parent(s);
+    if (a.rank === n || a.minRank <= n && n <= a.maxRank) {
+      i.setNode(s), i.setParent(s, l || o);
+      let u = e[t](s);
+      u && u.forEach((d) => {
+        let c = d.v === s ? d.w : d.v, f = i.edge(c, s), h2 = f !== void 0 ? f.weight : 0;
+        i.setEdge(c, s, { weight: e.edge(d).weight + h2 });
+      }), Object.hasOwn(a, "minRank") && i.setNode(s, { borderLeft: a.borderLeft[n], borderRight: a.borderRight[n] });
+    }
+  }), i;
+}
+function Ht(e) {
+  let n;
+  for (; e.hasNode(n = $("_root")); ) ;
+  return n;
+}
+function ke(e, n, t) {
+  let r = {}, o;
+  t.forEach((i) => {
+    let s = e.parent(i), a, l;
+    for (; s; ) {
+      if (a = e.parent(s), a ? (l = r[a], r[a] = s) : (l = o, o = s), l && l !== s) {
+        n.setEdge(l, s);
+        return;
+      }
+      s = a;
+    }
+  });
+}
+function re(e, n = {}, t = null) {
+  if (typeof n.customOrder == "function") {
+    n.customOrder(e, re);
+    return;
+  }
+  let r = de(e), o = yn(e, D(1, r + 1), "inEdges"), i = yn(e, D(r - 1, -1, -1), "outEdges"), s = Le(e, t);
+  if (wn(e, s), n.disableOptimalOrderHeuristic) return;
+  let a = Number.POSITIVE_INFINITY, l, u = n.constraints || [];
+  for (let d = 0, c = 0; c < 4; ++d, ++c) {
+    qt(d % 2 ? o : i, d % 4 >= 2, u, t), s = P(e);
+    let f = ye(e, s);
+    f < a ? (c = 0, l = Object.assign({}, s), a = f) : f === a && (l = structuredClone(s));
+  }
+  wn(e, l);
+}
+function yn(e, n, t) {
+  let r = /* @__PURE__ */ new Map(), o = (i, s) => {
+    r.has(i) || r.set(i, []), r.get(i).push(s);
+  };
+  for (let i of e.nodes()) {
+    let s = e.node(i);
+    if (typeof s.rank == "number" && o(s.rank, i), typeof s.minRank == "number" && typeof s.maxRank == "number") for (let a = s.minRank; a <= s.maxRank; a++) a !== s.rank && o(a, i);
+  }
+  return n.map(function(i) {
+    return ve(e, i, t, r.get(i) || []);
+  });
+}
+function qt(e, n, t, r) {
+  let o = true, i = new T();
+  e.forEach(function(s) {
+    t.forEach((d) => i.setEdge(d.left, d.right));
+    let a = s.graph().root, { result: l, usedBias: u } = te(s, a, i, r, o);
+    n && u && (o = !o), l.vs.forEach((d, c) => s.node(d).order = c), ke(s, i, l.vs);
+  });
+}
+function wn(e, n) {
+  Object.values(n).forEach((t) => t.forEach((r, o) => e.node(r).order = o));
+}
+function $t(e, n) {
+  let t = {};
+  function r(o, i) {
+    let s = 0, a = 0, l = o.length, u = i[i.length - 1];
+    return i.forEach((d, c) => {
+      let f = Jt(e, d), h2 = f ? e.node(f).order : l;
+      (f || d === u) && (i.slice(a, c + 1).forEach((g) => {
+        let m = e.predecessors(g);
+        m && m.forEach((L) => {
+          let y = e.node(L), b = y.order;
+          (b < s || h2 < b) && !(y.dummy && e.node(g).dummy) && Gn(t, L, g);
+        });
+      }), a = c + 1, s = h2);
+    }), i;
+  }
+  return n.length && n.reduce(r), t;
+}
+function Ut(e, n) {
+  let t = {};
+  function r(a) {
+    var l;
+    return ((l = e.node(a)) == null ? void 0 : l.dummy) === "border";
+  }
+  if (!e.nodes().some(r)) return t;
+  function i(a, l, u, d, c) {
+    D(l, u).forEach((f) => {
+      let h2 = a[f];
+      if (h2 !== void 0 && e.node(h2).dummy) {
+        let g = e.predecessors(h2);
+        g && g.forEach((m) => {
+          if (m === void 0) return;
+          let L = e.node(m);
+          L.dummy && (L.order < d || L.order > c) && Gn(t, m, h2);
+        });
+      }
+    });
+  }
+  function s(a, l) {
+    let u = -1, d = -1, c = 0;
+    return l.forEach((f, h2) => {
+      if (r(f)) {
+        let g = e.predecessors(f);
+        if (g && g.length) {
+          let m = g[0];
+          if (m === void 0) return;
+          d = e.node(m).order, i(l, c, h2, u, d), c = h2, u = d;
+        }
+      }
+      i(l, c, l.length, d, a.length);
+    }), l;
+  }
+  return n.length && n.reduce(s), t;
+}
+function Jt(e, n) {
+  if (e.node(n).dummy) {
+    let t = e.predecessors(n);
+    if (t) return t.find((r) => e.node(r).dummy);
+  }
+}
+function Gn(e, n, t) {
+  if (n > t) {
+    let o = n;
+    n = t, t = o;
+  }
+  let r = e[n];
+  r || (e[n] = r = {}), r[t] = true;
+}
+function Kt(e, n, t) {
+  if (n > t) {
+    let o = n;
+    n = t, t = o;
+  }
+  let r = e[n];
+  return r !== void 0 && Object.hasOwn(r, t);
+}
+function Qt(e, n, t, r, o) {
+  let i = {}, s = {}, a = {};
+  return n.forEach((l) => {
+    l.forEach((u, d) => {
+      i[u] = u, s[u] = u, a[u] = d;
+    });
+  }), n.forEach((l) => {
+    let u = -1, d = -1, c = false, f = l, h2 = l.findIndex((g) => (o == null ? void 0 : o.includes(g)) || Nn(g, e, o));
+    h2 > 0 && (f = [l[h2], ...l.slice(0, h2), ...l.slice(h2 + 1)], c = true), f.forEach((g) => {
+      var L;
+      let m = r(g);
+      if (m && m.length) {
+        o != null && o.includes(g) && (m = m.filter((p) => Nn(p, e, o)));
+        let y = m.sort((p, E) => {
+          let w = a[p], k = a[E];
+          return (w !== void 0 ? w : 0) - (k !== void 0 ? k : 0);
+        }), b = (y.length - 1) / 2;
+        for (let p = Math.floor(b), E = Math.ceil(b); p <= E; ++p) {
+          let w = y[p];
+          if (w === void 0) continue;
+          let k = a[w];
+          if (k !== void 0 && s[g] === g && u < k && a[w] !== d && !Kt(t, g, w)) {
+            let _ = i[w];
+            _ !== void 0 && (s[w] = g, s[g] = i[g] = _, u = k, c && (u = -1, d = (L = a[w]) != null ? L : -1, c = false));
+          }
+        }
+      }
+    });
+  }), { root: i, align: s };
+}
+function Zt(e, n, t, r, o = false) {
+  let i = {}, s = er(e, n, t, o), a = o ? "borderLeft" : "borderRight";
+  function l(h2, g) {
+    let m = s.nodes().slice(), L = {}, y = m.pop();
+    for (; y; ) {
+      if (L[y]) h2(y);
+      else {
+        L[y] = true, m.push(y);
+        for (let b of g(y)) m.push(b);
+      }
+      y = m.pop();
+    }
+  }
+  function u(h2) {
+    let g = s.inEdges(h2);
+    g ? i[h2] = g.reduce((m, L) => {
+      var p;
+      let y = (p = i[L.v]) != null ? p : 0, b = s.edge(L);
+      return Math.max(m, y + (b !== void 0 ? b : 0));
+    }, 0) : i[h2] = 0;
+  }
+  function d(h2) {
+    let g = s.outEdges(h2), m = Number.POSITIVE_INFINITY;
+    g && (m = g.reduce((y, b) => {
+      let p = i[b.w], E = s.edge(b);
+      return Math.min(y, (p !== void 0 ? p : 0) - (E !== void 0 ? E : 0));
+    }, Number.POSITIVE_INFINITY));
+    let L = e.node(h2);
+    m !== Number.POSITIVE_INFINITY && L.borderType !== a && (i[h2] = Math.max(i[h2] !== void 0 ? i[h2] : 0, m));
+  }
+  function c(h2) {
+    return s.predecessors(h2) || [];
+  }
+  function f(h2) {
+    return s.successors(h2) || [];
+  }
+  return l(u, c), l(d, f), Object.keys(r).forEach((h2) => {
+    var m;
+    let g = t[h2];
+    g !== void 0 && (i[h2] = (m = i[g]) != null ? m : 0);
+  }), i;
+}
+function er(e, n, t, r) {
+  let o = new T(), i = e.graph(), s = or(i.nodesep, i.edgesep, r);
+  return n.forEach((a) => {
+    let l;
+    a.forEach((u) => {
+      let d = t[u];
+      if (d !== void 0) {
+        if (o.setNode(d), l !== void 0) {
+          let c = t[l];
+          if (c !== void 0) {
+            let f = o.edge(c, d);
+            o.setEdge(c, d, Math.max(s(e, u, l), f || 0));
+          }
+        }
+        l = u;
+      }
+    });
+  }), o;
+}
+function nr(e, n) {
+  return Object.values(n).reduce((t, r) => {
+    let o = Number.NEGATIVE_INFINITY, i = Number.POSITIVE_INFINITY;
+    Object.entries(r).forEach(([a, l]) => {
+      let u = ir(e, a) / 2;
+      o = Math.max(l + u, o), i = Math.min(l - u, i);
+    });
+    let s = o - i;
+    return s < t[0] && (t = [s, r]), t;
+  }, [Number.POSITIVE_INFINITY, null])[1];
+}
+function tr(e, n) {
+  let t = Object.values(n), r = S(Math.min, t), o = S(Math.max, t);
+  ["u", "d"].forEach((i) => {
+    ["l", "r"].forEach((s) => {
+      let a = i + s, l = e[a];
+      if (!l || l === n) return;
+      let u = Object.values(l), d = r - S(Math.min, u);
+      s !== "l" && (d = o - S(Math.max, u)), d && (e[a] = X(l, (c) => c + d));
+    });
+  });
+}
+function rr(e, n = void 0) {
+  let t = e.ul;
+  return t ? X(t, (r, o) => {
+    var s, a;
+    if (n) {
+      let l = n.toLowerCase(), u = e[l];
+      if (u && u[o] !== void 0) return u[o];
+    }
+    let i = Object.values(e).map((l) => {
+      let u = l[o];
+      return u !== void 0 ? u : 0;
+    }).sort((l, u) => l - u);
+    return (((s = i[1]) != null ? s : 0) + ((a = i[2]) != null ? a : 0)) / 2;
+  }) : {};
+}
+function vn(e, n) {
+  let t = P(e), r = Object.assign($t(e, t), Ut(e, t)), o = {}, i;
+  ["u", "d"].forEach((a) => {
+    i = a === "u" ? t : Object.values(t).reverse(), ["l", "r"].forEach((l) => {
+      l === "r" && (i = i.map((f) => Object.values(f).reverse()));
+      let d = Qt(e, i, r, (f) => (a === "u" ? e.predecessors(f) : e.successors(f)) || [], n), c = Zt(e, i, d.root, d.align, l === "r");
+      l === "r" && (c = X(c, (f) => -f)), o[a + l] = c;
+    });
+  });
+  let s = nr(e, o);
+  return tr(o, s), rr(o, e.graph().align);
+}
+function or(e, n, t) {
+  return (r, o, i) => {
+    let s = r.node(o), a = r.node(i), l = 0, u;
+    if (l += s.width / 2, Object.hasOwn(s, "labelpos")) switch (s.labelpos.toLowerCase()) {
+      case "l":
+        u = -s.width / 2;
+        break;
+      case "r":
+        u = s.width / 2;
+        break;
+    }
+    if (u && (l += t ? u : -u), u = void 0, l += (s.dummy ? n : e) / 2, l += (a.dummy ? n : e) / 2, l += a.width / 2, Object.hasOwn(a, "labelpos")) switch (a.labelpos.toLowerCase()) {
+      case "l":
+        u = a.width / 2;
+        break;
+      case "r":
+        u = -a.width / 2;
+        break;
+    }
+    return u && (l += t ? u : -u), l;
+  };
+}
+function ir(e, n) {
+  return e.node(n).width;
+}
+function Nn(e, n, t) {
+  var s;
+  if (!t) return false;
+  let r = (s = n.node(e)) == null ? void 0 : s.edgeObj;
+  if (!r || n.node(e).edgeLabel.reversed) return false;
+  let o = t.indexOf(r == null ? void 0 : r.v), i = t.indexOf(r == null ? void 0 : r.w);
+  return o !== -1 && i !== -1 && o === (i + 1) % t.length || o === (i - 1) % t.length;
+}
+function kn(e, n) {
+  e = Z(e), sr(e), Object.entries(vn(e, n)).forEach(([t, r]) => e.node(t).x = r);
+}
+function sr(e) {
+  let n = P(e), t = e.graph(), r = t.ranksep, o = t.rankalign, i = 0;
+  n.forEach((s) => {
+    let a = s.reduce((l, u) => {
+      var c;
+      let d = (c = e.node(u).height) != null ? c : 0;
+      return l > d ? l : d;
+    }, 0);
+    s.forEach((l) => {
+      let u = e.node(l);
+      o === "top" ? u.y = i + u.height / 2 : o === "bottom" ? u.y = i + a - u.height / 2 : u.y = i + a / 2;
+    }), i += a + r;
+  });
+}
+var xn = /* @__PURE__ */ new WeakMap();
+function Oe(e, n = {}) {
+  return In(e, q, n), e;
+}
+function _n(e, n, t) {
+  let r = n;
+  for (; r !== void 0; ) {
+    let o = e.parent(r);
+    if (o === t) return r;
+    r = o;
+  }
+}
+function In(e, n, t) {
+  var y;
+  let r = e.nodes().filter((b) => e.children(b).length), o = {};
+  r.forEach((b) => {
+    let p = e.node(b);
+    if (p && p.rankdir) {
+      let E = new T({ multigraph: true, compound: true });
+      E.setGraph({ rankdir: p.rankdir });
+      let w = e.children(b);
+      w.forEach((G) => {
+        let N = { ...e.node(G) };
+        E.setNode(G, N);
+        let C = e.parent(G);
+        C && C !== b && w.includes(C) && E.setParent(G, C);
+      });
+      let k = /* @__PURE__ */ new Set();
+      e.edges().forEach((G) => {
+        let N = _n(e, G.v, b), C = _n(e, G.w, b);
+        if (N === G.v && C === G.w) E.setEdge(G, { ...e.edge(G) });
+        else if (N && C && N !== C) {
+          let B = `${N}\0${C}`;
+          k.has(B) || (k.add(B), E.setEdge(N, C, { ...e.edge(G) }));
+        }
+      }), In(E, n, t);
+      let _ = Rn(E);
+      Cn(_, n, t, null), Tn(E, _);
+      let O = 1 / 0, j = 1 / 0, R = -1 / 0, I = -1 / 0;
+      E.nodes().forEach((G) => {
+        if (G === b) return;
+        let N = E.node(G);
+        N && typeof N.x == "number" && typeof N.y == "number" && typeof N.width == "number" && typeof N.height == "number" && (O = Math.min(O, N.x - N.width / 2), R = Math.max(R, N.x + N.width / 2), j = Math.min(j, N.y - N.height / 2), I = Math.max(I, N.y + N.height / 2));
+      }), (!isFinite(O) || !isFinite(j) || !isFinite(R) || !isFinite(I)) && (O = j = 0, R = I = 0);
+      let v = R - O, x = I - j;
+      o[b] = { minX: O, minY: j, maxX: R, maxY: I, width: v, height: x, offsetX: O, offsetY: j }, p._dagreClusterSubgraph = E;
+    }
+  });
+  let i = [], s = (b) => {
+    let p = [], E = (e.children(b) || []).filter((w) => w !== b);
+    for (; E.length > 0; ) {
+      let w = E.shift();
+      p.push(w), (e.children(w) || []).filter((k) => k !== w).forEach((k) => E.push(k));
+    }
+    return p;
+  }, a = /* @__PURE__ */ new Map();
+  r.forEach((b) => {
+    let p = e.node(b);
+    p && p.rankdir && o[b] && a.set(b, (e.children(b) || []).filter((E) => E !== b));
+  });
+  let l = new Set([...a.values()].flat()), u = /* @__PURE__ */ new Map();
+  a.forEach((b, p) => {
+    l.has(p) || u.set(p, s(p));
+  });
+  let d = new Set([...u.values()].flat()), c = (b) => {
+    for (let [p, E] of u) if (E.includes(b)) return p;
+    return b;
+  }, f = [];
+  e.edges().forEach((b) => {
+    (d.has(b.v) || d.has(b.w)) && f.push({ edge: b, label: e.edge(b) });
+  });
+  let h2 = /* @__PURE__ */ new Map();
+  d.forEach((b) => {
+    let p = e.parent(b);
+    h2.set(b, typeof p == "string" ? p : void 0);
+  }), u.forEach((b, p) => {
+    let E = e.node(p), w = [];
+    b.forEach((O) => {
+      let j = e.node(O);
+      j && (w.push({ id: O, node: j, parent: h2.get(O) }), e.removeNode(O));
+    });
+    let k = f.filter(({ edge: O }) => b.includes(O.v) || b.includes(O.w)), _ = o[p];
+    E && (i.push({ clusterId: p, subgraph: E._dagreClusterSubgraph, bounds: _, children: b, removedNodes: w, removedEdges: k }), E.width = _.width, E.height = _.height);
+  });
+  let g = /* @__PURE__ */ new Set();
+  f.forEach(({ edge: b, label: p }) => {
+    let E = c(b.v), w = c(b.w);
+    if (E !== w && e.hasNode(E) && e.hasNode(w)) {
+      let k = `${E}\0${w}`;
+      g.has(k) || (g.add(k), e.setEdge(E, w, { ...p, width: 0, height: 0 }));
+    }
+  });
+  let m = Rn(e), L = Cn(m, n, t, (y = xn.get(e)) != null ? y : null);
+  xn.set(e, L), Tn(e, m), g.forEach((b) => {
+    let p = b.indexOf("\0"), E = b.slice(0, p), w = b.slice(p + 1);
+    e.hasEdge(E, w) && e.removeEdge(E, w);
+  }), i.forEach(({ clusterId: b, subgraph: p, bounds: E, removedNodes: w, removedEdges: k }) => {
+    var v, x;
+    let _ = e.node(b), O = (v = _ == null ? void 0 : _.x) != null ? v : 0, j = (x = _ == null ? void 0 : _.y) != null ? x : 0, R = (E.minX + E.maxX) / 2, I = (E.minY + E.maxY) / 2;
+    w.forEach(({ id: G, node: N, parent: C }) => {
+      e.setNode(G, N), C !== void 0 && e.setParent(G, C);
+    }), k.forEach(({ edge: G, label: N }) => {
+      e.setEdge(G, N);
+    }), p.nodes().forEach((G) => {
+      if (G === b) return;
+      let N = p.node(G), C = e.node(G);
+      C && N && typeof N.x == "number" && typeof N.y == "number" && (C.x = O + (N.x - R), C.y = j + (N.y - I));
+    }), On(e, p, O - R, j - I), delete _._dagreClusterSubgraph;
+  }), r.forEach((b) => {
+    var w, k;
+    let p = e.node(b), E = o[b];
+    if (p && p.rankdir && p._dagreClusterSubgraph && E) {
+      let _ = p._dagreClusterSubgraph, O = (w = p.x) != null ? w : 0, j = (k = p.y) != null ? k : 0, R = (E.minX + E.maxX) / 2, I = (E.minY + E.maxY) / 2;
+      _.nodes().forEach((v) => {
+        if (v === b) return;
+        let x = _.node(v), G = e.node(v);
+        if (G && x && typeof x.x == "number" && typeof x.y == "number") {
+          let N = x.x - R, C = x.y - I;
+          G.x = O + N, G.y = j + C;
+        }
+      }), On(e, _, O - R, j - I), delete p._dagreClusterSubgraph;
+    }
+  });
+}
+function On(e, n, t, r) {
+  n.edges().forEach((o) => {
+    if (!e.hasEdge(o)) return;
+    let i = n.edge(o), s = e.edge(o);
+    s.points = i.points.map((a) => ({ x: a.x + t, y: a.y + r })), Object.hasOwn(i, "x") && (s.x = i.x + t, s.y = i.y + r);
+  });
+}
+function Cn(e, n, t, r = null) {
+  var l, u;
+  let o = (t == null ? void 0 : t.useDynamic) !== false, i = o && (l = r == null ? void 0 : r.graph) != null ? l : null, s = o && (u = r == null ? void 0 : r.rawNodes) != null ? u : null;
+  n("    makeSpaceForEdgeLabels", () => br(e)), n("    removeSelfEdges", () => Gr(e)), n("    acyclic", () => Ue(e, i)), n("    nestingGraph.run", () => un(e)), n("    rank", () => dn(Z(e))), n("    injectEdgeLabelProxies", () => gr(e)), n("    removeEmptyRanks", () => We(e)), n("    nestingGraph.cleanup", () => fn(e)), n("    normalizeRanks", () => Be(e)), n("    assignRankMinMax", () => pr(e)), n("    removeEdgeLabelProxies", () => mr(e)), n("    normalize.run", () => Ke(e)), n("    parentDummyChains", () => ln(e)), n("    addBorderSegments", () => bn(e)), n("    order", () => re(e, t, s)), n("    insertSelfEdges", () => vr(e)), n("    adjustCoordinateSystem", () => pn(e)), n("    position", () => kn(e, t.corePath)), n("    positionSelfEdges", () => kr(e));
+  let a = JSON.parse(JSON.stringify(e._nodes));
+  return n("    removeBorderNodes", () => Nr(e)), n("    normalize.undo", () => Qe(e)), n("    fixupEdgeLabelCoords", () => yr(e)), n("    undoCoordinateSystem", () => mn(e)), n("    translateGraph", () => Er(e)), n("    assignNodeIntersects", () => Lr(e)), n("    reversePoints", () => wr(e)), n("    acyclic.undo", () => Je(e)), { graph: e, rawNodes: a };
+}
+function Tn(e, n) {
+  e.nodes().forEach((t) => {
+    let r = e.node(t), o = n.node(t);
+    r && (r.x = o.x, r.y = o.y, r.order = o.order, r.rank = o.rank, n.children(t).length && (r.width = o.width, r.height = o.height));
+  }), e.edges().forEach((t) => {
+    let r = e.edge(t), o = n.edge(t);
+    r.points = o.points, Object.hasOwn(o, "x") && (r.x = o.x, r.y = o.y);
+  }), e.graph().width = n.graph().width, e.graph().height = n.graph().height;
+}
+var ar = ["nodesep", "edgesep", "ranksep", "marginx", "marginy"];
+var dr = { ranksep: 50, edgesep: 20, nodesep: 50, rankdir: "TB", rankalign: "center" };
+var lr = ["acyclicer", "ranker", "rankdir", "align", "rankalign"];
+var ur = ["width", "height", "rank"];
+var jn = { width: 0, height: 0 };
+var cr = ["minlen", "weight", "width", "height", "labeloffset"];
+var fr = { minlen: 1, weight: 1, width: 0, height: 0, labeloffset: 10, labelpos: "r" };
+var hr = ["labelpos"];
+function Rn(e) {
+  let n = new T({ multigraph: true, compound: true }), t = _e(e.graph());
+  return n.setGraph(Object.assign({}, dr, xe(t, ar), W(t, lr))), e.nodes().forEach((r) => {
+    let o = _e(e.node(r)), i = xe(o, ur);
+    Object.keys(jn).forEach((a) => {
+      i[a] === void 0 && (i[a] = jn[a]);
+    }), n.setNode(r, i);
+    let s = e.parent(r);
+    s !== void 0 && n.setParent(r, s);
+  }), e.edges().forEach((r) => {
+    let o = _e(e.edge(r));
+    n.setEdge(r, Object.assign({}, fr, xe(o, cr), W(o, hr)));
+  }), n;
+}
+function br(e) {
+  let n = e.graph();
+  n.ranksep /= 2, e.edges().forEach((t) => {
+    var o;
+    let r = e.edge(t);
+    r.minlen *= 2, ((o = r.labelpos) != null ? o : "r").toLowerCase() !== "c" && (n.rankdir === "TB" || n.rankdir === "BT" ? r.width += r.labeloffset : r.height += r.labeloffset);
+  });
+}
+function gr(e) {
+  e.edges().forEach((n) => {
+    let t = e.edge(n);
+    if (t.width && t.height) {
+      let r = e.node(n.v), i = { rank: (e.node(n.w).rank - r.rank) / 2 + r.rank, e: n };
+      M(e, "edge-proxy", i, "_ep");
+    }
+  });
+}
+function pr(e) {
+  let n = 0;
+  e.nodes().forEach((t) => {
+    let r = e.node(t);
+    r.borderTop && (r.minRank = e.node(r.borderTop).rank, r.maxRank = e.node(r.borderBottom).rank, n = Math.max(n, r.maxRank));
+  }), e.graph().maxRank = n;
+}
+function mr(e) {
+  e.nodes().forEach((n) => {
+    let t = e.node(n);
+    if (t.dummy === "edge-proxy") {
+      let r = t;
+      e.edge(r.e).labelRank = t.rank, e.removeNode(n);
+    }
+  });
+}
+function Er(e) {
+  let n = Number.POSITIVE_INFINITY, t = 0, r = Number.POSITIVE_INFINITY, o = 0, i = e.graph(), s = i.marginx || 0, a = i.marginy || 0;
+  function l(u) {
+    let d = u.x, c = u.y, f = u.width, h2 = u.height;
+    n = Math.min(n, d - f / 2), t = Math.max(t, d + f / 2), r = Math.min(r, c - h2 / 2), o = Math.max(o, c + h2 / 2);
+  }
+  e.nodes().forEach((u) => l(e.node(u))), e.edges().forEach((u) => {
+    let d = e.edge(u);
+    Object.hasOwn(d, "x") && l(d);
+  }), n -= s, r -= a, e.nodes().forEach((u) => {
+    let d = e.node(u);
+    d.x -= n, d.y -= r;
+  }), e.edges().forEach((u) => {
+    let d = e.edge(u);
+    d.points.forEach((c) => {
+      c.x -= n, c.y -= r;
+    }), Object.hasOwn(d, "x") && (d.x -= n), Object.hasOwn(d, "y") && (d.y -= r);
+  }), i.width = t - n + s, i.height = o - r + a;
+}
+function Lr(e) {
+  e.edges().forEach((n) => {
+    if (n.v === n.w) return;
+    let t = e.edge(n), r = e.node(n.v), o = e.node(n.w), i, s;
+    t.points ? (i = t.points[0], s = t.points[t.points.length - 1]) : (t.points = [], i = o, s = r), t.points.unshift(se(r, i)), t.points.push(se(o, s));
+  });
+}
+function yr(e) {
+  e.edges().forEach((n) => {
+    let t = e.edge(n);
+    if (Object.hasOwn(t, "x")) switch ((t.labelpos === "l" || t.labelpos === "r") && (t.width -= t.labeloffset), t.labelpos) {
+      case "l":
+        t.x -= t.width / 2 + t.labeloffset;
+        break;
+      case "r":
+        t.x += t.width / 2 + t.labeloffset;
+        break;
+    }
+  });
+}
+function wr(e) {
+  e.edges().forEach((n) => {
+    let t = e.edge(n);
+    t.reversed && t.points.reverse();
+  });
+}
+function Nr(e) {
+  e.nodes().forEach((n) => {
+    if (e.children(n).length) {
+      let t = e.node(n), r = e.node(t.borderTop), o = e.node(t.borderBottom), i = e.node(t.borderLeft[t.borderLeft.length - 1]), s = e.node(t.borderRight[t.borderRight.length - 1]);
+      t.width = Math.abs(s.x - i.x), t.height = Math.abs(o.y - r.y), t.x = i.x + t.width / 2, t.y = r.y + t.height / 2;
+    }
+  }), e.nodes().forEach((n) => {
+    e.node(n).dummy === "border" && e.removeNode(n);
+  });
+}
+function Gr(e) {
+  e.edges().forEach((n) => {
+    if (n.v === n.w) {
+      let t = e.node(n.v);
+      t.selfEdges || (t.selfEdges = []), t.selfEdges.push({ e: n, label: e.edge(n) }), e.removeEdge(n);
+    }
+  });
+}
+function vr(e) {
+  P(e).forEach((t) => {
+    let r = 0;
+    t.forEach((o, i) => {
+      let s = e.node(o);
+      typeof s.rank != "number" && (s.rank = 0), s.order = i + r, (s.selfEdges || []).forEach((a) => {
+        M(e, "selfedge", { width: a.label.width, height: a.label.height, rank: s.rank, order: i + ++r, e: a.e, edgeLabel: a.label }, "_se"), (!Array.isArray(a.label.points) || a.label.points.length !== 7) && (a.label.points = [{ x: 0, y: -10 }, { x: 0, y: -10 }, { x: 0, y: 0 }, { x: 0, y: 10 }, { x: 0, y: 10 }, { x: 0, y: 0 }, { x: 0, y: 0 }]);
+      }), delete s.selfEdges;
+    });
+  });
+}
+function kr(e) {
+  e.nodes().forEach((n) => {
+    let t = e.node(n), r = (o) => typeof o == "number" && isFinite(o);
+    if (t.dummy === "selfedge") {
+      let o = t, i = e.node(o.e.v), s = r(i == null ? void 0 : i.x) ? i.x : 0, a = r(i == null ? void 0 : i.y) ? i.y : 0, l = r(i == null ? void 0 : i.width) ? i.width : 0, u = r(i == null ? void 0 : i.height) ? i.height : 0, d = r(t.x) ? t.x : s, c = r(t.y) ? t.y : a, f = l / 2, h2 = u / 2;
+      o.edgeLabel.points = [{ x: d + f, y: c - h2 }, { x: d + f, y: c - h2 }, { x: d, y: c }, { x: d - f, y: c + h2 }, { x: d - f, y: c + h2 }, { x: d, y: c }, { x: d, y: c }], o.edgeLabel.x = d, o.edgeLabel.y = c, e.setEdge(o.e, o.edgeLabel), e.removeNode(n);
+    } else t && Array.isArray(t.selfEdges) && t.selfEdges.forEach((o) => {
+      if (!Array.isArray(o.label.points) || o.label.points.length !== 7) {
+        let i = r(t.x) ? t.x : 0, s = r(t.y) ? t.y : 0, a = r(t.width) ? t.width : 0, l = r(t.height) ? t.height : 0, u = a / 2, d = l / 2;
+        o.label.points = [{ x: i + u, y: s - d }, { x: i + u, y: s - d }, { x: i, y: s }, { x: i - u, y: s + d }, { x: i - u, y: s + d }, { x: i, y: s }, { x: i, y: s }];
+      }
+    });
+  });
+}
+function xe(e, n) {
+  return X(W(e, n), Number);
+}
+function _e(e) {
+  let n = {};
+  return e && Object.entries(e).forEach(([t, r]) => {
+    typeof t == "string" && (t = t.toLowerCase()), n[t] = r;
+  }), n;
+}
+
+// src/layout.js
+var NODE_W = 168;
+var NODE_H = 40;
+var GROUP_NODE_W = 188;
+var GROUP_NODE_H = 44;
+var GAP = 28;
+var GROUP_PAD_TOP = 18;
+var HUB_DEGREE = 24;
+var HUB_MIN_NODES = 100;
+function visibleGraph(data, groupBy, collapsed) {
+  const groups = /* @__PURE__ */ new Map();
+  for (const g of groupBy !== "none" && data.groups[groupBy] || []) groups.set(g.id, g);
+  const chain = (gid) => {
+    const out = [];
+    for (let g = gid; g && groups.has(g); g = groups.get(g).parent) out.unshift(g);
+    return out;
+  };
+  const chains = /* @__PURE__ */ new Map();
+  const chainOf = (gid) => {
+    if (!gid) return [];
+    if (!chains.has(gid)) chains.set(gid, chain(gid));
+    return chains.get(gid);
+  };
+  const owner = /* @__PURE__ */ new Map();
+  const members = /* @__PURE__ */ new Map();
+  const parent = /* @__PURE__ */ new Map();
+  const openGroups = /* @__PURE__ */ new Set();
+  for (const node of data.nodes) {
+    const ch = chainOf(groupBy === "none" ? null : node.groups[groupBy]);
+    const cut = ch.findIndex((g) => collapsed.has(g));
+    if (cut >= 0) {
+      const gid = ch[cut];
+      owner.set(node.id, gid);
+      if (!members.has(gid)) {
+        members.set(gid, []);
+        parent.set(gid, cut > 0 ? ch[cut - 1] : null);
+      }
+      members.get(gid).push(node.id);
+      ch.slice(0, cut).forEach((g) => openGroups.add(g));
+    } else {
+      owner.set(node.id, node.id);
+      parent.set(node.id, ch.length ? ch[ch.length - 1] : null);
+      ch.forEach((g) => openGroups.add(g));
+    }
+  }
+  const seen = /* @__PURE__ */ new Set();
+  const edges = [];
+  for (const [u, v] of data.edges) {
+    const a = owner.get(u);
+    const b = owner.get(v);
+    if (a === void 0 || b === void 0 || a === b) continue;
+    const key = a + "\0" + b;
+    if (!seen.has(key)) {
+      seen.add(key);
+      edges.push([a, b]);
+    }
+  }
+  const groupParent = new Map([...openGroups].map((g) => [g, groups.get(g).parent]));
+  return { owner, members, parent, edges, groups, openGroups, groupParent, chainOf };
+}
+function components(ids, edges, topOf) {
+  const up = new Map(ids.map((id) => [id, id]));
+  const find = (x) => {
+    while (up.get(x) !== x) {
+      up.set(x, up.get(up.get(x)));
+      x = up.get(x);
+    }
+    return x;
+  };
+  const join = (a, b) => up.set(find(a), find(b));
+  for (const [a, b] of edges) join(a, b);
+  const byTop = /* @__PURE__ */ new Map();
+  for (const id of ids) {
+    const top = topOf(id);
+    if (top === null) continue;
+    if (byTop.has(top)) join(id, byTop.get(top));
+    else byTop.set(top, id);
+  }
+  const out = /* @__PURE__ */ new Map();
+  for (const id of ids) {
+    const root = find(id);
+    if (!out.has(root)) out.set(root, []);
+    out.get(root).push(id);
+  }
+  return [...out.values()];
+}
+function layoutComponent(items, groupIds, edges, parentOf, sizeOf) {
+  const g = new ie.Graph({ compound: true });
+  g.setGraph({ rankdir: "TB", nodesep: 18, ranksep: 34, marginx: 6, marginy: 6 });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const gid of groupIds) g.setNode(gid, {});
+  for (const gid of groupIds) {
+    const p = parentOf(gid);
+    if (p) g.setParent(gid, p);
+  }
+  for (const id of items) {
+    const [w, h2] = sizeOf(id);
+    g.setNode(id, { width: w, height: h2 });
+    const p = parentOf(id);
+    if (p) g.setParent(id, p);
+  }
+  for (const [a, b] of edges) g.setEdge(a, b);
+  Oe(g);
+  const place = (id) => {
+    const n = g.node(id);
+    return { x: n.x, y: n.y, w: n.width, h: n.height };
+  };
+  return {
+    items: items.map(place),
+    groups: groupIds.map(place),
+    edges: edges.map(([a, b]) => g.edge(a, b).points.map((p) => ({ x: p.x, y: p.y })))
+  };
+}
+function layoutGraph(data, groupBy, collapsed, aspect = 1.8) {
+  const vis = visibleGraph(data, groupBy, collapsed);
+  const ids = [...new Set(vis.owner.values())];
+  const isGroup = (id) => vis.members.has(id);
+  const parentOf = (id) => vis.parent.has(id) ? vis.parent.get(id) : vis.groupParent.get(id);
+  const topOf = (id) => {
+    const p = parentOf(id);
+    const ch = p ? vis.chainOf(p) : isGroup(id) ? vis.chainOf(id) : [];
+    return ch.length ? ch[0] : null;
+  };
+  const sizeOf = (id) => isGroup(id) ? [GROUP_NODE_W, GROUP_NODE_H] : [NODE_W, NODE_H];
+  const { local, cross } = splitHubEdges(vis.edges, ids.length);
+  const outEdges = /* @__PURE__ */ new Map();
+  for (const e of local) {
+    if (!outEdges.has(e[0])) outEdges.set(e[0], []);
+    outEdges.get(e[0]).push(e);
+  }
+  const cache = /* @__PURE__ */ new Map();
+  const placed = [];
+  for (const comp of components(ids, local, topOf)) {
+    const index = new Map(comp.map((id, i) => [id, i]));
+    const groupIds = [];
+    const groupIndex = /* @__PURE__ */ new Map();
+    for (const id of comp) {
+      for (let p = parentOf(id); p && !groupIndex.has(p); p = vis.groupParent.get(p)) {
+        groupIndex.set(p, -1);
+        groupIds.push(p);
+      }
+    }
+    groupIds.reverse();
+    groupIds.forEach((gid, i) => groupIndex.set(gid, i));
+    const edges = comp.flatMap((id) => outEdges.get(id) || []);
+    const localParent = (id) => {
+      const p = parentOf(id);
+      return p ? "g" + groupIndex.get(p) : "";
+    };
+    const signature = [
+      comp.map((id) => `${isGroup(id) ? "G" : "n"}${localParent(id)}`).join(","),
+      groupIds.map((gid) => localParent(gid)).join(","),
+      edges.map(([a, b]) => `${index.get(a)}>${index.get(b)}`).join(",")
+    ].join("|");
+    let local2 = cache.get(signature);
+    if (!local2) {
+      local2 = layoutComponent(comp, groupIds, edges, parentOf, sizeOf);
+      cache.set(signature, local2);
+    }
+    placed.push({ comp, groupIds, edges, local: local2 });
+  }
+  const laid = pack(placed, vis, aspect, isGroup);
+  const at2 = new Map(laid.nodes.map((n) => [n.id, n]));
+  for (const [a, b] of cross) {
+    const u = at2.get(a);
+    const v = at2.get(b);
+    const bend = Math.max(24, Math.abs(v.y - u.y) / 3);
+    const points = [
+      { x: u.x, y: u.y + u.h / 2 },
+      { x: u.x, y: u.y + u.h / 2 + bend },
+      { x: v.x, y: v.y - v.h / 2 - bend },
+      { x: v.x, y: v.y - v.h / 2 }
+    ];
+    laid.edges.push({ from: a, to: b, points, hub: true });
+  }
+  return laid;
+}
+function splitHubEdges(edges, visibleCount) {
+  if (visibleCount <= HUB_MIN_NODES) return { local: edges, cross: [] };
+  const outs = /* @__PURE__ */ new Map();
+  const ins = /* @__PURE__ */ new Map();
+  for (const [a, b] of edges) {
+    outs.set(a, (outs.get(a) || 0) + 1);
+    ins.set(b, (ins.get(b) || 0) + 1);
+  }
+  const local = [];
+  const cross = [];
+  for (const e of edges) {
+    const hub = outs.get(e[0]) > HUB_DEGREE || ins.get(e[1]) > HUB_DEGREE;
+    (hub ? cross : local).push(e);
+  }
+  return { local, cross };
+}
+function pack(placed, vis, aspect, isGroup) {
+  const boxes = placed.map(({ local }) => {
+    let x0 = Infinity;
+    let y0 = Infinity;
+    let x1 = -Infinity;
+    let y1 = -Infinity;
+    for (const r of [...local.items, ...local.groups]) {
+      x0 = Math.min(x0, r.x - r.w / 2);
+      x1 = Math.max(x1, r.x + r.w / 2);
+      y0 = Math.min(y0, r.y - r.h / 2 - (local.groups.length ? GROUP_PAD_TOP : 0));
+      y1 = Math.max(y1, r.y + r.h / 2);
+    }
+    return { x0, y0, w: x1 - x0, h: y1 - y0 };
+  });
+  const area = boxes.reduce((s, b) => s + (b.w + GAP) * (b.h + GAP), 0);
+  const rowWidth = Math.max(Math.sqrt(area * aspect), ...boxes.map((b) => b.w));
+  const nodes = [];
+  const groups = [];
+  const edges = [];
+  let x = 0;
+  let y = 0;
+  let rowH = 0;
+  let width = 0;
+  placed.forEach(({ comp, groupIds, edges: compEdges, local }, i) => {
+    const box = boxes[i];
+    if (x > 0 && x + box.w > rowWidth) {
+      x = 0;
+      y += rowH + GAP;
+      rowH = 0;
+    }
+    const dx = x - box.x0;
+    const dy = y - box.y0;
+    comp.forEach((id, j) => {
+      const r = local.items[j];
+      const node = { id, x: r.x + dx, y: r.y + dy, w: r.w, h: r.h };
+      if (isGroup(id)) node.group = id;
+      nodes.push(node);
+    });
+    groupIds.forEach((gid, j) => {
+      const r = local.groups[j];
+      groups.push({
+        id: gid,
+        x: r.x + dx,
+        y: r.y + dy - GROUP_PAD_TOP / 2,
+        w: r.w,
+        h: r.h + GROUP_PAD_TOP,
+        depth: vis.chainOf(gid).length
+      });
+    });
+    compEdges.forEach(([a, b], j) => {
+      edges.push({ from: a, to: b, points: local.edges[j].map((p) => ({ x: p.x + dx, y: p.y + dy })) });
+    });
+    x += box.w + GAP;
+    rowH = Math.max(rowH, box.h);
+    width = Math.max(width, x - GAP);
+  });
+  groups.sort((a, b) => a.depth - b.depth);
+  return { nodes, groups, edges, width, height: y + rowH };
+}
+function edgePath(points) {
+  const p = points;
+  if (p.length < 3) return `M${p[0].x},${p[0].y}L${p[p.length - 1].x},${p[p.length - 1].y}`;
+  let d = `M${p[0].x},${p[0].y}`;
+  let [x0, y0, x1, y1] = [p[0].x, p[0].y, p[0].x, p[0].y];
+  const curve = (x, y) => `C${(2 * x0 + x1) / 3},${(2 * y0 + y1) / 3},${(x0 + 2 * x1) / 3},${(y0 + 2 * y1) / 3},${(x0 + 4 * x1 + x) / 6},${(y0 + 4 * y1 + y) / 6}`;
+  p.slice(1).forEach(({ x, y }, i) => {
+    if (i === 1) d += `L${(5 * x0 + x1) / 6},${(5 * y0 + y1) / 6}`;
+    if (i >= 1) d += curve(x, y);
+    [x0, y0, x1, y1] = [x1, y1, x, y];
+  });
+  return d + curve(x1, y1) + `L${x1},${y1}`;
+}
+
+// src/whatif.js
+var EDITABLE_KINDS = /* @__PURE__ */ new Set(["llm", "op", "module", "input"]);
+function label(text, ...extra) {
+  return h("div", { class: "pl-role" }, text, ...extra);
+}
+function editorContent(form, draft, info, on2) {
+  const running = info.status === "running";
+  const area = (field, text, cls) => {
+    const el = h("textarea", { class: `pl-edit ${cls}`, rows: 5, spellcheck: "false" });
+    el.value = draft[field] ?? text;
+    el.addEventListener("input", () => draft[field] = el.value);
+    return el;
+  };
+  const parts = [];
+  if (form.system_prompt !== null) {
+    const source = form.parameter ? `reads parameter ${form.parameter}` : "fixed text";
+    parts.push(label("System prompt ", h("span", { class: "pl-muted" }, `(${source})`)));
+    parts.push(area("system_prompt", form.system_prompt, "pl-edit-system"));
+  }
+  let temperature = null;
+  if (form.kind === "llm") {
+    temperature = h("input", {
+      class: "pl-edit pl-edit-temperature",
+      type: "number",
+      min: 0,
+      max: 2,
+      step: 0.1,
+      placeholder: "default"
+    });
+    temperature.value = draft.temperature ?? (form.temperature ?? "");
+    temperature.addEventListener("input", () => draft.temperature = temperature.value);
+    parts.push(label("Temperature"), temperature);
+  }
+  if (form.input !== null) {
+    parts.push(label(form.input_label, form.input_kind === "json" ? " \u2014 JSON" : ""));
+    parts.push(area("input", form.input, "pl-edit-input"));
+  } else {
+    parts.push(h("div", { class: "pl-note" }, "This node's input is not text or JSON, so it cannot be edited here."));
+  }
+  const run = () => {
+    const edits = {};
+    if (form.system_prompt !== null) edits.system_prompt = draft.system_prompt ?? form.system_prompt;
+    if (form.input !== null) edits.input = draft.input ?? form.input;
+    if (temperature && temperature.value !== "") edits.temperature = Number(temperature.value);
+    on2.onRun(edits);
+  };
+  return h(
+    "div",
+    { class: "pl-editor" },
+    h("div", { class: "pl-editor-head" }, "Edit & re-run"),
+    ...parts,
+    h(
+      "div",
+      { class: "pl-note" },
+      "Runs this node and everything downstream again; every other node's output is reused. The edit applies to this re-run only until you adopt it."
+    ),
+    h(
+      "div",
+      { class: "pl-actions" },
+      h("button", { class: "pl-btn pl-primary pl-run-edit", onclick: run, disabled: running }, running ? "Re-running\u2026" : "Re-run"),
+      h("button", { class: "pl-btn pl-cancel-edit", onclick: on2.onCancel, disabled: running }, "Cancel")
+    ),
+    info.status === "error" && info.message ? pre(info.message, "pl-error pl-edit-error") : null
+  );
+}
+function marked(runs) {
+  return runs.map(
+    ([op, text]) => op === "-" ? h("del", { class: "pl-del" }, text) : op === "+" ? h("ins", { class: "pl-ins" }, text) : text
+  );
+}
+function diffSection(change) {
+  return section(
+    "Changed by the re-run",
+    true,
+    h(
+      "div",
+      { class: "pl-diff" },
+      h("div", { class: "pl-diff-col" }, label("before"), pre(marked(change.before), "pl-diff-before")),
+      h("div", { class: "pl-diff-col" }, label("after"), pre(marked(change.after), "pl-diff-after"))
+    )
+  );
+}
+function bannerContent(info, nameOf, on2) {
+  if (!info.node || !info.changes) return [];
+  const changed = info.changed || [];
+  const edited = info.edited && info.edited.length ? ` (${info.edited.join(", ")} edited)` : " (no edits)";
+  const chip = (id) => h("button", { class: "pl-chip", title: id, onclick: () => on2.onSelect(id) }, nameOf(id));
+  const parts = [
+    h("span", { class: "pl-whatif-title" }, "Re-run at ", chip(info.node), edited),
+    h("span", {}, changed.length ? `${changed.length} changed:` : "no output changed"),
+    ...changed.map(chip),
+    h("span", { class: "pl-muted" }, `\xB7 ${(info.rerun || []).length} ran again, ${(info.reused || []).length} reused`)
+  ];
+  const adopt = info.adopt;
+  if (adopt) {
+    parts.push(
+      h(
+        "button",
+        { class: "pl-btn pl-primary pl-adopt", disabled: adopt.done, onclick: () => on2.onAdopt(info.node) },
+        adopt.done ? `Adopted into ${adopt.parameter}` : `Adopt into ${adopt.parameter}`
+      )
+    );
+  }
+  if (info.status === "error" && info.message) parts.push(h("span", { class: "pl-whatif-error" }, info.message));
+  else if (info.message) parts.push(h("span", { class: "pl-muted pl-whatif-message" }, info.message));
+  return parts;
+}
+
+// src/graph_view.js
+var STATES = [
+  "pending",
+  "queued",
+  "running",
+  "retrying",
+  "done",
+  "cached",
+  "failed",
+  "skipped",
+  "cancelled",
+  "unused"
+];
+var FINISHED = /* @__PURE__ */ new Set(["done", "cached", "failed", "skipped", "cancelled", "unused"]);
+var MIN_ZOOM = 0.02;
+var MAX_ZOOM = 3;
+var FAR_ZOOM = 0.45;
+function groupState(states) {
+  const has = (s) => states.some((x) => x === s);
+  if (has("failed")) return "failed";
+  if (has("retrying")) return "retrying";
+  if (has("running")) return "running";
+  if (has("queued")) return "queued";
+  if (states.every((s) => s === "cached")) return "cached";
+  if (states.every((s) => s === "done" || s === "cached" || s === "unused")) return "done";
+  if (has("cancelled")) return "cancelled";
+  if (has("skipped")) return "skipped";
+  return "pending";
+}
+var Explorer = class {
+  constructor(model, el) {
+    this.model = model;
+    this.el = el;
+    this.details = { ...model.get("node_details") };
+    this.states = {};
+    this.view = { x: 0, y: 0, k: 1 };
+    this.editing = null;
+    this.forms = {};
+    this.drafts = {};
+    this.build();
+    this.listeners = [
+      ["change:graph_data", () => this.rebuild(true)],
+      ["change:group_by", () => this.rebuild(false)],
+      ["change:collapsed", () => this.rebuild(false)],
+      ["change:node_states", () => this.updateStates()],
+      ["change:node_details", () => {
+        this.details = { ...model.get("node_details") };
+        this.renderInspector();
+      }],
+      ["change:selected", () => this.renderInspector()],
+      ["change:run_info", () => this.renderStatus()],
+      ["change:whatif", () => this.onWhatIf()],
+      ["change:height", () => this.root.style.height = `${model.get("height")}px`],
+      ["msg:custom", (msg) => this.onMessage(msg)]
+    ];
+    for (const [name, fn2] of this.listeners) model.on(name, fn2);
+    this.rebuild(true);
+  }
+  destroy() {
+    for (const [name, fn2] of this.listeners) this.model.off(name, fn2);
+    this.resizer.disconnect();
+  }
+  onMessage(msg) {
+    if (msg && msg.type === "details") {
+      Object.assign(this.details, msg.details);
+      if (this.model.get("selected") in msg.details) this.renderInspector();
+    } else if (msg && msg.type === "edit") {
+      this.forms[msg.node] = msg;
+      if (this.editing === msg.node) this.renderInspector();
+    }
+  }
+  whatif() {
+    return this.model.get("whatif") || {};
+  }
+  onWhatIf() {
+    const info = this.whatif();
+    if (info.status === "done") {
+      this.editing = null;
+      this.forms = {};
+      this.drafts = {};
+    }
+    this.applyMarks();
+    this.renderBanner();
+    this.renderInspector();
+  }
+  startEdit(id) {
+    this.editing = id;
+    delete this.forms[id];
+    this.model.send({ type: "edit", node: id });
+    this.renderInspector();
+  }
+  applyMarks() {
+    const info = this.whatif();
+    const changed = new Set(info.changed || []);
+    const reused = new Set(info.reused || []);
+    for (const [id, el] of this.nodeEls || []) {
+      const edited = info.node === id && Boolean(info.changes);
+      el.classList.toggle("pl-changed", changed.has(id));
+      el.classList.toggle("pl-reused", reused.has(id));
+      el.classList.toggle("pl-edited", edited);
+      const mark = el.querySelector(".pl-mark");
+      if (mark) mark.textContent = edited ? "\u270E edited" : changed.has(id) ? "\u0394 changed" : "";
+    }
+  }
+  renderBanner() {
+    const nameOf = (id) => this.nodesById?.get(id)?.name || id;
+    const parts = bannerContent(this.whatif(), nameOf, {
+      onSelect: (id) => this.select(id),
+      onAdopt: (id) => {
+        this.model.send({ type: "adopt", node: id });
+      }
+    });
+    this.banner.replaceChildren(...parts);
+    this.banner.hidden = parts.length === 0;
+  }
+  editExtras(id, node, state) {
+    const info = this.whatif();
+    const extras = [];
+    const finished = FINISHED.has(state) && state !== "unused";
+    if (info.available && finished && EDITABLE_KINDS.has(node.kind)) {
+      extras.push(
+        h(
+          "button",
+          { class: "pl-btn pl-edit-rerun", onclick: () => this.startEdit(id), disabled: info.status === "running" },
+          "Edit & re-run"
+        )
+      );
+    }
+    const change = (info.changes || {})[id];
+    if (change) extras.push(diffSection(change));
+    return extras;
+  }
+  editorPanel(id, node) {
+    const answer = this.forms[id];
+    const cancel = () => {
+      this.editing = null;
+      this.renderInspector();
+    };
+    const head = h(
+      "div",
+      { class: "pl-insp-head" },
+      h("span", { class: "pl-insp-title", title: id }, node.name),
+      h("button", { class: "pl-close", title: "Close the editor", onclick: cancel }, "\xD7")
+    );
+    if (!answer) return [head, h("div", { class: "pl-note" }, "Loading the prompt\u2026")];
+    if (answer.error) return [head, h("pre", { class: "pl-pre pl-error" }, answer.error)];
+    this.drafts[id] = this.drafts[id] || {};
+    const editor = editorContent(answer.form, this.drafts[id], this.whatif(), {
+      onRun: (edits) => this.model.send({ type: "rerun", node: id, ...edits }),
+      onCancel: cancel
+    });
+    return [head, editor];
+  }
+  build() {
+    const model = this.model;
+    this.title = h("span", { class: "pl-title" });
+    this.groupSelect = h(
+      "select",
+      {
+        class: "pl-group-select",
+        title: "Group nodes by",
+        onchange: () => {
+          model.set("group_by", this.groupSelect.value);
+          model.set("collapsed", []);
+          model.save_changes();
+        }
+      },
+      h("option", { value: "module" }, "group: module"),
+      h("option", { value: "scope" }, "group: helper scope"),
+      h("option", { value: "none" }, "no groups")
+    );
+    const button = (label2, title, fn2) => h("button", { class: "pl-btn", title, onclick: fn2 }, label2);
+    this.status = h("span", { class: "pl-status" });
+    const toolbar = h(
+      "div",
+      { class: "pl-toolbar" },
+      this.title,
+      this.status,
+      h("span", { class: "pl-spacer" }),
+      this.groupSelect,
+      button("Collapse", "Collapse every top-level group", () => this.collapseAll()),
+      button("Expand", "Expand every group", () => this.setCollapsed([])),
+      button("\u2212", "Zoom out", () => this.zoomBy(1 / 1.25, void 0, void 0, true)),
+      button("+", "Zoom in", () => this.zoomBy(1.25, void 0, void 0, true)),
+      button("Fit", "Fit the graph to the view", () => {
+        this.userMoved = false;
+        this.fit();
+      })
+    );
+    this.viewport = svg("g", { class: "pl-viewport" });
+    this.canvas = svg(
+      "svg",
+      { class: "pl-canvas" },
+      svg(
+        "defs",
+        {},
+        svg(
+          "marker",
+          { id: this.markerId(), viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+          svg("path", { d: "M0,0L10,5L0,10z", class: "pl-arrow" })
+        )
+      ),
+      this.viewport
+    );
+    this.empty = h("div", { class: "pl-empty" }, "Waiting for a run\u2026");
+    this.stage = h("div", { class: "pl-stage" }, this.canvas, this.empty);
+    this.panel = h("div", { class: "pl-inspector", hidden: true });
+    this.banner = h("div", { class: "pl-whatif", hidden: true });
+    this.legend = h("div", { class: "pl-legend" });
+    this.note = h("span", { class: "pl-note" });
+    this.root = h(
+      "div",
+      { class: "plait-graph" },
+      toolbar,
+      this.banner,
+      h("div", { class: "pl-body" }, this.stage, this.panel),
+      h("div", { class: "pl-footer" }, this.legend, this.note)
+    );
+    this.root.style.height = `${model.get("height")}px`;
+    this.el.replaceChildren(this.root);
+    this.bindPointer();
+    this.userMoved = false;
+    this.resizer = new ResizeObserver(() => {
+      if (!this.userMoved) this.fit();
+    });
+    this.resizer.observe(this.stage);
+  }
+  markerId() {
+    if (!this._marker) this._marker = `pl-arrow-${Math.random().toString(36).slice(2)}`;
+    return this._marker;
+  }
+  rebuild(refit) {
+    const t0 = performance.now();
+    const data = this.model.get("graph_data") || {};
+    const nodes = data.nodes || [];
+    this.nodesById = new Map(nodes.map((n) => [n.id, n]));
+    this.groupsById = /* @__PURE__ */ new Map();
+    for (const list of Object.values(data.groups || {})) for (const g of list) this.groupsById.set(g.id, g);
+    this.title.textContent = data.title || "";
+    const groupBy = this.model.get("group_by");
+    this.groupSelect.value = groupBy;
+    this.empty.hidden = nodes.length > 0;
+    this.note.textContent = data.hidden ? `showing ${nodes.length} of ${nodes.length + data.hidden} nodes` : "";
+    const collapsed = new Set(this.model.get("collapsed"));
+    const rect = this.stage.getBoundingClientRect();
+    const aspect = rect.width > 0 && rect.height > 0 ? rect.width / rect.height : 1.8;
+    const laid = layoutGraph(data.nodes ? data : { nodes: [], edges: [], groups: {} }, groupBy, collapsed, aspect);
+    const t1 = performance.now();
+    this.draw(laid);
+    this.states = {};
+    this.updateStates();
+    this.updateGroupNodes();
+    const t2 = performance.now();
+    this.root.dataset.layoutMs = (t1 - t0).toFixed(1);
+    this.root.dataset.renderMs = (t2 - t0).toFixed(1);
+    this.root.dataset.nodeCount = String(this.nodeEls.size);
+    if (refit) this.userMoved = false;
+    if (!this.userMoved) this.fit();
+    requestAnimationFrame(() => {
+      this.root.dataset.paintMs = (performance.now() - t0).toFixed(1);
+      this.root.dataset.rendered = String(Number(this.root.dataset.rendered || 0) + 1);
+    });
+    this.applyMarks();
+    this.renderBanner();
+    this.renderInspector();
+    this.renderStatus();
+  }
+  draw(laid) {
+    const groupLayer = svg("g", { class: "pl-groups" });
+    for (const g of laid.groups) {
+      const info = this.groupsById.get(g.id);
+      groupLayer.append(
+        svg(
+          "g",
+          { class: `pl-group pl-depth-${Math.min(g.depth, 4)}`, "data-group": g.id },
+          svg("rect", { x: g.x - g.w / 2, y: g.y - g.h / 2, width: g.w, height: g.h, rx: 8 }),
+          svg(
+            "text",
+            { class: "pl-group-head", x: g.x - g.w / 2 + 8, y: g.y - g.h / 2 + 13 },
+            "\u25BE " + clip(info ? info.label : g.id, Math.max(4, Math.floor(g.w / 7))),
+            svg("title", {}, `${info ? info.label : g.id} (click to collapse)`)
+          )
+        )
+      );
+    }
+    const marker = `url(#${this.markerId()})`;
+    const edgeLayer = svg("g", { class: "pl-edges" });
+    for (const e of laid.edges) {
+      edgeLayer.append(svg("path", { d: edgePath(e.points), "marker-end": marker, class: e.hub ? "pl-hub-edge" : null }));
+    }
+    const nodeLayer = svg("g", { class: "pl-nodes" });
+    this.nodeEls = /* @__PURE__ */ new Map();
+    this.groupNodeEls = /* @__PURE__ */ new Map();
+    for (const n of laid.nodes) {
+      const el = n.group ? this.drawGroupNode(n) : this.drawNode(n);
+      nodeLayer.append(el);
+    }
+    this.viewport.replaceChildren(groupLayer, edgeLayer, nodeLayer);
+    this.layoutSize = { w: laid.width, h: laid.height };
+  }
+  drawNode(n) {
+    const node = this.nodesById.get(n.id);
+    const sub = node.target ? `${node.kind} \xB7 ${node.target}` : node.kind;
+    const cls = `pl-node pl-kind-${node.kind}${node.output ? " pl-out" : ""}`;
+    const el = svg(
+      "g",
+      { class: cls, "data-id": n.id, transform: `translate(${n.x - n.w / 2},${n.y - n.h / 2})` },
+      svg("rect", { width: n.w, height: n.h, rx: node.kind === "input" ? n.h / 2 : 6 }),
+      svg("text", { class: "pl-name", x: 10, y: 17 }, clip(node.name, 22)),
+      svg("text", { class: "pl-sub", x: 10, y: 31 }, clip(sub, 26)),
+      svg("text", { class: "pl-mark", x: n.w - 6, y: -4, "text-anchor": "end" }),
+      svg("title", {}, [node.id, node.module_path, (node.scope || []).join(" / ")].filter(Boolean).join("\n"))
+    );
+    this.nodeEls.set(n.id, el);
+    return el;
+  }
+  drawGroupNode(n) {
+    const info = this.groupsById.get(n.group);
+    const label2 = info ? info.label : n.group;
+    const sub = svg("text", { class: "pl-sub", x: 10, y: 33 });
+    const el = svg(
+      "g",
+      { class: "pl-node pl-collapsed", "data-group": n.group, transform: `translate(${n.x - n.w / 2},${n.y - n.h / 2})` },
+      svg("rect", { width: n.w, height: n.h, rx: 10 }),
+      svg("text", { class: "pl-name", x: 10, y: 18 }, "\u25B8 " + clip(label2, 22)),
+      sub,
+      svg("title", {}, `${label2} (click to expand)`)
+    );
+    this.groupNodeEls.set(n.group, { el, sub });
+    return el;
+  }
+  updateStates() {
+    const states = this.model.get("node_states") || {};
+    const changed = /* @__PURE__ */ new Set();
+    let hiddenChanged = false;
+    for (const [id, state] of Object.entries(states)) {
+      if (this.states[id] === state) continue;
+      this.states[id] = state;
+      changed.add(id);
+      const el = this.nodeEls.get(id);
+      if (el) el.dataset.state = state;
+      else hiddenChanged = true;
+    }
+    if (hiddenChanged && this.groupNodeEls.size) this.updateGroupNodes();
+    this.renderLegend();
+    this.renderStatus();
+    if (changed.has(this.model.get("selected"))) this.renderInspector();
+  }
+  updateGroupNodes() {
+    const members = /* @__PURE__ */ new Map();
+    for (const node of this.nodesById.values()) {
+      if (this.nodeEls.has(node.id)) continue;
+      const gid = this.collapsedOwner(node);
+      if (!gid) continue;
+      if (!members.has(gid)) members.set(gid, []);
+      members.get(gid).push(this.states[node.id] || "pending");
+    }
+    for (const [gid, { el, sub }] of this.groupNodeEls) {
+      const list = members.get(gid) || [];
+      el.dataset.state = groupState(list);
+      const done = list.filter((s) => FINISHED.has(s)).length;
+      sub.textContent = `${list.length} nodes \xB7 ${done} finished`;
+    }
+  }
+  collapsedOwner(node) {
+    const groupBy = this.model.get("group_by");
+    let found = null;
+    for (let g = node.groups ? node.groups[groupBy] : null; g; g = this.groupsById.get(g)?.parent) {
+      if (this.groupNodeEls.has(g)) found = g;
+    }
+    return found;
+  }
+  renderLegend() {
+    const counts = Object.fromEntries(STATES.map((s) => [s, 0]));
+    for (const id of this.nodesById.keys()) counts[this.states[id] || "pending"] += 1;
+    this.counts = counts;
+    this.legend.replaceChildren(
+      ...STATES.filter((s) => counts[s] > 0 || !["skipped", "unused", "cached"].includes(s)).map(
+        (s) => h("span", { class: "pl-legend-item", "data-state": s }, h("span", { class: `pl-swatch pl-state-${s}` }), `${s} ${counts[s]}`)
+      )
+    );
+  }
+  renderStatus() {
+    const info = this.model.get("run_info") || {};
+    const total = this.nodesById ? this.nodesById.size : 0;
+    const c = this.counts || {};
+    const finished = (c.done || 0) + (c.cached || 0);
+    const parts = [info.status || "not run"];
+    if (total) parts.push(`${finished}/${total} done`);
+    if (c.failed) parts.push(`${c.failed} failed`);
+    if (info.tokens) parts.push(`${info.tokens.toLocaleString()} tokens`);
+    if (info.cost) parts.push(dollars(info.cost));
+    if (info.elapsed) parts.push(`${info.elapsed.toFixed(2)} s`);
+    this.status.textContent = parts.join(" \xB7 ");
+    this.status.dataset.status = info.status || "";
+  }
+  renderInspector() {
+    const id = this.model.get("selected");
+    for (const el of this.viewport.querySelectorAll(".pl-selected")) el.classList.remove("pl-selected");
+    const node = id ? this.nodesById.get(id) : null;
+    if (!node) {
+      this.panel.hidden = true;
+      this.panel.replaceChildren();
+      return;
+    }
+    this.nodeEls.get(id)?.classList.add("pl-selected");
+    const state = this.states[id] || "pending";
+    const editing = this.editing === id;
+    const extras = editing ? [] : this.editExtras(id, node, state);
+    this.panel.replaceChildren(
+      ...editing ? this.editorPanel(id, node) : inspectorContent(node, state, this.details[id] || {}, () => this.select(""), extras)
+    );
+    this.panel.classList.toggle("pl-wide", editing || Boolean((this.whatif().changes || {})[id]));
+    this.panel.hidden = false;
+    const shown = `${id}${editing ? " editing" : ""}`;
+    if (this.shown !== shown) this.panel.scrollTop = 0;
+    this.shown = shown;
+  }
+  select(id) {
+    if (this.editing && this.editing !== id) this.editing = null;
+    this.model.set("selected", id);
+    this.model.save_changes();
+    this.renderInspector();
+  }
+  setCollapsed(list) {
+    this.model.set("collapsed", list);
+    this.model.save_changes();
+  }
+  collapseAll() {
+    const groupBy = this.model.get("group_by");
+    const data = this.model.get("graph_data") || {};
+    const top = ((data.groups || {})[groupBy] || []).filter((g) => !g.parent).map((g) => g.id);
+    this.setCollapsed(top);
+  }
+  toggleGroup(gid) {
+    const collapsed = new Set(this.model.get("collapsed"));
+    if (collapsed.has(gid)) collapsed.delete(gid);
+    else collapsed.add(gid);
+    this.setCollapsed([...collapsed]);
+  }
+  apply() {
+    const { x, y, k } = this.view;
+    this.viewport.setAttribute("transform", `translate(${x},${y}) scale(${k})`);
+    this.canvas.classList.toggle("pl-far", k < FAR_ZOOM);
+  }
+  fit() {
+    const rect = this.stage.getBoundingClientRect();
+    const size = this.layoutSize;
+    if (!size || !rect.width || !rect.height || !size.w) return;
+    const margin = 14;
+    const fitted = Math.min((rect.width - 2 * margin) / size.w, (rect.height - 2 * margin) / size.h, 1.2);
+    const k = Math.min(Math.max(fitted, MIN_ZOOM), MAX_ZOOM);
+    this.view = { k, x: (rect.width - size.w * k) / 2, y: (rect.height - size.h * k) / 2 };
+    this.apply();
+  }
+  zoomBy(factor, cx, cy, byUser = false) {
+    if (byUser) this.userMoved = true;
+    const rect = this.stage.getBoundingClientRect();
+    const px = cx ?? rect.width / 2;
+    const py = cy ?? rect.height / 2;
+    const { x, y, k } = this.view;
+    const k2 = Math.min(Math.max(k * factor, MIN_ZOOM), MAX_ZOOM);
+    this.view = { k: k2, x: px - (px - x) * k2 / k, y: py - (py - y) * k2 / k };
+    this.apply();
+  }
+  bindPointer() {
+    let drag = null;
+    this.canvas.addEventListener("wheel", (e) => {
+      e.preventDefault();
+      this.userMoved = true;
+      const rect = this.stage.getBoundingClientRect();
+      this.zoomBy(Math.exp(-e.deltaY * (e.deltaMode ? 0.05 : 15e-4)), e.clientX - rect.left, e.clientY - rect.top);
+    }, { passive: false });
+    this.canvas.addEventListener("pointerdown", (e) => {
+      drag = { x: e.clientX, y: e.clientY, vx: this.view.x, vy: this.view.y, moved: false };
+    });
+    this.canvas.addEventListener("pointermove", (e) => {
+      if (!drag) return;
+      const dx = e.clientX - drag.x;
+      const dy = e.clientY - drag.y;
+      if (!drag.moved && Math.abs(dx) + Math.abs(dy) < 4) return;
+      if (!drag.moved) this.canvas.setPointerCapture(e.pointerId);
+      drag.moved = true;
+      this.userMoved = true;
+      this.view = { ...this.view, x: drag.vx + dx, y: drag.vy + dy };
+      this.apply();
+    });
+    this.canvas.addEventListener("pointerup", (e) => {
+      const wasDrag = drag && drag.moved;
+      drag = null;
+      if (wasDrag) return;
+      const target = (
+        /** @type {Element} */
+        e.target
+      );
+      const node = target.closest(".pl-node");
+      if (node && node.dataset.id) return this.select(node.dataset.id);
+      const group = target.closest("[data-group]");
+      if (group && (node || target.closest(".pl-group-head"))) return this.toggleGroup(group.dataset.group);
+    });
+  }
+};
+var graph_view_default = {
+  render({ model, el }) {
+    const explorer = new Explorer(model, el);
+    return () => explorer.destroy();
+  }
+};
+export {
+  graph_view_default as default
+};

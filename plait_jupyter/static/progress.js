@@ -1,3 +1,71 @@
 // Built by plait_jupyter/js/build.mjs from plait_jupyter/js/src; do not edit.
 // Bundles @dagrejs/dagre, @dagrejs/graphlib (MIT): see THIRD_PARTY_LICENSES.txt.
-function h(t,r){for(let[n,o]of Object.entries(r))o==null||o===!1||(n.startsWith("on")&&typeof o=="function"?t.addEventListener(n.slice(2),o):t.setAttribute(n,o===!0?"":String(o)))}function $(t,r){for(let n of r.flat(1/0))n==null||n===!1||t.append(n instanceof Node?n:document.createTextNode(String(n)))}function i(t,r={},...n){let o=document.createElement(t);return h(o,r),$(o,n),o}function p(t){return`$${(t??0).toFixed(4)}`}function u(t){return t==null?"\u2013":t<10?`${t.toFixed(1)} s`:t<60?`${t.toFixed(0)} s`:`${Math.floor(t/60)} min ${Math.round(t%60)} s`}var m={render({model:t,el:r}){let n=i("div",{class:"pl-bar-done"}),o=i("div",{class:"pl-bar-failed"}),l=i("div",{class:"pl-progress-text"}),a=i("div",{class:"plait-progress"},i("div",{class:"pl-bar"},n,o),l),c=()=>{let e=t.get("progress")||{},s=e.total||0,f=g=>s?100*g/s:0;n.style.width=`${f(e.done||0)}%`,o.style.left=`${f(e.done||0)}%`,o.style.width=`${f(e.failed||0)}%`;let d=[`${(e.done||0)+(e.failed||0)}/${s} items`];e.failed&&d.push(`${e.failed} failed`),e.retrying&&d.push(`${e.retrying} retrying`),d.push(`${(e.tokens||0).toLocaleString()} tokens`,p(e.cost),`${u(e.elapsed)} elapsed`),e.eta!==null&&e.eta!==void 0&&(e.done||0)+(e.failed||0)<s&&d.push(`ETA ${u(e.eta)}`),l.textContent=d.join(" \xB7 "),a.dataset.finished=String(s>0&&(e.done||0)+(e.failed||0)>=s)};return t.on("change:progress",c),c(),r.replaceChildren(a),()=>t.off("change:progress",c)}};export{m as default};
+
+// src/dom.js
+function setAttrs(el, attrs) {
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === void 0 || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") {
+      el.addEventListener(
+        key.slice(2),
+        /** @type {EventListener} */
+        value
+      );
+    } else {
+      el.setAttribute(key, value === true ? "" : String(value));
+    }
+  }
+}
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === void 0 || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+function dollars(value) {
+  return `$${(value ?? 0).toFixed(4)}`;
+}
+
+// src/progress.js
+function duration(value) {
+  if (value === null || value === void 0) return "\u2013";
+  if (value < 10) return `${value.toFixed(1)} s`;
+  if (value < 60) return `${value.toFixed(0)} s`;
+  return `${Math.floor(value / 60)} min ${Math.round(value % 60)} s`;
+}
+var progress_default = {
+  render({ model, el }) {
+    const done = h("div", { class: "pl-bar-done" });
+    const failed = h("div", { class: "pl-bar-failed" });
+    const text = h("div", { class: "pl-progress-text" });
+    const root = h("div", { class: "plait-progress" }, h("div", { class: "pl-bar" }, done, failed), text);
+    const update = () => {
+      const p = model.get("progress") || {};
+      const total = p.total || 0;
+      const pct = (n) => total ? 100 * n / total : 0;
+      done.style.width = `${pct(p.done || 0)}%`;
+      failed.style.left = `${pct(p.done || 0)}%`;
+      failed.style.width = `${pct(p.failed || 0)}%`;
+      const parts = [`${(p.done || 0) + (p.failed || 0)}/${total} items`];
+      if (p.failed) parts.push(`${p.failed} failed`);
+      if (p.retrying) parts.push(`${p.retrying} retrying`);
+      parts.push(`${(p.tokens || 0).toLocaleString()} tokens`, dollars(p.cost), `${duration(p.elapsed)} elapsed`);
+      if (p.eta !== null && p.eta !== void 0 && (p.done || 0) + (p.failed || 0) < total) parts.push(`ETA ${duration(p.eta)}`);
+      text.textContent = parts.join(" \xB7 ");
+      root.dataset.finished = String(total > 0 && (p.done || 0) + (p.failed || 0) >= total);
+    };
+    model.on("change:progress", update);
+    update();
+    el.replaceChildren(root);
+    return () => model.off("change:progress", update);
+  }
+};
+export {
+  progress_default as default
+};

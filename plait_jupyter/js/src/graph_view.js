@@ -87,8 +87,6 @@ class Explorer {
     }
   }
 
-  // -- edit & re-run --------------------------------------------------------------------
-
   whatif() {
     return this.model.get("whatif") || {};
   }
@@ -179,8 +177,6 @@ class Explorer {
     return [head, editor];
   }
 
-  // -- DOM skeleton -----------------------------------------------------------------
-
   build() {
     const model = this.model;
     this.title = h("span", { class: "pl-title" });
@@ -262,8 +258,6 @@ class Explorer {
     if (!this._marker) this._marker = `pl-arrow-${Math.random().toString(36).slice(2)}`;
     return this._marker;
   }
-
-  // -- layout and drawing -------------------------------------------------------------
 
   rebuild(refit) {
     const t0 = performance.now();
@@ -489,8 +483,6 @@ class Explorer {
     else collapsed.add(gid);
     this.setCollapsed([...collapsed]);
   }
-
-  // -- zoom and pan ---------------------------------------------------------------------
 
   apply() {
     const { x, y, k } = this.view;
