@@ -309,8 +309,9 @@ def critical_path(graph: GraphView, durations: Mapping[str, float]) -> tuple[lis
         via[nid] = prev
     if not best:
         return [], 0.0
-    end: str | None = max(best, key=best.__getitem__)
-    total = best[end][0]
+    last = max(best, key=best.__getitem__)
+    total = best[last][0]
+    end: str | None = last
     path: list[str] = []
     while end is not None:
         path.append(end)

@@ -25,9 +25,6 @@ def _hash(module: Module, text: str = "input text") -> str:
     return plait.trace(module, text).structural_hash()
 
 
-# -- critical path ------------------------------------------------------------------------
-
-
 def test_critical_path_of_a_chain_is_the_whole_chain():
     graph = graph_of(node("a", kind=NodeKind.INPUT), node("b", "a"), node("c", "b"), outputs=("c",))
     assert graph.critical_path({"a": 0.5, "b": 1.0, "c": 2.0}) == (["a", "b", "c"], 3.5)
@@ -118,9 +115,6 @@ def test_critical_path_names_the_cycle():
     graph = graph_of(node("a", "c"), node("b", "a"), node("c", "b"), outputs=("c",))
     with pytest.raises(GraphError, match="cycle: a -> b -> c -> a"):
         graph.critical_path({})
-
-
-# -- structural hash: stability -----------------------------------------------------------
 
 
 def test_hash_is_sha256_hex_and_equal_for_equal_modules():
@@ -220,9 +214,6 @@ def test_encode_tags_what_json_cannot_say():
     loop: list[Any] = []
     loop.append(loop)
     assert encode(loop) == [{"$cycle": "builtins.list"}]
-
-
-# -- structural hash: sensitivity ---------------------------------------------------------
 
 
 @dataclasses.dataclass

@@ -101,9 +101,6 @@ def _nasty_graph() -> plait.InferenceGraph:
     return graph_of(*nodes, outputs=(NASTY,))
 
 
-# -- DOT ----------------------------------------------------------------------------------
-
-
 def test_dot_of_the_anchor_pipeline():
     parsed = _parse_dot(plait.trace(Pipeline(), "x").to_dot())
     assert list(parsed["nodes"]) == ["text", "summarize", "analyze", "word_count"]
@@ -169,9 +166,6 @@ def test_unknown_grouping_is_refused():
         graph.to_mermaid(group_by="modules")
 
 
-# -- Mermaid ------------------------------------------------------------------------------
-
-
 def test_mermaid_of_a_grouped_graph():
     text = plait.trace(Reviews(), "t", "e").to_mermaid()
     declared, edges = _check_mermaid(text)
@@ -221,9 +215,6 @@ def test_mermaid_groups_by_scope():
         "add_review#35;2",
         "add_review#35;3",
     ]
-
-
-# -- JSON ---------------------------------------------------------------------------------
 
 
 def test_json_lists_nodes_inputs_outputs_and_parameters():
@@ -300,9 +291,6 @@ def test_json_escapes_nasty_ids():
     assert data["nodes"][1]["args"] == [{"$ref": "text"}, NASTY]
 
 
-# -- table and repr -----------------------------------------------------------------------
-
-
 def test_format_table_lists_every_node_and_marks_dead_ones():
     table = plait.trace(Reviews(), "t", "e").format_table()
     lines = table.splitlines()
@@ -377,9 +365,6 @@ def test_graph_node_target():
             return self.llm(self.leaf(x))
 
     assert plait.trace(Outer(), "x")["leaf"].target == "Leaf"
-
-
-# -- large graphs -------------------------------------------------------------------------
 
 
 def test_exports_of_a_10000_node_graph():

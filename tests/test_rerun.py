@@ -275,9 +275,6 @@ async def test_bad_reruns_are_refused_with_the_fix():
         await parent.rerun("b", tempurature=0.5)
 
 
-# -- the graph explorer's "Edit & re-run" ------------------------------------------------------
-
-
 @op
 def pack(text):
     return {"text": text, "n": 1}

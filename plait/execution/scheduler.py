@@ -143,8 +143,6 @@ class GraphRun:
         finally:
             self._tg = None
 
-    # -- scheduling ------------------------------------------------------------------
-
     def _drain(self, ready: list[str]) -> None:
         """Start every ready node; local ones run now and may make more nodes ready."""
         while ready:
@@ -240,8 +238,6 @@ class GraphRun:
                 record.finished_at = t
                 self._emit(ev.NodeCancelled(t, record.id, record.endpoint, reason))
 
-    # -- arguments ---------------------------------------------------------------------
-
     def lookup(self, ref: str) -> Value:
         if ref.startswith("param:"):
             return self.graph.parameters[ref].lift(ref[6:])
@@ -267,8 +263,6 @@ class GraphRun:
         resolved = self.overrides.get(node.id, NO_OVERRIDE).with_input(resolved)
         self.records[node.id].inputs = resolved
         return resolved
-
-    # -- local nodes ---------------------------------------------------------------------
 
     def _call_local(
         self, node: GraphNode, call: tuple[tuple[Any, ...], dict[str, Any]]
@@ -335,8 +329,6 @@ class GraphRun:
             ),
             SKIPPED,
         )
-
-    # -- LLM nodes -----------------------------------------------------------------------
 
     async def _run_llm(self, node: GraphNode) -> None:
         nid, alias = node.id, node.alias
@@ -501,8 +493,6 @@ class GraphRun:
         if node.module.response_schema is not None:
             return (Value(ValueKind.STRUCTURED, response.structured, node.id, meta), DONE)
         return (Value(ValueKind.TEXT, response.text, node.id, meta), DONE)
-
-    # -- output --------------------------------------------------------------------------
 
     def output_values(self) -> Any:
         """The graph's output structure with each reference replaced by its `Value`.

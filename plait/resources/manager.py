@@ -112,9 +112,11 @@ def _client_for(
         "timeout": config.timeout,
         "max_connections": connections,
     }
+    base_url = config.base_url
+    assert base_url is not None  # ResourceConfig fills in each provider's default
     if config.provider == "anthropic":
-        return AnthropicClient(base_url=config.base_url, **common), None
-    return OpenAIClient(base_url=config.base_url, **common), None
+        return AnthropicClient(base_url=base_url, **common), None
+    return OpenAIClient(base_url=base_url, **common), None
 
 
 class ResourceManager:
