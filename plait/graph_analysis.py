@@ -58,6 +58,10 @@ class NodeView(Protocol):
     def source(self) -> str | None: ...
     @property
     def alias(self) -> str | None: ...
+    @property
+    def control(self) -> tuple[str, ...]: ...
+    @property
+    def call_key(self) -> str | None: ...
 
 
 class GraphView(Protocol):
@@ -299,8 +303,9 @@ def critical_path(graph: GraphView, durations: Mapping[str, float]) -> tuple[lis
     best: dict[str, tuple[float, int, int]] = {}
     via: dict[str, str | None] = {}
     for nid in order:
+        node = graph.nodes[nid]
         prev = max(
-            (dep for dep in graph.nodes[nid].dependencies if dep in position),
+            (dep for dep in (*node.dependencies, *node.control) if dep in position),
             key=best.__getitem__,
             default=None,
         )

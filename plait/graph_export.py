@@ -338,8 +338,11 @@ def format_table(graph: GraphView, *, max_rows: int | None = None) -> str:
     """
     nodes = list(graph.nodes.values())
     shown = nodes if max_rows is None else nodes[:max_rows]
-    header = [name for name, _ in _COLUMNS]
-    rows = [[_cell(get(node)) for _, get in _COLUMNS] for node in shown]
+    columns = _COLUMNS
+    if any(node.control for node in nodes):  # recorded while it ran: say what came before
+        columns = (*columns, ("after (control)", lambda n: ", ".join(n.control)))
+    header = [name for name, _ in columns]
+    rows = [[_cell(get(node)) for _, get in columns] for node in shown]
     marks = [" " if node.live else "x" for node in shown]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 

@@ -50,7 +50,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "plait.inference",
         ),
     ),
-    ("optimization/profiling", ("plait.optimization", "plait.profiling")),
+    ("optimization/profiling", ("plait.optimization", "plait.profiling", "plait.stock")),
     ("facade", ("plait", "plait.demo")),
     ("plait_jupyter", ("plait_jupyter",)),
 )

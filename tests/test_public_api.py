@@ -4,6 +4,7 @@ import plait
 def test_public_names_are_pinned():
     assert plait.__all__ == sorted(plait.__all__)
     required = {
+        "CallError",
         "ConfigError",
         "ExecutionError",
         "LLMInference",
@@ -20,11 +21,26 @@ def test_public_names_are_pinned():
         "ValueKind",
         "ValueRef",
         "unwrap",
+        "reply",
+        "stock",
         "valueify",
     }
     assert required <= set(plait.__all__)
     for name in plait.__all__:
         assert getattr(plait, name) is not None
+
+
+def test_stock_modules_are_pinned():
+    assert plait.stock.__all__ == [
+        "LIST_SCHEMA",
+        "VERDICT_SCHEMA",
+        "LoopLimitError",
+        "MapList",
+        "Refine",
+        "ToolAgent",
+        "tool_schema",
+    ]
+    assert plait.stock.LoopLimitError is plait.errors.LoopLimitError
 
 
 def test_error_tree_has_one_root():
@@ -35,6 +51,7 @@ def test_error_tree_has_one_root():
     assert issubclass(errors.ConfigError, ValueError)
     assert issubclass(errors.ContextLengthError, errors.BadRequestError)
     assert issubclass(errors.BudgetExceeded, errors.ExecutionError)
+    assert issubclass(errors.CallError, errors.ExecutionError)
     for name in ("RateLimitError", "TransientError", "ProviderTimeout"):
         assert getattr(errors, name).retryable
     for name in ("AuthenticationError", "BadRequestError"):

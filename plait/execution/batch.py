@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from plait._tree import tree_map
 from plait.errors import ConfigError
 from plait.execution import events as ev
+from plait.execution.dynamic import is_dynamic
 from plait.execution.pool import SlotPool
 from plait.execution.result import DONE, BatchItem, RunResult, build_profile
 from plait.execution.run import (
@@ -29,6 +30,8 @@ from plait.execution.run import (
     build_result,
     caller_output,
     check_aliases,
+    check_call,
+    dynamic_graph,
     gc_tuned,
     graph_inputs,
     open_manager,
@@ -142,17 +145,26 @@ def _progress_stream(progress: bool | str) -> TextIO | None:
 
 
 def _plan(
-    module: Module, items: list[Any]
+    module: Module, items: list[Any], dynamic: bool
 ) -> tuple[list[InferenceGraph], list[tuple[InferenceGraph, dict[str, Any]]]]:
-    """One graph per input shape (traced once), and each item's graph and input values."""
-    graphs: dict[str, InferenceGraph] = {}
+    """Each item's graph and input values.
+
+    Traced once per input shape; define-by-run, one graph per item that records
+    its calls as it runs.
+    """
+    graphs: dict[Any, InferenceGraph] = {}
     plans: list[tuple[InferenceGraph, dict[str, Any]]] = []
-    for item in items:
+    for index, item in enumerate(items):
+        if dynamic:
+            check_call(module, (item,), {})
+            graph = graphs[index] = dynamic_graph(module, (item,), {}, like=graphs.get(0))
+            plans.append((graph, {}))
+            continue
         key = repr(_shape(item))
-        graph = graphs.get(key)
-        if graph is None:
-            graph = graphs[key] = trace(module, item)
-        plans.append((graph, graph_inputs(graph, (item,), {})))
+        traced = graphs.get(key)
+        if traced is None:
+            traced = graphs[key] = trace(module, item)
+        plans.append((traced, graph_inputs(traced, (item,), {})))
     return list(graphs.values()), plans
 
 
@@ -170,13 +182,15 @@ class _BatchRun:
         stores: RunStores,
         manager: ResourceManager | None,
         pool: SlotPool,
+        dynamic: bool,
     ) -> None:
-        self.module, self.items, self.plans = module, items, plans
+        self.module, self.items, self.plans, self.dynamic = module, items, plans, dynamic
         self.log, self.tracker, self.stores = log, tracker, stores
         self.manager, self.pool = manager, pool
         self.rng = random.Random()
         self.records: list[Any] = [None] * len(items)  # each item's records once it starts
         self.results: list[RunResult] = []  # to attach the batch profile to
+        self.graphs: dict[int | None, InferenceGraph] = dict(enumerate(g for g, _ in plans))
         self.finished: asyncio.Queue[BatchItem] = asyncio.Queue()
 
     def started(self) -> ev.RunStarted:
@@ -206,11 +220,13 @@ class _BatchRun:
             clock=log.now,
             rng=self.rng,
             item=index,
+            root_call=(self.module, *graph.call) if self.dynamic else None,
             **self.stores.for_graph(graph),
         )
         self.records[index] = graph_run.records
         start = log.now()
         await graph_run.run()
+        self.graphs[index] = graph_run.graph  # its own copy if calls were recorded
         result = build_result(graph_run, log, DONE, log.now() - start, self.stores.budget)
         result.events = events
         self.results.append(result)
@@ -244,12 +260,11 @@ class _BatchRun:
 
     def attach_profile(self, on_profile: Callable[[Any], None] | None) -> None:
         """Profile the whole batch as one timeline; every item's result shares it."""
-        graphs: dict[int | None, InferenceGraph] = dict(enumerate(g for g, _ in self.plans))
         profile = build_profile(
             self.log.events,
             endpoints=self.pool.capacities(),
             max_concurrent=self.pool.global_cap,
-            graphs=graphs,
+            graphs=self.graphs,
         )
         for result in self.results:
             result.profile = profile
@@ -282,7 +297,8 @@ async def stream_batch(
         )
     opts, owner = effective_options(explicit, module)
     items = list(inputs)
-    graphs, plans = _plan(module, items)
+    dynamic = is_dynamic(module)
+    graphs, plans = _plan(module, items, dynamic)
     resources = (
         opts.resources.config if isinstance(opts.resources, ResourceManager) else opts.resources
     )
@@ -301,6 +317,7 @@ async def stream_batch(
             stores=stores,
             manager=manager,
             pool=pool,
+            dynamic=dynamic,
         )
         log.emit(batch.started())
         runner = asyncio.create_task(batch.run_all(), name="plait batch")

@@ -60,7 +60,13 @@ function section(title, open, ...body) {
 function pre(text, cls = "") {
   return h("pre", { class: `pl-pre ${cls}` }, text);
 }
-function inspectorContent(node, state, d, onClose, extra = []) {
+var AFTER_SHOWN = 6;
+function afterText(after, nameOf) {
+  const names = after.slice(-AFTER_SHOWN).map(nameOf);
+  const earlier = after.length - names.length;
+  return `${earlier ? `${earlier} earlier, ` : ""}${names.join(", ")} (control)`;
+}
+function inspectorContent(node, state, d, onClose, extra = [], nameOf = (id) => id) {
   const where = [node.module_path, (node.scope || []).join(" / ")].filter(Boolean).join(" \xB7 ");
   const header = h(
     "div",
@@ -76,6 +82,8 @@ function inspectorContent(node, state, d, onClose, extra = []) {
     row("kind", node.target ? `${node.kind} \xB7 ${node.target}` : node.kind),
     where ? row("where", where) : null,
     node.item !== null && node.item !== void 0 ? row("batch item", String(node.item)) : null,
+    node.call_key ? row("call", node.call_key) : null,
+    node.after && node.after.length ? row("after", afterText(node.after, nameOf)) : null,
     d.endpoint ? row("endpoint", d.endpoint) : null,
     d.attempts ? row("attempts", String(d.attempts)) : null,
     d.started_at !== void 0 && d.started_at !== null ? row("time", `${seconds(d.started_at)} \u2192 ${seconds(d.finished_at)} (took ${seconds(d.duration)})`) : null,
@@ -2045,6 +2053,7 @@ var GAP = 28;
 var GROUP_PAD_TOP = 18;
 var HUB_DEGREE = 24;
 var HUB_MIN_NODES = 100;
+var GROUP_PAD = 10;
 function visibleGraph(data, groupBy, collapsed) {
   const groups = /* @__PURE__ */ new Map();
   for (const g of groupBy !== "none" && data.groups[groupBy] || []) groups.set(g.id, g);
@@ -2083,16 +2092,20 @@ function visibleGraph(data, groupBy, collapsed) {
   }
   const seen = /* @__PURE__ */ new Set();
   const edges = [];
-  for (const [u, v] of data.edges) {
-    const a = owner.get(u);
-    const b = owner.get(v);
-    if (a === void 0 || b === void 0 || a === b) continue;
-    const key = a + "\0" + b;
-    if (!seen.has(key)) {
-      seen.add(key);
-      edges.push([a, b]);
+  const add = (list, control) => {
+    for (const [u, v] of list || []) {
+      const a = owner.get(u);
+      const b = owner.get(v);
+      if (a === void 0 || b === void 0 || a === b) continue;
+      const key = a + "\0" + b;
+      if (!seen.has(key)) {
+        seen.add(key);
+        edges.push([a, b, control]);
+      }
     }
-  }
+  };
+  add(data.edges, false);
+  add(data.control_edges, true);
   const groupParent = new Map([...openGroups].map((g) => [g, groups.get(g).parent]));
   return { owner, members, parent, edges, groups, openGroups, groupParent, chainOf };
 }
@@ -2149,7 +2162,7 @@ function layoutComponent(items, groupIds, edges, parentOf, sizeOf) {
     edges: edges.map(([a, b]) => g.edge(a, b).points.map((p) => ({ x: p.x, y: p.y })))
   };
 }
-function layoutGraph(data, groupBy, collapsed, aspect = 1.8) {
+function layoutGraph(data, groupBy, collapsed, aspect = 1.8, previous = null, running = false) {
   const vis = visibleGraph(data, groupBy, collapsed);
   const ids = [...new Set(vis.owner.values())];
   const isGroup = (id) => vis.members.has(id);
@@ -2197,9 +2210,26 @@ function layoutGraph(data, groupBy, collapsed, aspect = 1.8) {
     }
     placed.push({ comp, groupIds, edges, local: local2 });
   }
-  const laid = pack(placed, vis, aspect, isGroup);
+  let blocks = placed.map((entry) => toBlock(entry, vis, isGroup));
+  if (data.recorded && running) {
+    blocks = blocks.map((b) => ({ ...b, groups: groupBoxes(b.groups, b.nodes, vis, parentOf) }));
+  }
+  const growing = Boolean(previous) && ids.some((id) => previous.nodes.has(id));
+  if (growing) {
+    blocks = blocks.map((b) => b.nodes.some((n) => previous.nodes.has(n.id)) ? pinLayout(b, previous.nodes, vis, parentOf, aspect) : b);
+  }
+  const items = ((data.groups || {}).module || []).filter((g) => g.kind === "item").length;
+  const slots = placed.map(({ comp }, i) => {
+    const top = topOf(comp[0]);
+    return top && top.startsWith("item:") ? Number(top.slice(5)) : i;
+  });
+  const count = Math.max(items, blocks.length);
+  const grid = items > 0 && data.recorded && (growing || running);
+  const cols = grid ? previous?.cols || Math.min(count, Math.ceil(Math.sqrt(count * aspect * 3))) : 0;
+  const laid = growing && blocks.length === 1 ? { ...blocks[0], bounds: boundsOf(blocks[0].nodes, blocks[0].groups) } : arrange(blocks, aspect, cols, items ? slots : null);
+  laid.cols = cols;
   const at2 = new Map(laid.nodes.map((n) => [n.id, n]));
-  for (const [a, b] of cross) {
+  for (const [a, b, control] of cross) {
     const u = at2.get(a);
     const v = at2.get(b);
     const bend = Math.max(24, Math.abs(v.y - u.y) / 3);
@@ -2209,9 +2239,159 @@ function layoutGraph(data, groupBy, collapsed, aspect = 1.8) {
       { x: v.x, y: v.y - v.h / 2 - bend },
       { x: v.x, y: v.y - v.h / 2 }
     ];
-    laid.edges.push({ from: a, to: b, points, hub: true });
+    laid.edges.push({ from: a, to: b, points, hub: true, control });
   }
+  laid.width = laid.bounds.x1 - laid.bounds.x0;
+  laid.height = laid.bounds.y1 - laid.bounds.y0;
   return laid;
+}
+function toBlock({ comp, groupIds, edges, local }, vis, isGroup) {
+  const nodes = comp.map((id, j) => {
+    const r = local.items[j];
+    const node = { id, x: r.x, y: r.y, w: r.w, h: r.h };
+    if (isGroup(id)) node.group = id;
+    return node;
+  });
+  const groups = groupIds.map((gid, j) => {
+    const r = local.groups[j];
+    return { id: gid, x: r.x, y: r.y - GROUP_PAD_TOP / 2, w: r.w, h: r.h + GROUP_PAD_TOP, depth: vis.chainOf(gid).length };
+  });
+  const placedEdges = edges.map(([a, b, control], j) => ({ from: a, to: b, control, points: local.edges[j] }));
+  return { nodes, groups, edges: placedEdges };
+}
+var overlaps = (a, b) => Math.abs(a.x - b.x) < (a.w + b.w) / 2 + 16 && Math.abs(a.y - b.y) < (a.h + b.h) / 2 + 12;
+var Buckets = class {
+  constructor(rects) {
+    this.cells = /* @__PURE__ */ new Map();
+    this.size = 240;
+    rects.forEach((r) => this.add(r));
+  }
+  *keys(r) {
+    const s = this.size;
+    for (let i = Math.floor((r.x - r.w / 2 - 20) / s); i <= Math.floor((r.x + r.w / 2 + 20) / s); i++) {
+      for (let j = Math.floor((r.y - r.h / 2 - 20) / s); j <= Math.floor((r.y + r.h / 2 + 20) / s); j++) yield `${i},${j}`;
+    }
+  }
+  add(r) {
+    for (const k of this.keys(r)) {
+      if (!this.cells.has(k)) this.cells.set(k, []);
+      this.cells.get(k).push(r);
+    }
+  }
+  hit(r) {
+    for (const k of this.keys(r)) for (const o of this.cells.get(k) || []) if (overlaps(o, r)) return o;
+    return null;
+  }
+};
+function pinLayout(laid, previous, vis, parentOf, aspect) {
+  const fresh = new Map(laid.nodes.map((n) => [n.id, n]));
+  const at2 = /* @__PURE__ */ new Map();
+  const parents = /* @__PURE__ */ new Map();
+  for (const [a, b] of laid.edges.map((e) => [e.from, e.to])) {
+    if (!parents.has(b)) parents.set(b, []);
+    parents.get(b).push(a);
+  }
+  const shift = (id) => ({ dx: at2.get(id).x - fresh.get(id).x, dy: at2.get(id).y - fresh.get(id).y });
+  for (const n of laid.nodes) {
+    const old = previous.get(n.id);
+    if (old) at2.set(n.id, { ...n, x: old.x, y: old.y });
+  }
+  const placedBounds = () => boundsOf([...at2.values()], []);
+  const news = laid.nodes.filter((n) => !at2.has(n.id));
+  const looseIds = /* @__PURE__ */ new Set();
+  for (const n of news) {
+    if ((parents.get(n.id) || []).every((p) => looseIds.has(p))) looseIds.add(n.id);
+  }
+  const loose = news.filter((n) => looseIds.has(n.id));
+  if (loose.length) {
+    const b = placedBounds();
+    const block = boundsOf(loose, []);
+    const wide = (b.x1 - b.x0 + GAP + (block.x1 - block.x0)) / Math.max(b.y1 - b.y0, block.y1 - block.y0) > aspect;
+    const dx = wide ? b.x0 - block.x0 : b.x1 + GAP - block.x0;
+    const dy = wide ? b.y1 + GAP - block.y0 : b.y0 - block.y0;
+    for (const n of loose) at2.set(n.id, { ...n, x: n.x + dx, y: n.y + dy });
+  }
+  const grid = new Buckets([...at2.values()]);
+  for (const n of news) {
+    if (at2.has(n.id)) continue;
+    const placed = (parents.get(n.id) || []).filter((p) => at2.has(p));
+    let dx = 0;
+    let dy = 0;
+    for (const p of placed) {
+      const s = shift(p);
+      dx += s.dx / placed.length;
+      dy += s.dy / placed.length;
+    }
+    const node = { ...n, x: n.x + dx, y: n.y + dy };
+    for (let tries = 0; tries < 200; tries++) {
+      const hit = grid.hit(node);
+      if (!hit) break;
+      node.x = hit.x + (hit.w + node.w) / 2 + 18;
+    }
+    at2.set(n.id, node);
+    grid.add(node);
+  }
+  const nodes = laid.nodes.map((n) => at2.get(n.id));
+  const groups = groupBoxes(laid.groups, nodes, vis, parentOf);
+  const edges = laid.edges.map((e) => {
+    const a = shift(e.from);
+    const b = shift(e.to);
+    if (Math.abs(a.dx - b.dx) < 0.5 && Math.abs(a.dy - b.dy) < 0.5) {
+      return { ...e, points: e.points.map((p) => ({ x: p.x + a.dx, y: p.y + a.dy })) };
+    }
+    return { ...e, points: curve(at2.get(e.from), at2.get(e.to)) };
+  });
+  const bounds = boundsOf(nodes, groups);
+  return { nodes, groups, edges, width: bounds.x1 - bounds.x0, height: bounds.y1 - bounds.y0, bounds };
+}
+function groupBoxes(freshGroups, nodes, vis, parentOf) {
+  const members = /* @__PURE__ */ new Map();
+  const push = (gid, rect) => {
+    if (!members.has(gid)) members.set(gid, []);
+    members.get(gid).push(rect);
+  };
+  for (const n of nodes) {
+    const p = parentOf(n.id);
+    if (p) push(p, n);
+  }
+  const order = [...freshGroups].sort((a, b) => b.depth - a.depth);
+  const out = [];
+  for (const g of order) {
+    const list = members.get(g.id) || [];
+    if (!list.length) continue;
+    const b = boundsOf(list, []);
+    const box = {
+      id: g.id,
+      depth: g.depth,
+      x: (b.x0 + b.x1) / 2,
+      y: (b.y0 - GROUP_PAD - GROUP_PAD_TOP + b.y1 + GROUP_PAD) / 2,
+      w: b.x1 - b.x0 + 2 * GROUP_PAD,
+      h: b.y1 - b.y0 + 2 * GROUP_PAD + GROUP_PAD_TOP
+    };
+    out.push(box);
+    const up = vis.groupParent.get(g.id);
+    if (up) push(up, box);
+  }
+  return out.sort((a, b) => a.depth - b.depth);
+}
+function boundsOf(nodes, groups) {
+  const b = { x0: Infinity, y0: Infinity, x1: -Infinity, y1: -Infinity };
+  for (const r of [...nodes, ...groups]) {
+    b.x0 = Math.min(b.x0, r.x - r.w / 2);
+    b.x1 = Math.max(b.x1, r.x + r.w / 2);
+    b.y0 = Math.min(b.y0, r.y - r.h / 2);
+    b.y1 = Math.max(b.y1, r.y + r.h / 2);
+  }
+  return b.x0 === Infinity ? { x0: 0, y0: 0, x1: 0, y1: 0 } : b;
+}
+function curve(u, v) {
+  const bend = Math.max(18, Math.abs(v.y - v.h / 2 - (u.y + u.h / 2)) / 3);
+  return [
+    { x: u.x, y: u.y + u.h / 2 },
+    { x: u.x, y: u.y + u.h / 2 + bend },
+    { x: v.x, y: v.y - v.h / 2 - bend },
+    { x: v.x, y: v.y - v.h / 2 }
+  ];
 }
 function splitHubEdges(edges, visibleCount) {
   if (visibleCount <= HUB_MIN_NODES) return { local: edges, cross: [] };
@@ -2229,77 +2409,66 @@ function splitHubEdges(edges, visibleCount) {
   }
   return { local, cross };
 }
-function pack(placed, vis, aspect, isGroup) {
-  const boxes = placed.map(({ local }) => {
-    let x0 = Infinity;
-    let y0 = Infinity;
-    let x1 = -Infinity;
-    let y1 = -Infinity;
-    for (const r of [...local.items, ...local.groups]) {
-      x0 = Math.min(x0, r.x - r.w / 2);
-      x1 = Math.max(x1, r.x + r.w / 2);
-      y0 = Math.min(y0, r.y - r.h / 2 - (local.groups.length ? GROUP_PAD_TOP : 0));
-      y1 = Math.max(y1, r.y + r.h / 2);
-    }
-    return { x0, y0, w: x1 - x0, h: y1 - y0 };
+function arrange(blocks, aspect, cols, slots = null) {
+  const boxes = blocks.map((b) => boundsOf(b.nodes, b.groups));
+  const spots = cols ? gridSpots(boxes, cols, slots || boxes.map((_, i) => i)) : shelfSpots(boxes, aspect);
+  const out = { nodes: [], groups: [], edges: [] };
+  blocks.forEach((block, i) => {
+    const dx = spots[i].x - boxes[i].x0;
+    const dy = spots[i].y - boxes[i].y0;
+    const move = (r) => ({ ...r, x: r.x + dx, y: r.y + dy });
+    out.nodes.push(...block.nodes.map(move));
+    out.groups.push(...block.groups.map(move));
+    out.edges.push(...block.edges.map((e) => ({ ...e, points: e.points.map(move) })));
   });
-  const area = boxes.reduce((s, b) => s + (b.w + GAP) * (b.h + GAP), 0);
-  const rowWidth = Math.max(Math.sqrt(area * aspect), ...boxes.map((b) => b.w));
-  const nodes = [];
-  const groups = [];
-  const edges = [];
+  out.groups.sort((a, b) => a.depth - b.depth);
+  out.bounds = boundsOf(out.nodes, out.groups);
+  return out;
+}
+function shelfSpots(boxes, aspect) {
+  const size = boxes.map((b) => ({ w: b.x1 - b.x0, h: b.y1 - b.y0 }));
+  const area = size.reduce((s, b) => s + (b.w + GAP) * (b.h + GAP), 0);
+  const rowWidth = Math.max(Math.sqrt(area * aspect), ...size.map((b) => b.w));
+  const spots = [];
   let x = 0;
   let y = 0;
   let rowH = 0;
-  let width = 0;
-  placed.forEach(({ comp, groupIds, edges: compEdges, local }, i) => {
-    const box = boxes[i];
-    if (x > 0 && x + box.w > rowWidth) {
+  for (const b of size) {
+    if (x > 0 && x + b.w > rowWidth) {
       x = 0;
       y += rowH + GAP;
       rowH = 0;
     }
-    const dx = x - box.x0;
-    const dy = y - box.y0;
-    comp.forEach((id, j) => {
-      const r = local.items[j];
-      const node = { id, x: r.x + dx, y: r.y + dy, w: r.w, h: r.h };
-      if (isGroup(id)) node.group = id;
-      nodes.push(node);
-    });
-    groupIds.forEach((gid, j) => {
-      const r = local.groups[j];
-      groups.push({
-        id: gid,
-        x: r.x + dx,
-        y: r.y + dy - GROUP_PAD_TOP / 2,
-        w: r.w,
-        h: r.h + GROUP_PAD_TOP,
-        depth: vis.chainOf(gid).length
-      });
-    });
-    compEdges.forEach(([a, b], j) => {
-      edges.push({ from: a, to: b, points: local.edges[j].map((p) => ({ x: p.x + dx, y: p.y + dy })) });
-    });
-    x += box.w + GAP;
-    rowH = Math.max(rowH, box.h);
-    width = Math.max(width, x - GAP);
+    spots.push({ x, y });
+    x += b.w + GAP;
+    rowH = Math.max(rowH, b.h);
+  }
+  return spots;
+}
+function gridSpots(boxes, cols, slots) {
+  const colW = new Array(cols).fill(NODE_W + 2 * GROUP_PAD);
+  const rowH = new Array(Math.ceil((Math.max(...slots) + 1) / cols)).fill(0);
+  boxes.forEach((b, i) => {
+    const [c, r] = [slots[i] % cols, Math.floor(slots[i] / cols)];
+    colW[c] = Math.max(colW[c], b.x1 - b.x0);
+    rowH[r] = Math.max(rowH[r], b.y1 - b.y0);
   });
-  groups.sort((a, b) => a.depth - b.depth);
-  return { nodes, groups, edges, width, height: y + rowH };
+  const xs = colW.map((_, c) => colW.slice(0, c).reduce((s, w) => s + w + GAP, 0));
+  const ys = rowH.map((_, r) => rowH.slice(0, r).reduce((s, h2) => s + h2 + GAP, 0));
+  return slots.map((slot) => ({ x: xs[slot % cols], y: ys[Math.floor(slot / cols)] }));
 }
 function edgePath(points) {
   const p = points;
   if (p.length < 3) return `M${p[0].x},${p[0].y}L${p[p.length - 1].x},${p[p.length - 1].y}`;
   let d = `M${p[0].x},${p[0].y}`;
   let [x0, y0, x1, y1] = [p[0].x, p[0].y, p[0].x, p[0].y];
-  const curve = (x, y) => `C${(2 * x0 + x1) / 3},${(2 * y0 + y1) / 3},${(x0 + 2 * x1) / 3},${(y0 + 2 * y1) / 3},${(x0 + 4 * x1 + x) / 6},${(y0 + 4 * y1 + y) / 6}`;
+  const curve2 = (x, y) => `C${(2 * x0 + x1) / 3},${(2 * y0 + y1) / 3},${(x0 + 2 * x1) / 3},${(y0 + 2 * y1) / 3},${(x0 + 4 * x1 + x) / 6},${(y0 + 4 * y1 + y) / 6}`;
   p.slice(1).forEach(({ x, y }, i) => {
     if (i === 1) d += `L${(5 * x0 + x1) / 6},${(5 * y0 + y1) / 6}`;
-    if (i >= 1) d += curve(x, y);
+    if (i >= 1) d += curve2(x, y);
     [x0, y0, x1, y1] = [x1, y1, x, y];
   });
-  return d + curve(x1, y1) + `L${x1},${y1}`;
+  return d + curve2(x1, y1) + `L${x1},${y1}`;
 }
 
 // src/whatif.js
@@ -2451,7 +2620,7 @@ var Explorer = class {
     this.drafts = {};
     this.build();
     this.listeners = [
-      ["change:graph_data", () => this.rebuild(true)],
+      ["change:graph_data", () => this.onGraphData()],
       ["change:group_by", () => this.rebuild(false)],
       ["change:collapsed", () => this.rebuild(false)],
       ["change:node_states", () => this.updateStates()],
@@ -2466,7 +2635,14 @@ var Explorer = class {
       ["msg:custom", (msg) => this.onMessage(msg)]
     ];
     for (const [name, fn2] of this.listeners) model.on(name, fn2);
-    this.rebuild(true);
+    this.onGraphData();
+  }
+  /** A new graph is laid out afresh; the same run's graph, grown, keeps its nodes in place. */
+  onGraphData() {
+    const data = this.model.get("graph_data") || {};
+    const grown = Boolean(data.serial) && data.serial === this.serial && this.placed;
+    this.serial = data.serial;
+    this.rebuild(!grown, grown);
   }
   destroy() {
     for (const [name, fn2] of this.listeners) this.model.off(name, fn2);
@@ -2641,7 +2817,7 @@ var Explorer = class {
     if (!this._marker) this._marker = `pl-arrow-${Math.random().toString(36).slice(2)}`;
     return this._marker;
   }
-  rebuild(refit) {
+  rebuild(refit, grown = false) {
     const t0 = performance.now();
     const data = this.model.get("graph_data") || {};
     const nodes = data.nodes || [];
@@ -2656,9 +2832,13 @@ var Explorer = class {
     const collapsed = new Set(this.model.get("collapsed"));
     const rect = this.stage.getBoundingClientRect();
     const aspect = rect.width > 0 && rect.height > 0 ? rect.width / rect.height : 1.8;
-    const laid = layoutGraph(data.nodes ? data : { nodes: [], edges: [], groups: {} }, groupBy, collapsed, aspect);
+    const previous = grown ? { nodes: this.placed, cols: this.cols } : null;
+    const running = (this.model.get("run_info") || {}).status === "running";
+    const laid = layoutGraph(data.nodes ? data : { nodes: [], edges: [], groups: {} }, groupBy, collapsed, aspect, previous, running);
     const t1 = performance.now();
-    this.draw(laid);
+    this.draw(laid, previous && previous.nodes);
+    this.placed = new Map(laid.nodes.map((n) => [n.id, n]));
+    this.cols = laid.cols;
     this.states = {};
     this.updateStates();
     this.updateGroupNodes();
@@ -2667,7 +2847,7 @@ var Explorer = class {
     this.root.dataset.renderMs = (t2 - t0).toFixed(1);
     this.root.dataset.nodeCount = String(this.nodeEls.size);
     if (refit) this.userMoved = false;
-    if (!this.userMoved) this.fit();
+    if (!this.userMoved && !(grown && this.fitsView())) this.fit();
     requestAnimationFrame(() => {
       this.root.dataset.paintMs = (performance.now() - t0).toFixed(1);
       this.root.dataset.rendered = String(Number(this.root.dataset.rendered || 0) + 1);
@@ -2677,19 +2857,19 @@ var Explorer = class {
     this.renderInspector();
     this.renderStatus();
   }
-  draw(laid) {
+  draw(laid, previous = null) {
     const groupLayer = svg("g", { class: "pl-groups" });
     for (const g of laid.groups) {
       const info = this.groupsById.get(g.id);
       groupLayer.append(
         svg(
           "g",
-          { class: `pl-group pl-depth-${Math.min(g.depth, 4)}`, "data-group": g.id },
+          { class: `pl-group pl-depth-${Math.min(g.depth, 4)} pl-group-${info?.kind || "module"}`, "data-group": g.id },
           svg("rect", { x: g.x - g.w / 2, y: g.y - g.h / 2, width: g.w, height: g.h, rx: 8 }),
           svg(
             "text",
             { class: "pl-group-head", x: g.x - g.w / 2 + 8, y: g.y - g.h / 2 + 13 },
-            "\u25BE " + clip(info ? info.label : g.id, Math.max(4, Math.floor(g.w / 7))),
+            (info?.kind === "iteration" ? "\u25BE \u21BB " : "\u25BE ") + clip(info ? info.label : g.id, Math.max(4, Math.floor(g.w / 7))),
             svg("title", {}, `${info ? info.label : g.id} (click to collapse)`)
           )
         )
@@ -2698,17 +2878,26 @@ var Explorer = class {
     const marker = `url(#${this.markerId()})`;
     const edgeLayer = svg("g", { class: "pl-edges" });
     for (const e of laid.edges) {
-      edgeLayer.append(svg("path", { d: edgePath(e.points), "marker-end": marker, class: e.hub ? "pl-hub-edge" : null }));
+      const cls = [e.hub ? "pl-hub-edge" : "", e.control ? "pl-control-edge" : ""].join(" ").trim();
+      edgeLayer.append(
+        svg(
+          "path",
+          { d: edgePath(e.points), "marker-end": marker, class: cls || null, "data-from": e.from, "data-to": e.to },
+          e.control ? svg("title", {}, `${this.nameOf(e.from)} \u2192 ${this.nameOf(e.to)}: control (called after its reply)`) : null
+        )
+      );
     }
     const nodeLayer = svg("g", { class: "pl-nodes" });
     this.nodeEls = /* @__PURE__ */ new Map();
     this.groupNodeEls = /* @__PURE__ */ new Map();
     for (const n of laid.nodes) {
       const el = n.group ? this.drawGroupNode(n) : this.drawNode(n);
+      if (previous && !previous.has(n.id)) el.classList.add("pl-new");
       nodeLayer.append(el);
     }
     this.viewport.replaceChildren(groupLayer, edgeLayer, nodeLayer);
-    this.layoutSize = { w: laid.width, h: laid.height };
+    this.bounds = laid.bounds;
+    this.hasControl = laid.edges.some((e) => e.control);
   }
   drawNode(n) {
     const node = this.nodesById.get(n.id);
@@ -2789,7 +2978,8 @@ var Explorer = class {
     this.legend.replaceChildren(
       ...STATES.filter((s) => counts[s] > 0 || !["skipped", "unused", "cached"].includes(s)).map(
         (s) => h("span", { class: "pl-legend-item", "data-state": s }, h("span", { class: `pl-swatch pl-state-${s}` }), `${s} ${counts[s]}`)
-      )
+      ),
+      this.hasControl ? h("span", { class: "pl-legend-item pl-legend-control", title: "dashed: called after that reply was awaited (control), not fed its output" }, h("span", { class: "pl-swatch-control" }), "control edge") : null
     );
   }
   renderStatus() {
@@ -2820,7 +3010,7 @@ var Explorer = class {
     const editing = this.editing === id;
     const extras = editing ? [] : this.editExtras(id, node, state);
     this.panel.replaceChildren(
-      ...editing ? this.editorPanel(id, node) : inspectorContent(node, state, this.details[id] || {}, () => this.select(""), extras)
+      ...editing ? this.editorPanel(id, node) : inspectorContent(node, state, this.details[id] || {}, () => this.select(""), extras, (n) => this.nameOf(n))
     );
     this.panel.classList.toggle("pl-wide", editing || Boolean((this.whatif().changes || {})[id]));
     this.panel.hidden = false;
@@ -2857,13 +3047,26 @@ var Explorer = class {
   }
   fit() {
     const rect = this.stage.getBoundingClientRect();
-    const size = this.layoutSize;
-    if (!size || !rect.width || !rect.height || !size.w) return;
+    const b = this.bounds;
+    if (!b || !rect.width || !rect.height || b.x1 <= b.x0) return;
     const margin = 14;
-    const fitted = Math.min((rect.width - 2 * margin) / size.w, (rect.height - 2 * margin) / size.h, 1.2);
+    const [w, h2] = [b.x1 - b.x0, b.y1 - b.y0];
+    const fitted = Math.min((rect.width - 2 * margin) / w, (rect.height - 2 * margin) / h2, 1.2);
     const k = Math.min(Math.max(fitted, MIN_ZOOM), MAX_ZOOM);
-    this.view = { k, x: (rect.width - size.w * k) / 2, y: (rect.height - size.h * k) / 2 };
+    this.view = { k, x: (rect.width - w * k) / 2 - b.x0 * k, y: (rect.height - h2 * k) / 2 - b.y0 * k };
     this.apply();
+  }
+  /** Whether the whole drawing is inside the stage at the current zoom and pan. */
+  fitsView() {
+    const rect = this.stage.getBoundingClientRect();
+    const b = this.bounds;
+    if (!b || !rect.width) return false;
+    const { x, y, k } = this.view;
+    const m = 4;
+    return b.x0 * k + x >= m && b.y0 * k + y >= m && b.x1 * k + x <= rect.width - m && b.y1 * k + y <= rect.height - m;
+  }
+  nameOf(id) {
+    return this.nodesById?.get(id)?.name || id;
   }
   zoomBy(factor, cx, cy, byUser = false) {
     if (byUser) this.userMoved = true;
