@@ -491,3 +491,24 @@ def test_a_trace_error_on_control_flow_points_to_async_forward():
 
     with pytest.raises(TraceError, match=r"make forward `async def` and `await` the call"):
         plait.trace(Branches(), "x")
+
+
+class Gathered(Module):
+    def __init__(self):
+        super().__init__()
+        self.a = LLMInference("fast", system_prompt="A.")
+        self.b = LLMInference("fast", system_prompt="B.")
+        self.c = LLMInference("smart", system_prompt="C.")
+
+    async def forward(self, text):
+        first, second = await asyncio.gather(self.a(text), self.b(text))
+        return self.c(f"{first} | {second}")
+
+
+async def test_asyncio_gather_awaits_several_placeholders(router_sim):
+    resources = http_resources(router_sim.url, "fast", "smart")
+    result = await execute(Gathered(), "x", resources=resources)
+    assert result.ok, result.failures
+    assert result.graph.nodes["c"].control == ("a", "b")
+    prompt = result.nodes["c"].request.messages[-1]["content"]
+    assert prompt == f"{result.nodes['a'].output.payload} | {result.nodes['b'].output.payload}"

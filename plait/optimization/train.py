@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from plait._checks import Checks
+from plait._format import format_money
 from plait.errors import ConfigError
 from plait.execution.batch import run_batch
-from plait.execution.settings import ExecutionSettings
+from plait.execution.settings import ExecutionSettings, as_resources
 from plait.module import Module
 from plait.optimization.backward import BackwardStrategy
 from plait.optimization.feedback import FeedbackBatch
@@ -58,7 +60,8 @@ class TrainHistory:
         scores = " -> ".join("-" if s is None else f"{s:.2f}" for s in self.val_scores)
         return (
             f"TrainHistory(steps={len(self.rows) - 1}, val: {scores}, stop={self.stop_reason!r}, "
-            f"best_step={self.best_step}, cost=${self.cost:.4f})"
+            f"best_step={self.best_step}{', restored' if self.restored else ''}, "
+            f"cost={format_money(self.cost)})"
         )
 
 
@@ -93,15 +96,6 @@ def _pairs(data: Iterable[Any], name: str) -> list[tuple[Any, Any]]:
 def _mean(scores: Sequence[float | None]) -> float | None:
     known = [s for s in scores if s is not None]
     return sum(known) / len(known) if known else None
-
-
-def _check(name: str, value: Any, minimum: float, *, integer: bool) -> None:
-    kinds = int if integer else int | float
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, kinds) or value < minimum
-    ):
-        what = "an int" if integer else "a number"
-        raise ConfigError(f"train(): {name} must be {what} >= {minimum}, got {value!r}")
 
 
 class _Trainer:
@@ -160,13 +154,15 @@ class _Trainer:
             self.stale += 1
 
     def restore_best(self) -> bool:
-        """Load the best validated values back if the last ones scored lower; True if any changed."""
-        last = self.rows[-1]["val_score"]
-        if self.best_score is None or (last is not None and last >= self.best_score):
+        """Load the values that earned the best score back; True if that changed the module.
+
+        Ties and unscored last steps count too: the module ends holding the
+        values that earned ``best_score``, the initial ones if nothing beat them.
+        """
+        if self.best_score is None or self.module.state_dict() == self.best_state:
             return False
-        restored = self.module.state_dict() != self.best_state
         self.module.load_state_dict(self.best_state)
-        return restored
+        return True
 
 
 async def _train_step(
@@ -215,17 +211,39 @@ async def train(
     or ``fn(output, target)`` as for `VerifierLoss`; default: ``loss``).
     Stops when ``max_cost`` is spent, when the validation score reaches
     ``target_score``, or after ``patience`` steps without improvement; with
-    ``restore_best`` the best validated values are loaded back at the end.
+    ``restore_best`` the module ends holding the best-scoring values seen
+    (the initial ones when no step beat the baseline; a tie keeps the earlier).
 
         history = await train(pipeline, data, loss=loss, optimizer=opt, val_set=val)
         history.to_dataframe()
     """
     pairs = _pairs(train_set, "train_set")
     val = _pairs(val_set, "val_set") if val_set is not None else []
-    _check("batch_size", batch_size, 1, integer=True)
-    _check("epochs", epochs, 1, integer=True)
-    _check("patience", patience, 1, integer=True)
-    _check("max_cost", max_cost, 0, integer=False)
+    checks = Checks("train()")
+    checks.instance("module", module, Module, "a plait Module")
+    checks.instance("loss", loss, Loss, "a Loss (e.g. VerifierLoss(fn), LLMJudge(...))")
+    checks.instance("optimizer", optimizer, Optimizer, "an Optimizer")
+    checks.number("batch_size", batch_size, low=1, integer=True)
+    checks.number("epochs", epochs, low=1, integer=True)
+    checks.number("patience", patience, low=1, integer=True, optional=True)
+    checks.number("max_cost", max_cost, low=0, optional=True)
+    checks.number("target_score", target_score, low=0, high=1, optional=True)
+    checks.flag("restore_best", restore_best)
+    checks.function("on_step", on_step)
+    checks.check(
+        metric is None or isinstance(metric, Loss) or callable(metric),
+        "metric",
+        metric,
+        "a Loss, a function(output, target), or None",
+    )
+    checks.check(
+        strategy is None or callable(strategy),
+        "strategy",
+        strategy,
+        "a BackwardStrategy (an async callable), or None",
+    )
+    checks.raise_any()
+    resources = as_resources(resources)
     scorer = (
         metric if isinstance(metric, Loss) else loss if metric is None else VerifierLoss(metric)
     )

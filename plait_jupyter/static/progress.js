@@ -29,7 +29,17 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 function dollars(value) {
-  return `$${(value ?? 0).toFixed(4)}`;
+  const amount = value ?? 0;
+  if (amount === 0 || !Number.isFinite(amount)) return `$${amount.toFixed(2)}`;
+  const sign = amount < 0 ? "-" : "";
+  const abs = Math.abs(amount);
+  if (abs >= 1) {
+    const shown = abs.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    return `${sign}$${shown}`;
+  }
+  const decimals = Math.min(Math.max(2, 2 - Math.floor(Math.log10(abs))), 15);
+  const [whole, frac = ""] = abs.toFixed(decimals).replace(/0+$/, "").split(".");
+  return `${sign}$${whole}.${frac.padEnd(2, "0")}`;
 }
 
 // src/progress.js
