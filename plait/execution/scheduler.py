@@ -264,18 +264,17 @@ class GraphRun:
             )
         return None
 
-    async def result_of(self, ref: str) -> Value:
-        """The output `Value` of node ``ref``, once it has finished."""
+    def result_of(self, ref: str) -> Value | asyncio.Future[None]:
+        """The output `Value` of node ``ref`` if it has finished, else a future set when it has."""
         value = self.values.get(ref)
-        if value is None:
-            if ref not in self.records:
-                raise ExecutionError(f"no node {ref!r} in this run")
-            waiter = self._waiters.get(ref)
-            if waiter is None:
-                waiter = self._waiters[ref] = asyncio.get_running_loop().create_future()
-            await waiter
-            value = self.values[ref]
-        return value
+        if value is not None:
+            return value
+        if ref not in self.records:
+            raise ExecutionError(f"no node {ref!r} in this run")
+        waiter = self._waiters.get(ref)
+        if waiter is None:
+            waiter = self._waiters[ref] = asyncio.get_running_loop().create_future()
+        return waiter
 
     def call_error(self, ref: str, value: Value) -> CallError:
         """The `CallError` raised where the placeholder of failed node ``ref`` is awaited."""
@@ -309,7 +308,9 @@ class GraphRun:
         output = self.recorder.convert_output(result)
         refs = [r for r in collect_refs(output) if r in self.records]
         for ref in refs:
-            await self.result_of(ref)
+            pending = self.result_of(ref)
+            if not isinstance(pending, Value):
+                await pending
         if node.kind is NodeKind.MODULE or node.kind is NodeKind.OP:
             extra = tuple(r for r in refs if r not in node.dependencies)
             if extra:  # its output came from these calls: they are its inputs too
