@@ -2457,7 +2457,7 @@ function shelfSpots(boxes, aspect) {
 }
 function gridSpots(boxes, cols, slots) {
   const colW = new Array(cols).fill(NODE_W + 2 * GROUP_PAD);
-  const rowH = new Array(Math.ceil((Math.max(...slots) + 1) / cols)).fill(0);
+  const rowH = new Array(Math.ceil((Math.max(-1, ...slots) + 1) / cols)).fill(0);
   boxes.forEach((b, i) => {
     const [c, r] = [slots[i] % cols, Math.floor(slots[i] / cols)];
     colW[c] = Math.max(colW[c], b.x1 - b.x0);
@@ -2618,6 +2618,8 @@ function groupState(states) {
   if (has("skipped")) return "skipped";
   return "pending";
 }
+var LAYOUTS = /* @__PURE__ */ new Map();
+var KEPT_LAYOUTS = 50;
 var Explorer = class {
   constructor(model, el) {
     this.model = model;
@@ -2650,9 +2652,17 @@ var Explorer = class {
   /** A new graph is laid out afresh; the same run's graph, grown, keeps its nodes in place. */
   onGraphData() {
     const data = this.model.get("graph_data") || {};
-    const grown = Boolean(data.serial) && data.serial === this.serial && this.placed;
+    const memo = data.serial ? LAYOUTS.get(data.serial) : void 0;
+    if (!this.placed && memo && memo.key === this.layoutKey()) {
+      Object.assign(this, { serial: memo.serial, placed: memo.placed, cols: memo.cols });
+    }
+    const grown = Boolean(data.serial) && data.serial === this.serial && Boolean(this.placed);
     this.serial = data.serial;
     this.rebuild(!grown, grown);
+  }
+  /** What a layout depends on besides the graph: the grouping and the collapsed groups. */
+  layoutKey() {
+    return `${this.model.get("group_by")}|${[...this.model.get("collapsed") || []].sort().join(",")}`;
   }
   destroy() {
     for (const [name, fn2] of this.listeners) this.model.off(name, fn2);
@@ -2849,6 +2859,12 @@ var Explorer = class {
     this.draw(laid, previous && previous.nodes);
     this.placed = new Map(laid.nodes.map((n) => [n.id, n]));
     this.cols = laid.cols;
+    if (this.serial) {
+      LAYOUTS.delete(this.serial);
+      LAYOUTS.set(this.serial, { serial: this.serial, placed: this.placed, cols: this.cols, key: this.layoutKey() });
+      if (LAYOUTS.size > KEPT_LAYOUTS) LAYOUTS.delete(LAYOUTS.keys().next().value);
+    }
+    if (!grown) this.root.dataset.freshLayouts = String(Number(this.root.dataset.freshLayouts || 0) + 1);
     this.states = {};
     this.updateStates();
     this.updateGroupNodes();
