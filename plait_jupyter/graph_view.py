@@ -39,7 +39,7 @@ import traitlets
 
 from plait._checks import Checks
 from plait.errors import ConfigError
-from plait.execution.events import Event
+from plait.execution.events import Event, RunStarted
 from plait.execution.result import BatchItem, RunResult
 from plait.execution.run import result_error
 from plait.graph import InferenceGraph
@@ -126,7 +126,7 @@ class GraphView(anywidget.AnyWidget):
 
     def on_event(self, event: Event) -> None:
         """Follow a run: pass as ``on_event=view.on_event`` (a new run replaces the shown one)."""
-        if event.type == "run_started":
+        if isinstance(event, RunStarted):
             batch = event.run_id == "batch"
             self._items = None
             self._attach(
@@ -186,8 +186,6 @@ class GraphView(anywidget.AnyWidget):
         """The `RunResult` of the run shown, once it has finished (None for batches)."""
         return None if self.run is None else self.run.result
 
-    # -- edit & re-run ------------------------------------------------------------------------
-
     def _rerunnable(self) -> bool:
         return self._items is not None or self.result is not None
 
@@ -199,7 +197,10 @@ class GraphView(anywidget.AnyWidget):
                 raise ConfigError(
                     f"no node {key!r} in this batch view; keys look like '0/summarize'"
                 )
-            return self._items[int(item)].result, node_id, int(item)
+            result = self._items[int(item)].result
+            if result is None:
+                raise ConfigError(f"batch item {item} carries no RunResult to re-run")
+            return result, node_id, int(item)
         if self.result is None:
             raise ConfigError(
                 "this view shows no finished run to re-run: show one with GraphView(result) "

@@ -78,7 +78,7 @@ def error_info(error: BaseException | None, output: Value | None) -> dict[str, A
         error = output.payload if isinstance(output.payload, BaseException) else None
     if error is None:
         return None
-    causes = []
+    causes: list[dict[str, str]] = []
     seen = {id(error)}
     cause = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
     while cause is not None and id(cause) not in seen and len(causes) < 5:

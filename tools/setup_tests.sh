@@ -19,3 +19,18 @@ if ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
+
+# The widget bundles' pinned toolchain (esbuild, dagre), from package-lock.json:
+# tests/test_widget_bundle.py rebuilds plait_jupyter/static with it and compares.
+if ! command -v npm >/dev/null 2>&1; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup_tests: npm is missing and apt-get is not available; install Node.js (>= 18)" \
+         "with npm (the widget bundle test rebuilds plait_jupyter/static)" >&2
+    exit 1
+  fi
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+(cd plait_jupyter/js && npm ci --no-audit --no-fund --loglevel=error)

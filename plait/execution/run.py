@@ -16,7 +16,7 @@ import itertools
 import random
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import nest_asyncio
 
@@ -50,11 +50,12 @@ from plait.resources.manager import ResourceManager
 from plait.tracing import trace
 from plait.values import Value, ValueKind, unwrap
 
+T = TypeVar("T")
 _run_ids = itertools.count(1)
 _SIGNATURES: dict[type, inspect.Signature] = {}  # forward() signatures, by module class
 
 
-def caller_output(module: Any, result: RunResult, item: int | None = None) -> Any:
+def caller_output(module: Module, result: RunResult, item: int | None = None) -> Any:
     """``result.output`` as callers get it: carrying its forward record when ``module`` is training."""
     if not getattr(module, "training", False):
         return result.output
@@ -218,7 +219,7 @@ def needed_aliases(graphs: list[InferenceGraph]) -> dict[str, list[str]]:
                     needed.setdefault(sub.alias, []).append(path)
         for node in graph.nodes.values():
             if node.kind is NodeKind.LLM and node.live:
-                needed.setdefault(node.alias, []).append(node.id)
+                needed.setdefault(str(node.alias), []).append(node.id)
     return needed
 
 
@@ -337,7 +338,7 @@ def build_result(
     )
 
 
-async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
+async def execute(module: Module, *args: Any, **kwargs: Any) -> RunResult:
     """Trace ``module(*args, **kwargs)`` and run it; node failures are recorded, not raised.
 
     What is wrong before anything runs is raised, and nothing has been sent
@@ -499,7 +500,7 @@ def failure_message(result: RunResult) -> str:
     return "\n".join(lines)
 
 
-async def run(module: Any, *args: Any, **kwargs: Any) -> Any:
+async def run(module: Module, *args: Any, **kwargs: Any) -> Any:
     """Run ``module`` on the inputs and return its output with the structure ``forward`` returned.
 
     Raises `ExecutionError` (with every failure and the partial `RunResult`)
@@ -526,7 +527,7 @@ def result_error(result: RunResult) -> ExecutionError | None:
     return None
 
 
-def run_blocking(coro: Coroutine[Any, Any, Any]) -> Any:
+def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion, also from inside a running event loop (Jupyter)."""
     try:
         loop = asyncio.get_running_loop()
@@ -537,11 +538,11 @@ def run_blocking(coro: Coroutine[Any, Any, Any]) -> Any:
     return loop.run_until_complete(coro)
 
 
-def run_sync(module: Any, *args: Any, **kwargs: Any) -> Any:
+def run_sync(module: Module, *args: Any, **kwargs: Any) -> Any:
     """`run` for scripts and notebooks: blocks until done, also inside a running event loop."""
     return run_blocking(run(module, *args, **kwargs))
 
 
-def execute_sync(module: Any, *args: Any, **kwargs: Any) -> RunResult:
+def execute_sync(module: Module, *args: Any, **kwargs: Any) -> RunResult:
     """`execute`, blocking (also inside a running event loop)."""
     return run_blocking(execute(module, *args, **kwargs))

@@ -100,6 +100,10 @@ def _callbacks(value: Any) -> tuple[Callable[[Any], None], ...]:
     return items
 
 
+# What ``resources=`` accepts everywhere (runs, ``bind``, `ExecutionSettings`).
+Resources = ResourceConfig | ResourceManager | Mapping[str, Any] | str | Path | None
+
+
 def as_resources(value: Any) -> ResourceConfig | ResourceManager | None:
     """Accept a ResourceConfig, a ResourceManager, the seed's dict form, or a TOML file path."""
     if value is None or isinstance(value, ResourceConfig | ResourceManager):
@@ -128,7 +132,7 @@ class ExecutionSettings:
                 print(run_sync(pipeline, "text"))
     """
 
-    def __init__(self, resources: Any = None, **options: Any) -> None:
+    def __init__(self, resources: Resources = None, **options: Any) -> None:
         self.options = RunOptions.build(resources=resources, **options)
         self._manager: ResourceManager | None = None
         self._tokens: list[Token[tuple[ExecutionSettings, ...]]] = []

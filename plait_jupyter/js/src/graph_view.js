@@ -111,8 +111,6 @@ class Explorer {
     }
   }
 
-  // -- edit & re-run --------------------------------------------------------------------
-
   whatif() {
     return this.model.get("whatif") || {};
   }
@@ -203,8 +201,6 @@ class Explorer {
     return [head, editor];
   }
 
-  // -- DOM skeleton -----------------------------------------------------------------
-
   build() {
     const model = this.model;
     this.title = h("span", { class: "pl-title" });
@@ -286,8 +282,6 @@ class Explorer {
     if (!this._marker) this._marker = `pl-arrow-${Math.random().toString(36).slice(2)}`;
     return this._marker;
   }
-
-  // -- layout and drawing -------------------------------------------------------------
 
   rebuild(refit, grown = false) {
     const t0 = performance.now();
@@ -536,8 +530,6 @@ class Explorer {
     else collapsed.add(gid);
     this.setCollapsed([...collapsed]);
   }
-
-  // -- zoom and pan ---------------------------------------------------------------------
 
   apply() {
     const { x, y, k } = this.view;
