@@ -11,7 +11,8 @@ ERROR values instead of exceptions.
 
 from plait import functional  # also registers the operators traced values use
 from plait.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
-from plait.errors import ConfigError, ExecutionError, PlaitError, TraceError
+from plait.errors import ConfigError, ExecutionError, PlaitError, StoreError, TraceError
+from plait.evaluation import Comparison, EvalResult, RunStore, evaluate, evaluate_sync
 from plait.execution import (
     BatchItem,
     ExecutionSettings,
@@ -34,8 +35,10 @@ from plait.values import Value, ValueKind, ValueRef, collect_refs, first_error, 
 
 __all__ = [
     "BatchItem",
+    "Comparison",
     "ConfigError",
     "EndpointConfig",
+    "EvalResult",
     "ExecutionError",
     "ExecutionSettings",
     "Feedback",
@@ -54,13 +57,17 @@ __all__ = [
     "PlaitError",
     "ResourceConfig",
     "RunResult",
+    "RunStore",
     "Sequential",
+    "StoreError",
     "TraceError",
     "Tracer",
     "Value",
     "ValueKind",
     "ValueRef",
     "collect_refs",
+    "evaluate",
+    "evaluate_sync",
     "execute",
     "execute_sync",
     "first_error",

@@ -33,6 +33,7 @@ from plait.execution.run import (
     graph_inputs,
     open_manager,
     result_error,
+    run_recorder,
     split_options,
 )
 from plait.execution.scheduler import GraphRun
@@ -182,6 +183,7 @@ async def stream_batch(
     finished: asyncio.Queue[BatchItem] = asyncio.Queue()
 
     stores = RunStores(opts, list(graphs.values()))
+    recorder = run_recorder(opts.store, "batch", module, len(items))
     async with gc_tuned(), open_manager(opts, owner) as manager:
         pool = SlotPool(opts.max_concurrent or (manager.max_concurrent if manager else None))
         rng = random.Random()
@@ -216,16 +218,17 @@ async def stream_batch(
             error = result_error(result)
             ok = error is None
             tracker.item_finished(ok)
-            finished.put_nowait(
-                BatchItem(
-                    index,
-                    items[index],
-                    ok,
-                    caller_output(module, result, index) if ok else None,
-                    error,
-                    result,
-                )
+            done = BatchItem(
+                index,
+                items[index],
+                ok,
+                caller_output(module, result, index) if ok else None,
+                error,
+                result,
             )
+            if recorder is not None:
+                recorder.add(done)
+            finished.put_nowait(done)
 
         async def run_all() -> None:
             async with asyncio.TaskGroup() as tg:
@@ -263,6 +266,8 @@ async def stream_batch(
                 with contextlib.suppress(asyncio.CancelledError):
                     await runner
             stores.close()  # after every item has stopped writing to it
+            if recorder is not None:
+                recorder.finish("cancelled" if cancelled else "done")
             log.emit(
                 ev.RunFinished(
                     log.now(),

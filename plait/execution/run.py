@@ -33,6 +33,7 @@ from plait.execution.result import (
     DONE,
     FAILED,
     SKIPPED,
+    BatchItem,
     NodeOverride,
     NodeRecord,
     RunResult,
@@ -51,6 +52,26 @@ _SIGNATURES: dict[type, inspect.Signature] = {}  # forward() signatures, by modu
 # Installed by plait.optimization (which sits above this module): attaches a
 # training-mode run's forward record to its output, for feedback.backward().
 _attach_record: Callable[[Any, RunResult, int | None], Any] | None = None
+
+
+# Installed by plait.evaluation (a floor above): records runs and batches into a run store.
+_recorder: Callable[[Any, str, Any, int], Any] | None = None
+
+
+def install_store(recorder: Callable[[Any, str, Any, int], Any]) -> None:
+    """Connect the ``store`` run option to plait.evaluation's `RunStore`."""
+    global _recorder
+    _recorder = recorder
+
+
+def run_recorder(store: Any, kind: str, module: Any, count: int) -> Any:
+    """What saves a run ("run") or batch ("batch") of ``count`` items, or None without a store.
+
+    Opened before anything is sent, so a bad store path fails first.
+    """
+    if store is None or store is False or _recorder is None:
+        return None
+    return _recorder(store, kind, module, count)
 
 
 def install_training(attach: Callable[[Any, RunResult, int | None], Any]) -> None:
@@ -260,7 +281,23 @@ async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     explicit, forward_kwargs = split_options(dict(kwargs))
     options, owner = effective_options(explicit, module)
     graph = trace(module, *args, **forward_kwargs)
-    return await execute_graph(graph, graph_inputs(graph, args, forward_kwargs), options, owner)
+    recorder = run_recorder(options.store, "run", module, 1)
+    if recorder is None:
+        return await execute_graph(graph, graph_inputs(graph, args, forward_kwargs), options, owner)
+    status = "cancelled"
+    try:
+        result = await execute_graph(
+            graph, graph_inputs(graph, args, forward_kwargs), options, owner
+        )
+        error = result_error(result)
+        given = (
+            args[0] if len(args) == 1 and not forward_kwargs else {"args": args, **forward_kwargs}
+        )
+        recorder.add(BatchItem(0, given, error is None, result.output, error, result))
+        status = "done"
+    finally:
+        recorder.finish(status)
+    return result
 
 
 async def execute_graph(

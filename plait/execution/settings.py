@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, fields, replace
+from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from plait.errors import ConfigError
 from plait.resources.config import ResourceConfig
@@ -28,7 +29,15 @@ RUN_OPTIONS = (
     "profile",
     "max_cost",
     "max_tokens",
+    "store",
 )
+
+
+@runtime_checkable
+class StoreLike(Protocol):
+    """What a run store offers the runtime (`plait.RunStore`, a floor above, implements it)."""
+
+    def begin(self, kind: str, **fields: Any) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class RunOptions:
     profile: bool | None = None
     max_cost: float | None = None
     max_tokens: int | None = None
+    store: Any = None  # a path to a SQLite file, a plait.RunStore, or False: do not store
 
     @classmethod
     def build(cls, **options: Any) -> RunOptions:
@@ -61,6 +71,12 @@ class RunOptions:
                 isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
             ):
                 problems.append(f"{name}={value!r}: must be a positive number")
+        store = options.get("store")
+        if store not in (None, False) and not isinstance(store, str | PathLike | StoreLike):
+            problems.append(
+                f"store={store!r:.60}: must be a path to a SQLite file, a plait.RunStore, "
+                "or False (do not store)"
+            )
         if problems:
             raise ConfigError("invalid run options: " + "; ".join(problems))
         options["resources"] = as_resources(options.get("resources"))
