@@ -16,17 +16,20 @@ from _sim_support import sim_server_thread
 import plait
 from plait import ExecutionSettings, RunStore, evaluate, run_batch
 from plait.errors import ConfigError, StoreError
-from plait.optimization import LLMJudge, VerifierLoss
+from plait.optimization import LLMJudge, Optimizer, VerifierLoss, train
 from plait.optimization.demo import (
     DIGITS_ONLY,
     JUDGE_RULES,
     NO_LEADING_ZEROS,
     START_INSTRUCTIONS,
     TASK_RULES,
+    TRAIN_SET,
     VAL_SET,
     OrderNumberExtractor,
+    demo_resources,
     order_number_check,
 )
+from plait.resources.manager import ResourceManager
 
 HERE = Path(__file__).parent
 ENV = {
@@ -273,3 +276,29 @@ async def test_a_loss_metric_is_judged_on_the_whole_batch_like_train_does():
         )
     assert sorted(seen) == sorted(r.output for r in result.rows)
     assert [r.score for r in result.rows] == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+
+
+async def test_train_records_its_validations_in_the_store(tmp_path):
+    path = tmp_path / "runs.db"
+    module = OrderNumberExtractor()
+    async with ResourceManager(demo_resources()) as resources:
+        history = await train(
+            module,
+            TRAIN_SET,
+            loss=VerifierLoss(order_number_check),
+            optimizer=Optimizer(module, resources=resources),
+            val_set=VAL_SET,
+            batch_size=4,
+            resources=resources,
+            store=path,
+            name="order numbers",
+        )
+    assert history.val_scores == [0.0, 0.5, 1.0]
+    steps = RunStore(path).history("order numbers")
+    assert [e.score for e in steps] == history.val_scores
+    assert [e.info["step"] for e in steps] == [0, 1, 2]
+    assert [r["kind"] for r in RunStore(path).list()] == ["evaluation"] * 3  # nothing else stored
+    first, last = steps[0], steps[-1]
+    assert first.params["instructions"] == START_INSTRUCTIONS
+    assert last.params["instructions"].endswith(NO_LEADING_ZEROS)
+    assert len(first.compare(last).improved()) == len(VAL_SET)

@@ -10,11 +10,13 @@ overshooting by at most the phase in flight.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from plait.errors import ConfigError
+from plait.evaluation.evaluate import evaluate
+from plait.evaluation.store import open_store
 from plait.execution.batch import run_batch
 from plait.execution.settings import ExecutionSettings
 from plait.module import Module
@@ -89,11 +91,6 @@ def _pairs(data: Iterable[Any], name: str) -> list[tuple[Any, Any]]:
     return pairs
 
 
-def _mean(scores: Sequence[float | None]) -> float | None:
-    known = [s for s in scores if s is not None]
-    return sum(known) / len(known) if known else None
-
-
 def _check(name: str, value: Any, minimum: float, *, integer: bool) -> None:
     kinds = int if integer else int | float
     if value is not None and (
@@ -120,6 +117,8 @@ async def train(
     resources: Any = None,
     strategy: BackwardStrategy | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    store: Any = None,
+    name: str = "",
 ) -> TrainHistory:
     """Optimize ``module`` on ``train_set`` (``(input, target)`` pairs), in order, batch by batch.
 
@@ -129,6 +128,10 @@ async def train(
     Stops when ``max_cost`` is spent, when the validation score reaches
     ``target_score``, or after ``patience`` steps without improvement; with
     ``restore_best`` the best validated values are loaded back at the end.
+    With ``store`` (a path or `RunStore`), every validation is saved as an
+    evaluation named ``name`` (default "train <Module>") with ``info["step"]``,
+    so ``RunStore(path).history(name)`` reloads the optimization step by step;
+    nothing else the loop runs is stored.
 
         history = await train(pipeline, data, loss=loss, optimizer=opt, val_set=val)
         history.to_dataframe()
@@ -143,19 +146,22 @@ async def train(
         metric if isinstance(metric, Loss) else loss if metric is None else VerifierLoss(metric)
     )
     meter = _Meter()
+    saved = open_store(store) if store is not None else False
+    run_name = name or f"train {type(module).__name__}"
     was_training = module.training
     rows: list[dict[str, Any]] = []
 
     def spent() -> bool:
         return max_cost is not None and meter.cost >= max_cost
 
-    async def validate() -> float | None:
+    async def validate(step: int) -> float | None:
         if not val or spent():
             return None
         module.eval()
-        items = await run_batch(module, [x for x, _ in val], progress=False)
-        feedback = await scorer(items, [t for _, t in val])
-        return _mean([f.score for f in feedback])
+        result = await evaluate(
+            module, val, scorer, store=saved, name=run_name, info={"step": step}, progress=False
+        )
+        return result.score
 
     def record(step: int, epoch: int, train_score: Any, val_score: Any, updates: int) -> None:
         row = {
@@ -171,9 +177,9 @@ async def train(
         if on_step is not None:
             on_step(row)
 
-    async with ExecutionSettings(resources=resources, on_event=meter):
+    async with ExecutionSettings(resources=resources, on_event=meter, store=False):
         try:
-            baseline = await validate()
+            baseline = await validate(0)
             record(0, 0, None, baseline, 0)
             best_score, best_step, best_state = baseline, 0, module.state_dict()
             stop, step, stale = "completed", 0, 0
@@ -194,7 +200,7 @@ async def train(
                         break
                     applied = await optimizer.step()
                     step += 1
-                    score = await validate()
+                    score = await validate(step)
                     record(step, epoch, feedback.score, score, len(applied))
                     if score is None:
                         continue
