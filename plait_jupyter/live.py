@@ -33,6 +33,35 @@ from plait_jupyter.graph_data import graph_payload, node_key, view_title
 from plait_jupyter.inspector import node_details, view_state
 
 MAX_NODES = 5000
+
+
+class _StoredNode:
+    """A node of a stored graph, with what the view's payload reads from a `GraphNode`."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.id = data["id"]
+        self.name = data["name"]
+        self.kind = data["kind"]
+        self.target = data["target"]
+        self.module_path = data["module_path"]
+        self.scope = tuple(data["scope"])
+        self.live = data["live"]
+        self.dependencies = tuple(data["dependencies"])
+
+
+class StoredGraph:
+    """An `InferenceGraph`'s JSON form (``graph.to_dict()``), as much of it as a view draws."""
+
+    root = None
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.nodes = {n["id"]: _StoredNode(n) for n in data["nodes"]}
+        self.output_ids = tuple(data["outputs"])
+
+    def live_ids(self) -> list[str]:
+        return [nid for nid, node in self.nodes.items() if node.live]
+
+
 UNUSED = "unused"  # a dead node: it reaches no output, so the run skips it
 CACHED = "cached"
 _EVENT_STATES = {
@@ -119,6 +148,22 @@ class RunState:
             max_nodes=max_nodes,
         )
         state.finish("done", max(item.result.makespan for item in ordered) if ordered else 0.0)
+        return state
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Mapping[str, Any], *, max_nodes: int = MAX_NODES) -> RunState:
+        """A run kept as plain data (`plait.evaluation.snapshot.run_snapshot`, e.g. from a store)."""
+        graph = StoredGraph(snapshot["graph"])
+        state = cls([graph], [None], max_nodes=max_nodes)
+        state.graph_data["title"] = f"{snapshot.get('root', 'graph')} · stored run"
+        for node_id, detail in snapshot["nodes"].items():
+            if node_id in state.states:
+                state.states[node_id] = detail["status"]
+                state.details[node_id] = dict(detail)
+                state.tokens += detail["input_tokens"] + detail["output_tokens"]
+                state.cost += detail["cost"]
+        state.status = snapshot.get("status", DONE)
+        state.elapsed = snapshot.get("makespan", 0.0)
         return state
 
     # -- live updates -----------------------------------------------------------------------

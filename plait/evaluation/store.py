@@ -233,7 +233,21 @@ class RunStore:
             f"r.score, r.tokens, r.cost FROM records r {where} ORDER BY r.id",
             args,
         )
-        names = ["id", "kind", "name", "module", "metric", "status", "started_at", "finished_at", "examples", "completed", "score", "tokens", "cost"]
+        names = [
+            "id",
+            "kind",
+            "name",
+            "module",
+            "metric",
+            "status",
+            "started_at",
+            "finished_at",
+            "examples",
+            "completed",
+            "score",
+            "tokens",
+            "cost",
+        ]
         return [dict(zip(names, found, strict=True)) for found in cursor.fetchall()]
 
     def to_dataframe(self, kind: str | None = None) -> Any:

@@ -6,7 +6,12 @@ import { build } from "esbuild";
 const bundled = ["@dagrejs/dagre", "@dagrejs/graphlib"];
 
 await build({
-  entryPoints: { graph_view: "src/graph_view.js", progress: "src/progress.js", review: "src/review.js" },
+  entryPoints: {
+    graph_view: "src/graph_view.js",
+    progress: "src/progress.js",
+    review: "src/review.js",
+    evaluation: "src/evaluation.js",
+  },
   outdir: "../static",
   bundle: true,
   format: "esm",
