@@ -69,6 +69,13 @@ def _comparison_row(position: int, row: ComparisonRow) -> dict[str, Any]:
     }
 
 
+def _focus(states: Mapping[str, str]) -> str:
+    """The node the inspector opens on: the first that failed, else the last that ran."""
+    failed = [key for key, state in states.items() if state == "failed"]
+    ran = [key for key, state in states.items() if state not in ("unused", "pending")]
+    return (failed or ran or [""])[0 if failed else -1]
+
+
 def _label(result: EvalResult) -> str:
     where = f" · #{result.record_id}" if result.record_id is not None else ""
     return f"{result.name}{where}"
@@ -159,6 +166,7 @@ class EvalView(ipywidgets.VBox):
             self.graph.show(row.stored_run)
         else:
             raise ConfigError(f"example {position} has no run record to show")
+        self.graph.selected = _focus(self.graph.node_states)
         self.graph.layout.display = None
         self.table.opened = {"row": position, "side": side, "error": ""}
         return self.graph
