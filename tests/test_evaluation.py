@@ -177,7 +177,7 @@ def test_a_process_killed_mid_evaluation_leaves_a_readable_store(tmp_path):
     worker = [sys.executable, str(HERE / "_eval_worker.py")]
     with sim_server_thread(replies=RULES, latency=0.05) as server:
         proc = subprocess.Popen(
-            [*worker, server.url, str(path), "60"], stdout=subprocess.PIPE, text=True, env=ENV
+            [*worker, server.url, str(path), "60"], stdout=subprocess.DEVNULL, env=ENV
         )
         deadline = time.monotonic() + 60
         completed = 0
@@ -200,7 +200,10 @@ def test_a_process_killed_mid_evaluation_leaves_a_readable_store(tmp_path):
     result = store.load()
     assert result.status == "running" and len(result.rows) == record["completed"]
     for row in result.rows:
-        assert row.output == row.target and row.score == 1.0 and row.snapshot["nodes"]
+        assert row.output == row.target and row.snapshot["nodes"]
+        # scored, or killed after its run finished and before its metric returned
+        assert (row.score, row.error) in ((1.0, None), (None, None))
+    assert sum(row.score == 1.0 for row in result.rows) >= len(result.rows) - 2
 
 
 async def test_keys_never_reach_the_store(tmp_path):
