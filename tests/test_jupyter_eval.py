@@ -117,3 +117,19 @@ def test_no_key_reaches_the_widget_state(evaluations):
         view = EvalView(source)
         view.open_row(0)
         assert KEY not in state_text(view)
+
+
+def test_the_html_reprs_escape_inputs_outputs_messages_and_prompts():
+    from plait.evaluation import EvalResult, EvalRow
+
+    xss = '<img src=x onerror="alert(1)">'
+
+    def result(prompt, output, score):
+        row = EvalRow(0, "k", f"in {xss}", "t", output, score, f"msg {xss}")
+        return EvalResult([row], name=f"run {xss}", params={"p": prompt})
+
+    before, after = result(f"old {xss}", f"out {xss}", 0.0), result("new", "fixed", 1.0)
+    for text in (before._repr_html_(), before.compare(after)._repr_html_()):
+        assert "<img" not in text and "&lt;img" in text
+    assert "score <b>0.000</b>" in before._repr_html_()
+    assert "(+1.000)" in before.compare(after)._repr_html_()

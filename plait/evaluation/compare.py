@@ -8,6 +8,7 @@ from typing import Any
 
 from plait.evaluation.diff import diff_segments
 from plait.evaluation.result import EvalResult, EvalRow
+from plait.values import notebook_html
 
 
 def as_text(value: Any) -> str:
@@ -142,6 +143,9 @@ class Comparison:
             f"{len(self.rows)} examples: {len(self.improved())} improved, "
             f"{len(self.regressed())} regressed, {len(self.changed())} changed outputs)"
         )
+
+    def _repr_html_(self) -> str | None:
+        return notebook_html(self)
 
 
 def compare(before: EvalResult, after: EvalResult) -> Comparison:
