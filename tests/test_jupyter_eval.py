@@ -8,6 +8,7 @@ from _sim_support import sim_server_thread
 
 import plait
 from plait.errors import ConfigError
+from plait.evaluation import EvalResult, EvalRow
 from plait.optimization.demo import (
     DIGITS_ONLY,
     START_INSTRUCTIONS,
@@ -120,8 +121,6 @@ def test_no_key_reaches_the_widget_state(evaluations):
 
 
 def test_the_html_reprs_escape_inputs_outputs_messages_and_prompts():
-    from plait.evaluation import EvalResult, EvalRow
-
     xss = '<img src=x onerror="alert(1)">'
 
     def result(prompt, output, score):
