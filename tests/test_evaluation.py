@@ -227,7 +227,7 @@ async def test_runs_batches_and_settings_use_the_store(tmp_path):
     path = tmp_path / "runs.db"
     with sim_server_thread(replies=RULES) as server:
         resources = http_resources(server.url, "task")
-        with ExecutionSettings(resources=resources, store=path):
+        async with ExecutionSettings(resources=resources, store=path):
             items = await run_batch(digits_only(), ["Order 5", "Order 0066"], progress=False)
             await evaluate(digits_only(), VAL_SET[:2], order_number_check, progress=False)
             await plait.execute(digits_only(), "Order 7", store=False)  # opted out
@@ -260,7 +260,16 @@ async def test_bad_arguments_fail_before_anything_is_sent(tmp_path):
             await evaluate(digits_only(), VAL_SET, order_number_check, resources=resources, temp=1)
         with pytest.raises(ConfigError, match="store="):
             await evaluate(digits_only(), VAL_SET, order_number_check, resources=resources, store=3)
+        with pytest.raises(ConfigError, match="no endpoint for 'task'"):
+            await evaluate(
+                digits_only(),
+                VAL_SET,
+                order_number_check,
+                resources=http_resources(server.url, "other"),
+                store=tmp_path / "runs.db",
+            )
         assert not server.model.requests
+    assert RunStore(tmp_path / "runs.db").list() == []  # the refused evaluation left no record
     with pytest.raises(StoreError, match="no record 7"):
         RunStore(tmp_path / "empty.db").load(7)
 

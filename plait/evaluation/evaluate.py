@@ -132,7 +132,7 @@ async def evaluate(
             f"the run options and {', '.join(BATCH_OPTIONS)}"
         )
     opts, owner = effective_options(explicit, module)
-    store = None if opts.store in (None, False) else open_store(opts.store)
+    store, owned = (None, False) if opts.store in (None, False) else open_store(opts.store)
     keys = [stable_hash(source) for source, _ in pairs]
     result = EvalResult(
         [],
@@ -159,16 +159,24 @@ async def evaluate(
     try:
         async with open_manager(opts, owner) as manager:
             await _run(module, pairs, keys, metric, result, store, manager, options, batch_extra)
-    except BaseException:
+        result.status = "done"
+    except Exception:
+        result.status = "failed"
+        raise
+    except BaseException:  # cancelled, or interrupted
         result.status = "cancelled"
         raise
-    else:
-        result.status = "done"
     finally:
         result.rows.sort(key=lambda r: r.index)
         result.finished_at = time.time()
         if store is not None and result.record_id is not None:
-            store.finish(result.record_id, result.status, result)
+            if result.status == "failed" and not result.rows:
+                store.delete(result.record_id)  # refused before it ran (config): nothing to keep
+                result.record_id = None
+            else:
+                store.finish(result.record_id, result.status, result)
+        if owned and store is not None:
+            store.close()
     return result
 
 
@@ -187,9 +195,13 @@ async def _run(
         if store is not None and result.record_id is not None:
             store.write_row(result.record_id, row)
 
+    def save_score(row: EvalRow) -> None:
+        if store is not None and result.record_id is not None:
+            store.write_score(result.record_id, row)
+
     async def score(row: EvalRow, output: Any) -> None:
         _apply(row, await judge_one(metric, output, row.target))
-        save(row)
+        save_score(row)
 
     shared = {"resources": manager} if manager is not None else {}
     # Judges run under these settings: same manager, and never saved as runs of their own.
@@ -226,7 +238,7 @@ async def _run(
                 else:
                     for (row, _), verdict in zip(judged, found, strict=True):
                         _apply(row, verdict)
-                        save(row)
+                        save_score(row)
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:

@@ -80,8 +80,9 @@ class EvalResult:
 
     ``params`` are the module's parameter values when the evaluation started
     (dotted name -> value), so a result says which prompt produced it.
-    ``status`` is "done", "cancelled", or "running" for an evaluation whose
-    process stopped before it finished (its completed rows are kept).
+    ``status`` is "done", "cancelled", "failed" (the batch itself raised), or
+    "running" for a stored evaluation whose process stopped before it finished
+    (its completed rows are kept).
     ``record_id`` is its id in ``store`` (the store's path) when one was used.
     """
 

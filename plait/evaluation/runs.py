@@ -20,8 +20,11 @@ from plait.execution.result import BatchItem
 class RunRecorder:
     """Writes the items of one run or batch into a `RunStore` as they finish."""
 
-    def __init__(self, store: RunStore, kind: str, module: Any, count: int) -> None:
+    def __init__(
+        self, store: RunStore, kind: str, module: Any, count: int, *, owned: bool = False
+    ) -> None:
         self.store = store
+        self.owned = owned  # opened from a path for this run: closed when it finishes
         self.rows: list[EvalRow] = []
         self.record_id = store.begin(
             kind,
@@ -55,7 +58,10 @@ class RunRecorder:
         tokens = sum(r.tokens for r in self.rows)
         cost = sum(r.cost for r in self.rows)
         self.store.finish(self.record_id, status, summary=(None, tokens, cost))
+        if self.owned:
+            self.store.close()
 
 
 def recorder(store: Any, kind: str, module: Any, count: int) -> RunRecorder:
-    return RunRecorder(open_store(store), kind, module, count)
+    opened, owned = open_store(store)
+    return RunRecorder(opened, kind, module, count, owned=owned)

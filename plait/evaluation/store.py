@@ -93,6 +93,9 @@ class RunStore:
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode, NORMAL survives any process crash; only a power cut may drop the
+            # last commits (the file stays consistent either way). FULL fsyncs every example.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA busy_timeout=10000")
             self._migrate()
@@ -197,6 +200,14 @@ class RunStore:
                 f"INSERT OR REPLACE INTO rows (record_id, {_ROW_COLUMNS}, finished_at) "
                 f"VALUES ({', '.join('?' * len(values))})",
                 values,
+            )
+
+    def write_score(self, record_id: int, row: EvalRow) -> None:
+        """Update the score, message and error of an example already written."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE rows SET score = ?, message = ?, error = ? WHERE record_id = ? AND idx = ?",
+                (row.score, row.message, row.error, record_id, row.index),
             )
 
     def finish(
@@ -353,10 +364,13 @@ class _Transaction:
         self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
-def open_store(store: Any) -> RunStore:
-    """A `RunStore` from a store or a path (opened now, so a bad path fails before any run)."""
+def open_store(store: Any) -> tuple[RunStore, bool]:
+    """A `RunStore` from a store or a path, and whether it was opened here (then close it).
+
+    Opened now, so a bad path fails before any run.
+    """
     if isinstance(store, RunStore):
-        return store
+        return store, False
     if isinstance(store, str | os.PathLike):
-        return RunStore(store)
+        return RunStore(store), True
     raise StoreError(f"store must be a path or a plait.RunStore; got {store!r:.60}")

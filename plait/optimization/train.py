@@ -146,7 +146,7 @@ async def train(
         metric if isinstance(metric, Loss) else loss if metric is None else VerifierLoss(metric)
     )
     meter = _Meter()
-    saved = open_store(store) if store is not None else False
+    saved, owned = open_store(store) if store is not None else (False, False)
     run_name = name or f"train {type(module).__name__}"
     was_training = module.training
     rows: list[dict[str, Any]] = []
@@ -230,4 +230,6 @@ async def train(
             for param in module.parameters():
                 param.zero_feedback()
             module.train(was_training)
+            if owned and saved:
+                saved.close()
     return TrainHistory(rows, stop, best_step if val else None, best_score, meter.cost, restored)
