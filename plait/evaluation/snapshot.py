@@ -178,13 +178,17 @@ def node_details(
 SNAPSHOT_FORMAT = "plait.RunSnapshot/1"
 
 
-def run_snapshot(result: RunResult) -> dict[str, Any]:
-    """``result`` as plain data: the graph (`InferenceGraph.to_dict`) and each node's details."""
+def run_snapshot(result: RunResult, graph: Any = None) -> dict[str, Any]:
+    """``result`` as plain data: the graph (`InferenceGraph.to_dict`) and each node's details.
+
+    ``graph`` replaces the graph's data (the run store passes the graph's hash,
+    and keeps each graph once).
+    """
     return {
         "format": SNAPSHOT_FORMAT,
         "status": result.status,
         "makespan": result.makespan,
-        "graph": result.graph.to_dict(),
+        "graph": result.graph.to_dict() if graph is None else graph,
         "root": type(result.graph.root).__name__ if result.graph.root is not None else "graph",
         "nodes": {node_id: node_details(record) for node_id, record in result.nodes.items()},
     }

@@ -11,6 +11,7 @@ credential are replaced by ``"***"`` (see `plait.evaluation.snapshot`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -20,6 +21,8 @@ from typing import Any
 
 from plait.errors import StoreError
 from plait.evaluation.result import EvalResult, EvalRow
+from plait.evaluation.snapshot import run_snapshot
+from plait.graph import InferenceGraph
 from plait.graph_analysis import encode
 
 SCHEMA_VERSION = 1
@@ -41,6 +44,7 @@ CREATE TABLE IF NOT EXISTS records (
     tokens INTEGER,
     cost REAL
 );
+CREATE TABLE IF NOT EXISTS graphs (hash TEXT PRIMARY KEY, graph TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rows (
     record_id INTEGER NOT NULL REFERENCES records(id) ON DELETE CASCADE,
     idx INTEGER NOT NULL,
@@ -87,6 +91,7 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._graphs: dict[int, tuple[str, InferenceGraph]] = {}
         if self.path.is_dir():
             raise StoreError(f"run store {str(self.path)!r} is a directory; give a file path")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +181,9 @@ class RunStore:
 
     def write_row(self, record_id: int, row: EvalRow) -> None:
         """Insert or replace one example of a record (one transaction)."""
-        run = row.snapshot
+        run = row.stored_run
+        if row.result is not None:
+            run = run_snapshot(row.result, graph=self._graph_hash(row.result.graph))
         values = (
             record_id,
             row.index,
@@ -201,6 +208,30 @@ class RunStore:
                 f"VALUES ({', '.join('?' * len(values))})",
                 values,
             )
+
+    def _graph_hash(self, graph: InferenceGraph) -> str:
+        """The hash a row's run refers to its graph by; the graph is written once per store."""
+        known = self._graphs.get(id(graph))
+        if known is not None and known[1] is graph:
+            return known[0]
+        text = json.dumps(graph.to_dict(), ensure_ascii=False, sort_keys=True)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:32]  # of the whole JSON form
+        with self._tx() as conn:
+            conn.execute("INSERT OR IGNORE INTO graphs VALUES (?, ?)", (digest, text))
+        self._graphs[id(graph)] = (digest, graph)  # the graph is kept: its id stays its own
+        return digest
+
+    def _stored_run(self, text: str | None, graphs: dict[str, Any]) -> dict[str, Any] | None:
+        run = _load(text)
+        if run is not None and isinstance(run.get("graph"), str):
+            digest = run["graph"]
+            if digest not in graphs:
+                found = self._conn.execute(
+                    "SELECT graph FROM graphs WHERE hash = ?", (digest,)
+                ).fetchone()
+                graphs[digest] = _load(found[0]) if found else None
+            run["graph"] = graphs[digest]
+        return run
 
     def write_score(self, record_id: int, row: EvalRow) -> None:
         """Update the score, message and error of an example already written."""
@@ -288,6 +319,7 @@ class RunStore:
         (rid, kind, name, module, metric, status, started, finished, examples, params, info) = (
             self._record(record_id)[:11]
         )
+        graphs: dict[str, Any] = {}
         rows = [
             EvalRow(
                 index=idx,
@@ -303,7 +335,7 @@ class RunStore:
                 output_tokens=tout,
                 cost=cost,
                 latency=latency,
-                stored_run=_load(run),
+                stored_run=self._stored_run(run, graphs),
             )
             for (
                 idx,
