@@ -314,3 +314,40 @@ async def test_train_records_its_validations_in_the_store(tmp_path):
     assert first.params["instructions"] == START_INSTRUCTIONS
     assert last.params["instructions"].endswith(NO_LEADING_ZEROS)
     assert len(first.compare(last).improved()) == len(VAL_SET)
+
+
+async def test_batch_options_apply_checkpoint_progress_and_budget(tmp_path):
+    checkpoint = tmp_path / "eval.jsonl"
+    seen = []
+    with sim_server_thread(replies=RULES) as server:
+        resources = http_resources(server.url, "task")
+        first = await evaluate(
+            digits_only(),
+            VAL_SET,
+            order_number_check,
+            resources=resources,
+            checkpoint=checkpoint,
+            on_progress=seen.append,
+            max_concurrent=1,
+        )
+        sent = len(server.model.requests)
+        again = await evaluate(
+            digits_only(), VAL_SET, order_number_check, resources=resources, checkpoint=checkpoint
+        )
+        assert len(server.model.requests) == sent == len(VAL_SET)  # all restored
+        assert [r.output for r in again.rows] == [r.output for r in first.rows]
+        assert again.score == first.score
+        assert [p.done + p.failed for p in seen] == list(range(1, len(VAL_SET) + 1))
+
+        limited = await evaluate(
+            digits_only(),
+            VAL_SET,
+            order_number_check,
+            resources=resources,
+            max_tokens=40,
+            max_concurrent=1,
+            progress=False,
+        )
+    stopped = [r for r in limited.rows if not r.ok]
+    assert stopped and all(r.score == 0.0 and "BudgetExceeded" in r.error for r in stopped)
+    assert len(limited.rows) == len(VAL_SET)
