@@ -351,3 +351,43 @@ async def test_batch_options_apply_checkpoint_progress_and_budget(tmp_path):
     stopped = [r for r in limited.rows if not r.ok]
     assert stopped and all(r.score == 0.0 and "BudgetExceeded" in r.error for r in stopped)
     assert len(limited.rows) == len(VAL_SET)
+
+
+class Router(plait.Module):
+    """Define-by-run: the first reply decides which prompt answers (a graph per example)."""
+
+    def __init__(self):
+        super().__init__()
+        self.classify = plait.LLMInference("task", system_prompt="Classify: math or poetry.")
+        self.math = plait.LLMInference("task", system_prompt="You are a mathematician.")
+        self.poet = plait.LLMInference("task", system_prompt="You are a poet.")
+
+    async def forward(self, question):
+        label = await self.classify(question)
+        expert = self.math if label.strip() == "math" else self.poet
+        return expert(question)
+
+
+async def test_a_define_by_run_module_is_evaluated_and_stored_per_example(tmp_path):
+    rules = [
+        {"match": {"system": "Classify", "user": "integral"}, "reply": "math"},
+        {"match": {"system": "Classify"}, "reply": "poetry"},
+        {"match": {"system": "mathematician"}, "reply": "x^2/2"},
+        {"match": {"system": "poet"}, "reply": "roses"},
+    ]
+    examples = [("the integral of x", "x^2/2"), ("a poem on rain", "rain"), ("integral of 1", "x")]
+    with sim_server_thread(replies=rules) as server:
+        result = await evaluate(
+            Router(),
+            examples,
+            lambda out, want: out == want,
+            resources=http_resources(server.url, "task"),
+            store=tmp_path / "runs.db",
+            progress=False,
+        )
+    assert [r.output for r in result.rows] == ["x^2/2", "roses", "x^2/2"]
+    assert [r.score for r in result.rows] == [1.0, 0.0, 0.0]
+    stored = RunStore(tmp_path / "runs.db").load()
+    for live, kept in zip(result.rows, stored.rows, strict=True):
+        assert sorted(kept.snapshot["nodes"]) == sorted(live.result.nodes)
+    assert "math" in stored.rows[0].snapshot["nodes"] and "poet" in stored.rows[1].snapshot["nodes"]
