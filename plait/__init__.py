@@ -10,10 +10,14 @@ ERROR values instead of exceptions.
 
 When control flow depends on a model's reply (routers, loops, agents), write
 ``async def forward``: it runs define-by-run, each call scheduled at once and
-recorded as a node, ``await`` giving the reply (`plait.execution.dynamic`).
+recorded as a node, ``await`` giving the reply (`plait.execution.dynamic`);
+`plait.stock` has a tool-calling agent, a refine loop and a map written so.
 """
 
-from plait import functional  # also registers the operators traced values use
+from plait import (
+    functional,  # also registers the operators traced values use
+    stock,
+)
 from plait.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from plait.errors import (
     CallError,
@@ -90,6 +94,7 @@ __all__ = [
     "run",
     "run_batch",
     "run_sync",
+    "stock",
     "stream_batch",
     "trace",
     "unwrap",

@@ -16,8 +16,9 @@ from enum import StrEnum
 from typing import Any
 
 from plait import graph_analysis, graph_export
+from plait._upcalls import notebook_html
 from plait.errors import GraphError
-from plait.values import collect_refs, notebook_html
+from plait.values import collect_refs
 
 
 class NodeKind(StrEnum):

@@ -22,8 +22,7 @@ import ipywidgets
 import traitlets
 
 from plait.errors import ConfigError
-from plait.evaluation.compare import Comparison, ComparisonRow, as_text
-from plait.evaluation.result import EvalResult, EvalRow
+from plait.evaluation.result import Comparison, ComparisonRow, EvalResult, EvalRow, as_text
 from plait_jupyter.graph_view import STATIC, GraphView
 from plait_jupyter.inspector import clip
 

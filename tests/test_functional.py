@@ -7,7 +7,7 @@ import pytest
 import plait.functional as F
 from plait import Parameter, Value, ValueKind, valueify
 from plait.functional._core import functional
-from plait.tracing.ops import Op
+from plait.ops import Op
 from plait.tracing.proxy import OPERATORS
 from plait.values import FormatField
 

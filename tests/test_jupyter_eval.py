@@ -132,3 +132,40 @@ def test_the_html_reprs_escape_inputs_outputs_messages_and_prompts():
         assert "<img" not in text and "&lt;img" in text
     assert "score <b>0.000</b>" in before._repr_html_()
     assert "(+1.000)" in before.compare(after)._repr_html_()
+
+
+class Router(plait.Module):
+    def __init__(self):
+        super().__init__()
+        self.classify = plait.LLMInference("task", system_prompt="Classify: math or poetry.")
+        self.math = plait.LLMInference("task", system_prompt="You are a mathematician.")
+        self.poet = plait.LLMInference("task", system_prompt="You are a poet.")
+
+    async def forward(self, question):
+        label = await self.classify(question)
+        expert = self.math if label.strip() == "math" else self.poet
+        return expert(question)
+
+
+def test_a_stored_define_by_run_row_draws_like_the_live_one(tmp_path):
+    rules = [
+        {"match": {"system": "Classify", "user": "integral"}, "reply": "math"},
+        {"match": {"system": "Classify"}, "reply": "poetry"},
+    ]
+    with sim_server_thread(replies=rules) as server:
+        result = plait.evaluate_sync(
+            Router(),
+            [("the integral of x", "x"), ("rain", "rain")],
+            lambda out, want: out == want,
+            resources=http_resources(server.url, "task"),
+            store=tmp_path / "runs.db",
+            progress=False,
+        )
+    stored = plait.RunStore(tmp_path / "runs.db").load()
+    for live_row, kept_row in zip(result.rows, stored.rows, strict=True):
+        live, kept = GraphView(live_row.result), GraphView(kept_row.snapshot)
+        assert kept.graph_data["nodes"] == live.graph_data["nodes"]
+        assert kept.graph_data["edges"] == live.graph_data["edges"]
+        assert kept.graph_data["recorded"] is True
+        assert kept.node_details == live.node_details
+    assert any(node["after"] for node in kept.graph_data["nodes"])  # the control edge is kept

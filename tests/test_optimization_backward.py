@@ -12,6 +12,7 @@ from _optim_support import Chain, Diamond, Structured, Styled, TwoStage, learnab
 import plait
 from plait import LLMInference, Module
 from plait.errors import ConfigError
+from plait.execution.records import RecordedDict, RecordedStr
 from plait.optimization import (
     Feedback,
     FeedbackBatch,
@@ -22,7 +23,6 @@ from plait.optimization import (
     record_of,
 )
 from plait.optimization.backward import CRITIC_SYSTEM
-from plait.optimization.records import RecordedDict, RecordedStr
 
 FAIL = VerifierLoss(lambda output, target: (False, "too vague"))
 

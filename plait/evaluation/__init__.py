@@ -9,14 +9,9 @@
 `plait_jupyter.EvalView` shows an `EvalResult` or a `Comparison` in a notebook.
 """
 
-from plait.evaluation.compare import Comparison, ComparisonRow
 from plait.evaluation.evaluate import evaluate, evaluate_sync
-from plait.evaluation.result import EvalResult, EvalRow
-from plait.evaluation.runs import recorder
+from plait.evaluation.result import Comparison, ComparisonRow, EvalResult, EvalRow
 from plait.evaluation.store import SCHEMA_VERSION, RunStore
-from plait.execution.run import install_store
-
-install_store(recorder)
 
 __all__ = [
     "SCHEMA_VERSION",

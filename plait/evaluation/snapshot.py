@@ -2,8 +2,8 @@
 
 `run_snapshot` is one run as plain data (its graph's JSON form and every
 node's details), so a run saved in a `RunStore` opens in the graph view after
-a restart exactly as a live one does. Everything is plain text (the front-end puts it into text nodes, never HTML),
-cut to `TEXT_LIMIT` characters. Request options whose key looks like a
+a restart exactly as a live one does. Everything is plain text (the
+front-end puts it into text nodes, never HTML), cut to `TEXT_LIMIT` characters. Request options whose key looks like a
 credential are replaced by ``"***"``; API keys are not part of a request in
 the first place (clients add them as headers).
 """
@@ -11,19 +11,14 @@ the first place (clients add them as headers).
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Mapping
 from typing import Any
 
+from plait._tree import redact
 from plait.clients.base import ChatRequest
 from plait.execution.result import DONE, NodeRecord, RunResult
 from plait.values import Value, ValueKind, unwrap, valueify
 
 TEXT_LIMIT = 4000
-_SECRET_KEY = re.compile(
-    r"api[-_]?key|secret|password|passwd|authorization|bearer|credential|(access|auth)[-_]?token",
-    re.IGNORECASE,
-)
 
 
 def clip(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -54,19 +49,6 @@ def value_text(value: Any, limit: int = TEXT_LIMIT) -> tuple[str, str]:
     return str(value.kind), clip(text, limit)
 
 
-def redact(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` with credential-like keys (at any depth) replaced by ``"***"``."""
-    out: dict[str, Any] = {}
-    for key, item in options.items():
-        if _SECRET_KEY.search(str(key)):
-            out[key] = "***"
-        elif isinstance(item, Mapping):
-            out[key] = redact(item)
-        else:
-            out[key] = item
-    return out
-
-
 def request_info(request: ChatRequest) -> dict[str, Any]:
     """The prompt actually sent: model, settings and messages."""
     settings = []
@@ -81,7 +63,7 @@ def request_info(request: ChatRequest) -> dict[str, Any]:
         settings.append(f"tools={', '.join(names)}")
     if request.stream:
         settings.append("stream")
-    settings.extend(f"{k}={v!r}" for k, v in redact(request.options).items())
+    settings.extend(f"{k}={v!r}" for k, v in redact(dict(request.options)).items())
     messages = []
     for message in request.messages:
         content = message.get("content", "")
@@ -184,11 +166,16 @@ def run_snapshot(result: RunResult, graph: Any = None) -> dict[str, Any]:
     ``graph`` replaces the graph's data (the run store passes the graph's hash,
     and keeps each graph once).
     """
+    nodes = result.graph.nodes.values()
     return {
         "format": SNAPSHOT_FORMAT,
         "status": result.status,
         "makespan": result.makespan,
         "graph": result.graph.to_dict() if graph is None else graph,
         "root": type(result.graph.root).__name__ if result.graph.root is not None else "graph",
+        # What a recorded (define-by-run) graph adds to its JSON form: the view draws them.
+        "recorded": result.graph.dynamic,
+        "control": {n.id: list(n.control) for n in nodes if n.control},
+        "call_keys": {n.id: n.call_key for n in nodes if n.call_key},
         "nodes": {node_id: node_details(record) for node_id, record in result.nodes.items()},
     }

@@ -2,8 +2,7 @@
 
 from plait.execution.batch import BatchProgress, run_batch, stream_batch
 from plait.execution.events import Event
-from plait.execution.rerun import NodeChange  # also connects RunResult.rerun / diff / adopt
-from plait.execution.result import BatchItem, NodeOverride, NodeRecord, RunResult
+from plait.execution.result import BatchItem, NodeChange, NodeOverride, NodeRecord, RunResult
 from plait.execution.run import execute, execute_sync, run, run_sync
 from plait.execution.settings import ExecutionSettings
 

@@ -39,13 +39,13 @@ from plait._context import reset_active_tracer, set_active_tracer
 from plait.errors import CallError, ExecutionError, TraceError
 from plait.graph import GraphNode, InferenceGraph, NodeKind
 from plait.inference import LLMInference
+from plait.markers import has_marker
 from plait.module import Module
 from plait.tracing.frames import is_user_code
 from plait.tracing.proxy import TracedValue
-from plait.tracing.strings import has_marker
 from plait.tracing.tracer import _TRACE_IDS, Tracer
 from plait.tracing.tracer import _forward_codes as forward_codes
-from plait.values import Value, ValueKind, ValueRef
+from plait.values import Value, ValueKind, ValueRef, unwrap
 
 
 class RecordingRun(Protocol):
@@ -327,7 +327,7 @@ class Recorder(Tracer):
                 raise self.run.call_error(ref, result)
             if whole:
                 return result
-            payload = result.payload
+            payload = unwrap(result.payload)  # an op's dict result holds a Value per leaf
         return _converted(payload, value.conversion)
 
 

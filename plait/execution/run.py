@@ -19,8 +19,8 @@ from typing import Any
 
 import nest_asyncio
 
-from plait import module as module_mod
 from plait._tree import tree_leaves
+from plait._upcalls import upcall
 from plait.errors import BudgetExceeded, ConfigError, ExecutionError
 from plait.execution import events as ev
 from plait.execution.budget import Budget
@@ -28,6 +28,7 @@ from plait.execution.cache import ResponseCache, cache_for
 from plait.execution.checkpoint import Checkpoint, stable_hash
 from plait.execution.dynamic import Layout, is_dynamic
 from plait.execution.pool import SlotPool
+from plait.execution.records import attach_record
 from plait.execution.result import (
     BUDGET_EXCEEDED,
     CANCELLED,
@@ -53,42 +54,24 @@ from plait.values import Value, ValueKind, unwrap
 _run_ids = itertools.count(1)
 _SIGNATURES: dict[type, inspect.Signature] = {}  # forward() signatures, by module class
 
-# Installed by plait.optimization (which sits above this module): attaches a
-# training-mode run's forward record to its output, for feedback.backward().
-_attach_record: Callable[[Any, RunResult, int | None], Any] | None = None
-
-
-# Installed by plait.evaluation (a floor above): records runs and batches into a run store.
-_recorder: Callable[[Any, str, Any, int], Any] | None = None
-
-
-def install_store(recorder: Callable[[Any, str, Any, int], Any]) -> None:
-    """Connect the ``store`` run option to plait.evaluation's `RunStore`."""
-    global _recorder
-    _recorder = recorder
-
 
 def run_recorder(store: Any, kind: str, module: Any, count: int) -> Any:
     """What saves a run ("run") or batch ("batch") of ``count`` items, or None without a store.
 
-    Opened before anything is sent, so a bad store path fails first.
+    The ``store`` run option: `plait.evaluation.runs.recorder`, through the
+    upcall seam (the store sits a floor above). Opened before anything is
+    sent, so a bad store path fails first.
     """
-    if store is None or store is False or _recorder is None:
+    if store is None or store is False:
         return None
-    return _recorder(store, kind, module, count)
-
-
-def install_training(attach: Callable[[Any, RunResult, int | None], Any]) -> None:
-    """Connect training-mode runs to plait.optimization."""
-    global _attach_record
-    _attach_record = attach
+    return upcall("run_recorder")(store, kind, module, count)
 
 
 def caller_output(module: Any, result: RunResult, item: int | None = None) -> Any:
     """``result.output`` as callers get it: carrying its forward record when ``module`` is training."""
-    if _attach_record is None or not getattr(module, "training", False):
+    if not getattr(module, "training", False):
         return result.output
-    return _attach_record(module, result, item)
+    return attach_record(module, result, item)
 
 
 def split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, dict[str, Any]]:
@@ -557,10 +540,3 @@ def run_sync(module: Any, *args: Any, **kwargs: Any) -> Any:
 def execute_sync(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     """`execute`, blocking (also inside a running event loop)."""
     return run_blocking(execute(module, *args, **kwargs))
-
-
-def _bound_call(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return run(module, *args, **kwargs)
-
-
-module_mod.install_execution(_bound_call, ExecutionSettings)

@@ -33,10 +33,6 @@ from plait.functional.numeric import add, div, max, mean, min, mul, sub, sum
 from plait.functional.response import extract_meta, extract_text
 from plait.functional.structured import merge, parse_structured, select
 from plait.functional.text import concat, format, lower, render, strip, upper
-from plait.tracing.proxy import OPERATORS
-
-# Placeholders turn `v["key"]`, `v.get(...)` and `+ - * /` on numbers into these ops.
-OPERATORS.update(select=select, add=add, sub=sub, mul=mul, div=div)
 
 __all__ = [
     "add",

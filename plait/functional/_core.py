@@ -23,7 +23,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from plait.tracing.ops import Op
+from plait.ops import Op
 from plait.values import Value, ValueKind, error_value, errors_in, unwrap, valueify
 
 

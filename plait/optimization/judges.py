@@ -15,12 +15,12 @@ from typing import Any
 
 from plait.errors import ConfigError
 from plait.execution.batch import run_batch
+from plait.execution.records import record_of
 from plait.execution.result import BatchItem
 from plait.inference import LLMInference
 from plait.module import Module
 from plait.optimization.feedback import Feedback
 from plait.optimization.losses import Loss
-from plait.optimization.records import record_of
 
 JUDGE_SYSTEM = (
     "You evaluate the output of an AI system against the given criteria. Be strict and "

@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from plait.errors import ConfigError
+from plait.execution.records import record_of
 from plait.execution.result import BatchItem
 from plait.optimization.feedback import Feedback, FeedbackBatch
-from plait.optimization.records import record_of
 
 
 def is_batch(output: Any) -> bool:

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from plait._upcalls import notebook_html
 from plait.errors import ConfigError
 from plait.optimization.feedback import Feedback
 from plait.parameter import Parameter
-from plait.values import notebook_html
 
 PENDING, ACCEPTED, EDITED, REJECTED = "pending", "accepted", "edited", "rejected"
 

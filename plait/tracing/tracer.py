@@ -24,17 +24,17 @@ from plait._context import reset_active_tracer, set_active_tracer
 from plait._tree import tree_leaves, tree_map, tree_map_with_path
 from plait.errors import ConfigError, TraceError
 from plait.graph import GraphNode, InferenceGraph, NodeKind
-from plait.module import Module
-from plait.parameter import Parameter
-from plait.tracing.frames import describe_frame, is_user_code, user_frame
-from plait.tracing.proxy import TracedValue
-from plait.tracing.strings import (
+from plait.markers import (
     altered_error,
     foreign_error,
     fstring_value,
     has_marker,
     marker,
 )
+from plait.module import Module
+from plait.parameter import Parameter
+from plait.tracing.frames import describe_frame, is_user_code, user_frame
+from plait.tracing.proxy import TracedValue
 from plait.values import FormatField, Value, ValueKind, ValueRef, kind_of
 
 _TRACE_IDS = itertools.count(1)

@@ -16,8 +16,8 @@ from typing import Any, overload
 
 from plait._context import active_tracer
 from plait._tree import tree_leaves
+from plait.markers import has_marker
 from plait.parameter import Parameter
-from plait.tracing.strings import has_marker
 from plait.values import ValueKind
 
 
