@@ -83,6 +83,7 @@ def test_a_row_click_opens_that_examples_graph(lab, browser):
     graph = page.locator(".plait-graph").nth(0)
     graph.locator(".pl-node[data-id=extract]").wait_for(timeout=30_000)
     assert compare.locator("tbody tr[data-index='1'][data-selected=true]").count() == 1
+    assert graph.locator(".pl-legend").inner_text().split()[-1] == "0"  # "cancelled 0", no "null"
     assert "0150" in graph.locator(".pl-inspector").inner_text()  # the output, after the edit
     text = _prompt(page, graph)
     assert "Order 0150 came in the wrong size." in text and DIGITS_ONLY_TEXT in text
