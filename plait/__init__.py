@@ -14,6 +14,8 @@ recorded as a node, ``await`` giving the reply (`plait.execution.dynamic`);
 `plait.stock` has a tool-calling agent, a refine loop and a map written so.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from plait import (
     functional,  # also registers the operators traced values use
     stock,
@@ -29,6 +31,7 @@ from plait.errors import (
 )
 from plait.evaluation import Comparison, EvalResult, RunStore, evaluate, evaluate_sync
 from plait.execution import (
+    Args,
     BatchItem,
     ExecutionSettings,
     RunResult,
@@ -49,7 +52,13 @@ from plait.resources import EndpointConfig, ResourceConfig
 from plait.tracing import Op, Tracer, op, trace
 from plait.values import Value, ValueKind, ValueRef, collect_refs, first_error, unwrap, valueify
 
+try:
+    __version__ = version("plait")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
 __all__ = [
+    "Args",
     "BatchItem",
     "CallError",
     "Comparison",

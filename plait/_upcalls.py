@@ -11,6 +11,8 @@ conveniences on low-floor classes are implemented on a higher floor:
   `plait.execution.rerun`, which builds on the runner that makes RunResults;
 - ``RunResult.build_profile`` makes a `plait.profiling.Profile`;
 - the ``store`` run option saves runs and batches with `plait.evaluation.runs`;
+- ``plait.functional.chat_complete`` is an `LLMInference` call
+  (`plait.inference.ChatComplete`), which sits on the execution floor;
 - ``_repr_html_`` of plait's classes renders with `plait_jupyter.reprs`
   when that optional package is installed (no ``%load_ext`` needed).
 
@@ -31,6 +33,7 @@ from typing import Any
 # Call name -> (module, attribute) implementing it.
 UPCALLS: dict[str, tuple[str, str]] = {
     "run": ("plait.execution.run", "run"),
+    "chat_complete": ("plait.inference", "chat_complete"),
     "execution_settings": ("plait.execution.settings", "ExecutionSettings"),
     "rerun": ("plait.execution.rerun", "rerun"),
     "rerun_sync": ("plait.execution.rerun", "rerun_sync"),

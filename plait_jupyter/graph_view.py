@@ -37,6 +37,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from plait._checks import Checks
 from plait.errors import ConfigError
 from plait.evaluation.snapshot import SNAPSHOT_FORMAT
 from plait.execution.events import Event
@@ -87,6 +88,14 @@ class GraphView(anywidget.AnyWidget):
         interval: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        checks = Checks("GraphView")
+        checks.check(
+            group_by in GROUPINGS, "group_by", group_by, f"one of {', '.join(map(repr, GROUPINGS))}"
+        )
+        checks.number("height", height, low=1, integer=True, optional=True)
+        checks.number("max_nodes", max_nodes, low=1, integer=True)
+        checks.number("interval", interval, low=0)
+        checks.raise_any()
         super().__init__(group_by=group_by)
         self._fixed_height = height
         self.max_nodes = max_nodes

@@ -14,6 +14,7 @@ import html
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from plait._format import format_money
 from plait.evaluation.result import Comparison, EvalResult
 from plait.execution.result import RunResult
 from plait.graph import InferenceGraph
@@ -178,7 +179,7 @@ def result_html(result: RunResult) -> str:
     title = (
         f"{badge('RunResult')} {badge(result.status, status_colour)} · "
         f"{len(result.nodes)} nodes · {result.usage.total_tokens:,} tokens · "
-        f"${result.cost:.4f} · {result.makespan:.2f} s"
+        f"{format_money(result.cost)} · {result.makespan:.2f} s"
     )
     failures = "".join(f"<li>{esc(failure)}</li>" for failure in result.failures)
     records = list(result.nodes.values())

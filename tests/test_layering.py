@@ -24,7 +24,17 @@ PACKAGES = ("plait", "plait_jupyter")
 
 # Bottom up; a module belongs to the floor of its longest matching prefix.
 FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("plait.errors", "plait._tree", "plait._upcalls", "plait.schema")),
+    (
+        "base",
+        (
+            "plait.errors",
+            "plait._tree",
+            "plait._upcalls",
+            "plait.schema",
+            "plait._checks",
+            "plait._format",
+        ),
+    ),
     ("values", ("plait.values",)),
     ("parameter", ("plait.parameter", "plait._context")),
     ("module", ("plait.module", "plait.containers")),
@@ -54,7 +64,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "optimization/profiling",
         ("plait.optimization", "plait.profiling", "plait.stock", "plait.evaluation"),
     ),
-    ("facade", ("plait", "plait.demo")),
+    ("facade", ("plait", "plait.demo", "plait.__main__")),
     ("plait_jupyter", ("plait_jupyter",)),
 )
 

@@ -36,6 +36,7 @@ from plait.execution.run import dynamic_graph, execute_graph, run_blocking, spli
 from plait.execution.settings import as_resources, effective_options
 from plait.graph import GraphNode, InferenceGraph, NodeKind
 from plait.parameter import Parameter
+from plait.schema import to_data
 from plait.values import Value, ValueKind, unwrap
 
 
@@ -48,7 +49,7 @@ def output_text(value: Value | None) -> str:
     if value.kind is ValueKind.TEXT and isinstance(value.payload, str):
         return value.payload
     if value.kind is ValueKind.STRUCTURED:
-        return json.dumps(unwrap(value), indent=2, ensure_ascii=False, default=repr)
+        return json.dumps(to_data(unwrap(value)), indent=2, ensure_ascii=False, default=repr)
     return repr(unwrap(value))
 
 

@@ -7,6 +7,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from plait._format import format_money
 from plait._upcalls import notebook_html, upcall
 from plait.clients.base import ChatRequest, Usage
 from plait.execution.events import Event
@@ -313,7 +314,7 @@ class RunResult:
         edited = f", re-run at {', '.join(map(repr, self.overrides))}" if self.overrides else ""
         return (
             f"RunResult(status={self.status!r}, nodes: {summary}, "
-            f"tokens={self.usage.total_tokens}, cost=${self.cost:.4f}, makespan={self.makespan:.3f}s"
+            f"tokens={self.usage.total_tokens}, cost={format_money(self.cost)}, makespan={self.makespan:.3f}s"
             f"{edited})"
         )
 

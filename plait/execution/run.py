@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import gc
 import inspect
 import itertools
@@ -215,11 +216,11 @@ def graph_hash(graph: InferenceGraph) -> str:
     return graph.structural_hash()
 
 
-def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None) -> None:
-    """Fail before anything runs if a node uses an alias the resources do not define.
+def needed_aliases(graphs: list[InferenceGraph]) -> dict[str, list[str]]:
+    """Each endpoint alias the graphs may call, with the nodes (or module paths) that call it.
 
     A dynamic graph has no nodes yet: every model call registered under its
-    root module is checked instead (the calls it may make).
+    root module counts instead (the calls it may make).
     """
     needed: dict[str, list[str]] = {}
     roots: set[int] = set()
@@ -232,6 +233,12 @@ def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None
         for node in graph.nodes.values():
             if node.kind is NodeKind.LLM and node.live:
                 needed.setdefault(node.alias, []).append(node.id)
+    return needed
+
+
+def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None) -> None:
+    """Fail before anything runs if a node uses an alias the resources do not define."""
+    needed = needed_aliases(graphs)
     if not needed:
         return
     if resources is None:
@@ -243,12 +250,27 @@ def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None
     missing = {alias: ids for alias, ids in needed.items() if alias not in resources}
     if missing:
         listed = "; ".join(
-            f"{alias!r} (used by {', '.join(ids[:3])})" for alias, ids in missing.items()
+            f"{alias!r} (used by {', '.join(ids[:3])}){_did_you_mean(alias, resources.aliases)}"
+            for alias, ids in missing.items()
         )
         raise ConfigError(
             f"the resources define no endpoint for {listed}; defined aliases: "
             f"{', '.join(resources.aliases) or '(none)'}. Add them to the ResourceConfig."
         )
+
+
+def _did_you_mean(alias: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(alias, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def open_endpoints(manager: ResourceManager | None, graphs: list[InferenceGraph]) -> None:
+    """Build every endpoint the graphs call, so a missing API key fails before any request."""
+    if manager is None:
+        return
+    for alias in sorted(needed_aliases(graphs)):
+        if alias in manager.config:
+            manager.endpoint(alias)
 
 
 @contextlib.asynccontextmanager
@@ -331,6 +353,13 @@ def build_result(
 
 async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     """Trace ``module(*args, **kwargs)`` and run it; node failures are recorded, not raised.
+
+    What is wrong before anything runs is raised, and nothing has been sent
+    then: `TraceError` (forward cannot be traced), `ConfigError` (bad run
+    options, an alias the resources do not define, a missing API key),
+    `CheckpointError` (a checkpoint written by another pipeline). Once nodes
+    run, every failure (provider errors, exhausted retries, a spent budget) is
+    recorded in the `RunResult`; cancelling the run raises ``CancelledError``.
 
     result = await execute(pipeline, "text", resources=resources)
     result.output, result.usage.total_tokens, result.cost
@@ -437,6 +466,11 @@ async def _execute_graph(
     fresh: Mapping[str, NodeOverride] | None = None,
 ) -> RunResult:
     async with open_manager(options, owner) as manager:
+        try:
+            open_endpoints(manager, [graph])
+        except BaseException:
+            stores.close()
+            raise
         pool = SlotPool(options.max_concurrent or (manager.max_concurrent if manager else None))
         graph_run = GraphRun(
             graph,

@@ -264,18 +264,17 @@ class GraphRun:
             )
         return None
 
-    async def result_of(self, ref: str) -> Value:
-        """The output `Value` of node ``ref``, once it has finished."""
+    def result_of(self, ref: str) -> Value | asyncio.Future[None]:
+        """The output `Value` of node ``ref`` if it has finished, else a future set when it has."""
         value = self.values.get(ref)
-        if value is None:
-            if ref not in self.records:
-                raise ExecutionError(f"no node {ref!r} in this run")
-            waiter = self._waiters.get(ref)
-            if waiter is None:
-                waiter = self._waiters[ref] = asyncio.get_running_loop().create_future()
-            await waiter
-            value = self.values[ref]
-        return value
+        if value is not None:
+            return value
+        if ref not in self.records:
+            raise ExecutionError(f"no node {ref!r} in this run")
+        waiter = self._waiters.get(ref)
+        if waiter is None:
+            waiter = self._waiters[ref] = asyncio.get_running_loop().create_future()
+        return waiter
 
     def call_error(self, ref: str, value: Value) -> CallError:
         """The `CallError` raised where the placeholder of failed node ``ref`` is awaited."""
@@ -309,7 +308,9 @@ class GraphRun:
         output = self.recorder.convert_output(result)
         refs = [r for r in collect_refs(output) if r in self.records]
         for ref in refs:
-            await self.result_of(ref)
+            pending = self.result_of(ref)
+            if not isinstance(pending, Value):
+                await pending
         if node.kind is NodeKind.MODULE or node.kind is NodeKind.OP:
             extra = tuple(r for r in refs if r not in node.dependencies)
             if extra:  # its output came from these calls: they are its inputs too
@@ -636,22 +637,28 @@ class GraphRun:
         limited_wait = 0.0
         while True:
             attempt += 1
+            queued = self.now()
             slot = await self.pool.acquire(alias, priority, self.item or 0)
             if self.budget is not None and self.budget.exhausted:  # checked once the slot is ours
                 self.pool.release(alias, slot)
                 error = self.budget.error()
                 return (Value(ValueKind.ERROR, error, nid, {"node": nid}), CANCELLED, error), None
-            record.status = RUNNING
             record.attempts = attempt
-            t = self.now()
-            if record.started_at is None:
-                record.started_at = t
-            self._emit(ev.NodeStarted(t, nid, alias, attempt, slot))
+            if (t := self.now()) > queued:
+                self._emit(ev.NodeWaiting(t, nid, alias, "slot", t - queued, slot=slot))
             try:
                 estimate, waited = await endpoint.admit(request)
+                t = self.now()
                 if waited > 0:
-                    self._emit(ev.NodeWaiting(self.now(), nid, alias, "rate_limit", waited))
+                    self._emit(ev.NodeWaiting(t, nid, alias, "rate_limit", waited, slot=slot))
+                # Started means handed to the client: after the slot and rate-limit waits.
+                record.status = RUNNING
+                if record.started_at is None:
+                    record.started_at = t
+                self._emit(ev.NodeStarted(t, nid, alias, attempt, slot))
                 response = await endpoint.send(request, estimate, on_delta=on_delta)
+                # A typed reply that does not validate raises TransientError: retried.
+                payload = node.module.reply_payload(response)
             except ProviderError as exc:
                 self.pool.release(alias, slot)
                 policy = endpoint.retry
@@ -690,7 +697,7 @@ class GraphRun:
             if cache_slot is not None:
                 cache_slot[0].put(cache_slot[1], response)
             try:
-                return self._llm_value(node, endpoint, response), slot
+                return self._llm_value(node, endpoint, response, payload), slot
             except BaseException:
                 self.pool.release(alias, slot)
                 raise
@@ -709,7 +716,7 @@ class GraphRun:
             saved = self.checkpoint.lookup(self.graph_hash, self._checkpoint_id(node.id), key)
             if saved is not None:
                 record.restored = True
-                return (restored_value(saved, node.id), DONE), None
+                return (restored_value(saved, node.id, node.module.restored), DONE), None
         cache = self.cache if self.cache is not None else cache_for(config.cache)
         if cache is None:
             return None, None
@@ -718,10 +725,12 @@ class GraphRun:
         if hit is None:
             return None, (cache, ckey)
         record.cached = True
-        return self._llm_value(node, endpoint, hit, cached=True), None
+        return self._llm_value(
+            node, endpoint, hit, node.module.reply_payload(hit), cached=True
+        ), None
 
     def _llm_value(
-        self, node: GraphNode, endpoint: Any, response: Any, *, cached: bool = False
+        self, node: GraphNode, endpoint: Any, response: Any, payload: Any, *, cached: bool = False
     ) -> tuple[Any, ...]:
         record = self.records[node.id]
         usage = response.usage
@@ -750,9 +759,7 @@ class GraphRun:
             "cost": cost,
             "cached": cached,
         }
-        if node.module.response_schema is not None:
-            return (Value(ValueKind.STRUCTURED, response.structured, node.id, meta), DONE)
-        return (Value(ValueKind.TEXT, response.text, node.id, meta), DONE)
+        return (Value(node.module.output_kind, payload, node.id, meta), DONE)
 
     # -- output --------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from plait._checks import Checks
 from plait.errors import ConfigError
 from plait.resources.config import ResourceConfig
 from plait.resources.manager import ResourceManager
@@ -71,12 +72,25 @@ class RunOptions:
                 isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
             ):
                 problems.append(f"{name}={value!r}: must be a positive number")
+        checks = Checks("invalid run options")
+        if options.get("profile") is not None:
+            checks.flag("profile", options["profile"])
+        checks.path("checkpoint", options.get("checkpoint"))
+        cache = options.get("cache")
+        checks.check(
+            cache is None or isinstance(cache, bool | str | PathLike),
+            "cache",
+            cache,
+            "True, False or a directory path",
+        )
         store = options.get("store")
-        if store not in (None, False) and not isinstance(store, str | PathLike | StoreLike):
-            problems.append(
-                f"store={store!r:.60}: must be a path to a SQLite file, a plait.RunStore, "
-                "or False (do not store)"
-            )
+        checks.check(
+            store in (None, False) or isinstance(store, str | PathLike | StoreLike),
+            "store",
+            store,
+            "a path to a SQLite file, a plait.RunStore, or False (do not store)",
+        )
+        problems += checks.problems
         if problems:
             raise ConfigError("invalid run options: " + "; ".join(problems))
         options["resources"] = as_resources(options.get("resources"))

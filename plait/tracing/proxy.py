@@ -170,6 +170,10 @@ class TracedValue(str, Value):
         raise trace_error(self, "`x in v`", "Test membership in an @plait.op function.")
 
     def __hash__(self) -> int:
+        if getattr(self._tracer, "dynamic", False):
+            # A recorded call's placeholder stands for one call: hashable by that identity,
+            # so asyncio.gather (which keys its arguments) can await several at once.
+            return str.__hash__(self)
         raise trace_error(
             self, "hashing it (a dict key or set member)", "Key dicts and sets on static values."
         )
