@@ -391,3 +391,39 @@ async def test_a_define_by_run_module_is_evaluated_and_stored_per_example(tmp_pa
     for live, kept in zip(result.rows, stored.rows, strict=True):
         assert sorted(kept.snapshot["nodes"]) == sorted(live.result.nodes)
     assert "math" in stored.rows[0].snapshot["nodes"] and "poet" in stored.rows[1].snapshot["nodes"]
+
+
+class Lookup(plait.Module):
+    """Two inputs per example: the message and what to look for in it."""
+
+    def __init__(self):
+        super().__init__()
+        self.extract = plait.LLMInference("task", system_prompt="Reply with the digits only.")
+
+    def forward(self, message, field="order"):
+        return self.extract(f"{field}: {message}")
+
+
+async def test_examples_with_several_inputs_use_args_and_come_back_from_the_store(tmp_path):
+    examples = [
+        (plait.Args("Order 0150 came in.", field="order"), "0150"),
+        (plait.Args("Order 77 is late.", "order"), "77"),
+    ]
+    with sim_server_thread(replies=RULES) as server:
+        result = await evaluate(
+            Lookup(),
+            examples,
+            order_number_check,
+            resources=http_resources(server.url, "task"),
+            store=tmp_path / "runs.db",
+            progress=False,
+        )
+        users = [r.messages[-1]["content"] for r in server.model.requests]
+    assert sorted(users) == ["order: Order 0150 came in.", "order: Order 77 is late."]
+    assert [r.output for r in result.rows] == ["0150", "77"]
+    stored = RunStore(tmp_path / "runs.db").load()
+    assert [r.input for r in stored.rows] == [x for x, _ in examples]
+    assert isinstance(stored.rows[0].input, plait.Args)
+    same = stored.compare(result)
+    assert all(r.before is not None and r.after is not None for r in same.rows)
+    assert not same.changed()

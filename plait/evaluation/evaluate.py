@@ -112,7 +112,8 @@ async def evaluate(
     """Run ``module`` on every example's input and score each output with ``metric``.
 
     ``examples`` are ``(input, target)`` pairs (or ``{"input", "target"}``
-    dicts); each input is passed to ``forward`` as its one argument.
+    dicts); each input is passed to ``forward`` as its one argument, or is a
+    `plait.Args` for several (``(Args(question, k=3), target)``).
     ``metric(output, target)`` returns a number, a bool, ``(score, message)``
     or a `Feedback`, or is a plait loss (see `plait.evaluation.metrics`).
     Other keywords are run options (``resources``, ``max_concurrent``,

@@ -14,6 +14,7 @@ from typing import Any
 from plait._upcalls import notebook_html
 from plait.evaluation.diff import diff_segments
 from plait.evaluation.snapshot import run_snapshot
+from plait.execution.args import Args
 from plait.execution.result import RunResult
 
 
@@ -163,6 +164,8 @@ def as_text(value: Any) -> str:
     """A value as the diffs show it: a string as it is, anything else as JSON."""
     if isinstance(value, str):
         return value
+    if isinstance(value, Args):
+        return repr(value)
     return json.dumps(value, indent=2, ensure_ascii=False, default=repr)
 
 

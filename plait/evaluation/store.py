@@ -22,6 +22,7 @@ from typing import Any
 from plait.errors import StoreError
 from plait.evaluation.result import EvalResult, EvalRow
 from plait.evaluation.snapshot import run_snapshot
+from plait.execution.args import Args
 from plait.graph import InferenceGraph
 from plait.graph_analysis import encode
 
@@ -72,11 +73,18 @@ _ROW_COLUMNS = (
 
 
 def _dump(value: Any) -> str:
-    return json.dumps(encode(value), ensure_ascii=False, allow_nan=False)
+    if isinstance(value, Args):  # an example with several inputs: reloaded as an Args
+        data = {"$args": encode(list(value.args)), "kwargs": encode(value.kwargs)}
+    else:
+        data = encode(value)
+    return json.dumps(data, ensure_ascii=False, allow_nan=False)
 
 
 def _load(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    data = None if text is None else json.loads(text)
+    if isinstance(data, dict) and set(data) == {"$args", "kwargs"}:
+        return Args(*data["$args"], **data["kwargs"])
+    return data
 
 
 class RunStore:
