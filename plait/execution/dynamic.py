@@ -30,10 +30,10 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from types import CodeType, FrameType
+from types import CodeType, FrameType, MappingProxyType
 from typing import Any, Protocol
 
 from plait._context import reset_active_tracer, set_active_tracer
@@ -92,6 +92,7 @@ class CallFrame:
     scope: tuple[str, ...] = ()
 
 
+_NO_KWARGS: Mapping[str, Any] = MappingProxyType({})  # shared by the one-argument calls
 _FRAME: ContextVar[CallFrame | None] = ContextVar("plait_call_frame", default=None)
 
 
@@ -207,6 +208,7 @@ class Recorder(Tracer):
         converted = self._convert_one(args) if len(args) == 1 and not kwargs else None
         if converted is not None:
             args, deps, params = converted
+            kwargs = _NO_KWARGS
         else:
             (args, kwargs), deps, params = self._convert((tuple(args), dict(kwargs)))
         occurrence = frame.counts.get(base_id, 0)
@@ -222,7 +224,7 @@ class Recorder(Tracer):
             args=args,
             kwargs=kwargs,
             dependencies=deps,
-            parameters=tuple(dict.fromkeys((*params, *extra_params))),
+            parameters=tuple(dict.fromkeys((*params, *extra_params))) if params else extra_params,
             scope=(*frame.scope, *scope),
             side_effects=True,  # every call made runs: nothing is pruned in eager mode
             source=source,
@@ -343,7 +345,9 @@ class Recorder(Tracer):
                 raise self.run.call_error(ref, result)
             if whole:
                 return result
-            payload = unwrap(result.payload)  # an op's dict result holds a Value per leaf
+            payload = result.payload
+            if not isinstance(payload, str):
+                payload = unwrap(payload)  # an op's dict result holds a Value per leaf
         return _converted(payload, value.conversion)
 
 

@@ -177,7 +177,10 @@ class GraphRun:
             self.closed = True
             self._waiters.clear()
             if self._recorder is not None:
+                # Placeholders kept by user code still reach the recorder (and refuse calls
+                # now that the run is closed); the run drops it, so no cycle outlives the run.
                 self._recorder._scopes.clear()
+                self._recorder = None
 
     @property
     def recorder(self) -> Recorder:
@@ -596,7 +599,8 @@ class GraphRun:
         record = self.records[nid]
         try:
             args, kwargs = self._args(node)
-            error = first_error(args, kwargs)
+            plain = len(args) == 1 and not kwargs and type(args[0]) is str  # a recorded call's
+            error = None if plain else first_error(args, kwargs)
             if error is not None:
                 self._drain(self._finish(nid, *self._skipped(nid, error)))
                 return
