@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from plait.execution.batch import BatchProgress
 from plait.execution.events import (
@@ -49,6 +49,46 @@ from plait_jupyter.graph_data import graph_payload, node_key, view_title
 from plait_jupyter.inspector import node_details, view_state
 
 MAX_NODES = 5000
+
+
+class _StoredNode:
+    """A node of a stored graph, with what the view's payload reads from a `GraphNode`."""
+
+    def __init__(self, data: Mapping[str, Any], control: Any, call_key: Any) -> None:
+        self.id = data["id"]
+        self.name = data["name"]
+        self.kind = data["kind"]
+        self.target = data["target"]
+        self.module_path = data["module_path"]
+        self.scope = tuple(data["scope"])
+        self.live = data["live"]
+        self.dependencies = tuple(data["dependencies"])
+        self.control = tuple(control or ())
+        self.call_key = call_key
+
+
+class StoredGraph:
+    """A stored run's graph (its ``to_dict()`` form and control edges), as much as a view draws.
+
+    Never ``dynamic`` here: a stored run is finished, nothing is left to record.
+    """
+
+    root = None
+    dynamic = False
+    output = None
+
+    def __init__(self, snapshot: Mapping[str, Any]) -> None:
+        control, keys = snapshot.get("control", {}), snapshot.get("call_keys", {})
+        self.nodes = {
+            n["id"]: _StoredNode(n, control.get(n["id"]), keys.get(n["id"]))
+            for n in snapshot["graph"]["nodes"]
+        }
+        self.output_ids = tuple(snapshot["graph"]["outputs"])
+
+    def live_ids(self) -> list[str]:
+        return [nid for nid, node in self.nodes.items() if node.live]
+
+
 _SERIALS = itertools.count(1)
 _SESSION = uuid.uuid4().hex[:12]
 UNUSED = "unused"  # a dead node: it reaches no output, so the run skips it
@@ -146,6 +186,23 @@ class RunState:
             max_nodes=max_nodes,
         )
         state.finish("done", max(result.makespan for result in results) if results else 0.0)
+        return state
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Mapping[str, Any], *, max_nodes: int = MAX_NODES) -> RunState:
+        """A run kept as plain data (`plait.evaluation.snapshot.run_snapshot`, e.g. from a store)."""
+        # A StoredGraph offers what a view reads of an InferenceGraph (nodes, output ids).
+        state = cls([cast(Any, StoredGraph(snapshot))], [None], max_nodes=max_nodes)
+        state.title = state.graph_data["title"] = f"{snapshot.get('root', 'graph')} · stored run"
+        state.graph_data["recorded"] = bool(snapshot.get("recorded"))
+        for node_id, detail in snapshot["nodes"].items():
+            if node_id in state.states:
+                state.states[node_id] = detail["status"]
+                state.details[node_id] = dict(detail)
+                state.tokens += detail["input_tokens"] + detail["output_tokens"]
+                state.cost += detail["cost"]
+        state.status = snapshot.get("status", DONE)
+        state.elapsed = snapshot.get("makespan", 0.0)
         return state
 
     def refresh_graph(self, *, force: bool = False) -> bool:

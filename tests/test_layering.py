@@ -60,7 +60,10 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "plait.inference",
         ),
     ),
-    ("optimization/profiling", ("plait.optimization", "plait.profiling", "plait.stock")),
+    (
+        "optimization/profiling",
+        ("plait.optimization", "plait.profiling", "plait.stock", "plait.evaluation"),
+    ),
     ("facade", ("plait", "plait.demo", "plait.__main__")),
     ("plait_jupyter", ("plait_jupyter",)),
 )

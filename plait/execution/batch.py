@@ -39,6 +39,7 @@ from plait.execution.run import (
     open_endpoints,
     open_manager,
     result_error,
+    run_recorder,
     split_options,
 )
 from plait.execution.scheduler import GraphRun
@@ -185,8 +186,10 @@ class _BatchRun:
         manager: ResourceManager | None,
         pool: SlotPool,
         dynamic: bool,
+        recorder: Any = None,
     ) -> None:
         self.module, self.items, self.plans, self.dynamic = module, items, plans, dynamic
+        self.recorder = recorder  # saves each finished item to the run store, if one is set
         self.log, self.tracker, self.stores = log, tracker, stores
         self.manager, self.pool = manager, pool
         self.rng = random.Random()
@@ -236,7 +239,10 @@ class _BatchRun:
         ok = error is None
         self.tracker.item_finished(ok)
         output = caller_output(self.module, result, index) if ok else None
-        self.finished.put_nowait(BatchItem(index, self.items[index], ok, output, error, result))
+        done = BatchItem(index, self.items[index], ok, output, error, result)
+        if self.recorder is not None:
+            self.recorder.add(done)
+        self.finished.put_nowait(done)
 
     async def run_all(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -318,6 +324,7 @@ async def stream_batch(
     tracker = _Progress(len(items), on_progress, _progress_stream(progress))
     log = EventLog((*opts.on_event, tracker.on_event), asyncio.get_running_loop().time())
     stores = RunStores(opts, graphs)
+    recorder = run_recorder(opts.store, "batch", module, len(items))
     async with gc_tuned(), open_manager(opts, owner) as manager:
         try:
             open_endpoints(manager, graphs)
@@ -335,6 +342,7 @@ async def stream_batch(
             manager=manager,
             pool=pool,
             dynamic=dynamic,
+            recorder=recorder,
         )
         log.emit(batch.started())
         runner = asyncio.create_task(batch.run_all(), name="plait batch")
@@ -350,6 +358,8 @@ async def stream_batch(
                 with contextlib.suppress(asyncio.CancelledError):
                     await runner
             stores.close()  # after every item has stopped writing to it
+            if recorder is not None:
+                recorder.finish("cancelled" if cancelled else "done")
             log.emit(ev.RunFinished(log.now(), None, "cancelled" if cancelled else "done"))
             if opts.profile or on_profile is not None:
                 batch.attach_profile(on_profile)

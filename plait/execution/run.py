@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import nest_asyncio
 
 from plait._tree import tree_leaves
+from plait._upcalls import upcall
 from plait.errors import BudgetExceeded, ConfigError, ExecutionError
 from plait.execution import events as ev
 from plait.execution.budget import Budget
@@ -36,6 +37,7 @@ from plait.execution.result import (
     FAILED,
     NO_OVERRIDE,
     SKIPPED,
+    BatchItem,
     NodeOverride,
     NodeRecord,
     RunResult,
@@ -53,6 +55,18 @@ from plait.values import Value, ValueKind, unwrap
 T = TypeVar("T")
 _run_ids = itertools.count(1)
 _SIGNATURES: dict[type, inspect.Signature] = {}  # forward() signatures, by module class
+
+
+def run_recorder(store: Any, kind: str, module: Any, count: int) -> Any:
+    """What saves a run ("run") or batch ("batch") of ``count`` items, or None without a store.
+
+    The ``store`` run option: `plait.evaluation.runs.recorder`, through the
+    upcall seam (the store sits a floor above). Opened before anything is
+    sent, so a bad store path fails first.
+    """
+    if store is None or store is False:
+        return None
+    return upcall("run_recorder")(store, kind, module, count)
 
 
 def caller_output(module: Module, result: RunResult, item: int | None = None) -> Any:
@@ -353,13 +367,28 @@ async def execute(module: Module, *args: Any, **kwargs: Any) -> RunResult:
     """
     explicit, forward_kwargs = split_options(dict(kwargs))
     options, owner = effective_options(explicit, module)
-    if is_dynamic(module):
+    dynamic = is_dynamic(module)
+    if dynamic:
         check_call(module, args, forward_kwargs)
-        return await execute_graph(
-            dynamic_graph(module, args, forward_kwargs), {}, options, owner, dynamic=True
+        graph, inputs = dynamic_graph(module, args, forward_kwargs), {}
+    else:
+        graph = trace(module, *args, **forward_kwargs)
+        inputs = graph_inputs(graph, args, forward_kwargs)
+    recorder = run_recorder(options.store, "run", module, 1)
+    if recorder is None:
+        return await execute_graph(graph, inputs, options, owner, dynamic=dynamic)
+    status = "cancelled"
+    try:
+        result = await execute_graph(graph, inputs, options, owner, dynamic=dynamic)
+        error = result_error(result)
+        given = (
+            args[0] if len(args) == 1 and not forward_kwargs else {"args": args, **forward_kwargs}
         )
-    graph = trace(module, *args, **forward_kwargs)
-    return await execute_graph(graph, graph_inputs(graph, args, forward_kwargs), options, owner)
+        recorder.add(BatchItem(0, given, error is None, result.output, error, result))
+        status = "done"
+    finally:
+        recorder.finish(status)
+    return result
 
 
 def check_call(module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, fields, replace
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from plait._checks import Checks
 from plait.errors import ConfigError
@@ -30,7 +30,15 @@ RUN_OPTIONS = (
     "profile",
     "max_cost",
     "max_tokens",
+    "store",
 )
+
+
+@runtime_checkable
+class StoreLike(Protocol):
+    """What a run store offers the runtime (`plait.RunStore`, a floor above, implements it)."""
+
+    def begin(self, kind: str, **fields: Any) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class RunOptions:
     profile: bool | None = None
     max_cost: float | None = None
     max_tokens: int | None = None
+    store: Any = None  # a path to a SQLite file, a plait.RunStore, or False: do not store
 
     @classmethod
     def build(cls, **options: Any) -> RunOptions:
@@ -73,6 +82,13 @@ class RunOptions:
             "cache",
             cache,
             "True, False or a directory path",
+        )
+        store = options.get("store")
+        checks.check(
+            store in (None, False) or isinstance(store, str | PathLike | StoreLike),
+            "store",
+            store,
+            "a path to a SQLite file, a plait.RunStore, or False (do not store)",
         )
         problems += checks.problems
         if problems:

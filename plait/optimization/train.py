@@ -10,18 +10,19 @@ overshooting by at most the phase in flight.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from plait._checks import Checks
 from plait._format import format_money
 from plait.errors import ConfigError
+from plait.evaluation.evaluate import evaluate
+from plait.evaluation.store import open_store
 from plait.execution.batch import run_batch
 from plait.execution.settings import ExecutionSettings, as_resources
 from plait.module import Module
 from plait.optimization.backward import BackwardStrategy
-from plait.optimization.feedback import FeedbackBatch
 from plait.optimization.losses import Loss, VerifierLoss
 from plait.optimization.optimizer import Optimizer
 
@@ -93,11 +94,6 @@ def _pairs(data: Iterable[Any], name: str) -> list[tuple[Any, Any]]:
     return pairs
 
 
-def _mean(scores: Sequence[float | None]) -> float | None:
-    known = [s for s in scores if s is not None]
-    return sum(known) / len(known) if known else None
-
-
 class _Trainer:
     """One `train` call's state: the meter, the history rows and the best validated values."""
 
@@ -108,8 +104,11 @@ class _Trainer:
         scorer: Loss,
         max_cost: float | None,
         on_step: Callable[[dict[str, Any]], None] | None,
+        store: Any = False,
+        name: str = "",
     ) -> None:
         self.module, self.val, self.scorer = module, val, scorer
+        self.store, self.name = store, name  # where validations are saved (False: nowhere)
         self.max_cost, self.on_step = max_cost, on_step
         self.meter = _Meter()
         self.rows: list[dict[str, Any]] = []
@@ -121,13 +120,20 @@ class _Trainer:
     def spent(self) -> bool:
         return self.max_cost is not None and self.meter.cost >= self.max_cost
 
-    async def validate(self) -> float | None:
+    async def validate(self, step: int) -> float | None:
         if not self.val or self.spent():
             return None
         self.module.eval()
-        items = await run_batch(self.module, [x for x, _ in self.val], progress=False)
-        feedback = await self.scorer(items, [t for _, t in self.val])
-        return _mean([f.score for f in cast(FeedbackBatch, feedback)])  # a list in, a batch out
+        result = await evaluate(
+            self.module,
+            self.val,
+            self.scorer,
+            store=self.store,
+            name=self.name,
+            info={"step": step},
+            progress=False,
+        )
+        return result.score
 
     def record(self, step: int, epoch: int, train_score: Any, val_score: Any, updates: int) -> None:
         row = {
@@ -203,6 +209,8 @@ async def train(
     resources: Any = None,
     strategy: BackwardStrategy | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    store: Any = None,
+    name: str = "",
 ) -> TrainHistory:
     """Optimize ``module`` on ``train_set`` (``(input, target)`` pairs), in order, batch by batch.
 
@@ -213,6 +221,10 @@ async def train(
     ``target_score``, or after ``patience`` steps without improvement; with
     ``restore_best`` the module ends holding the best-scoring values seen
     (the initial ones when no step beat the baseline; a tie keeps the earlier).
+    With ``store`` (a path or `RunStore`), every validation is saved as an
+    evaluation named ``name`` (default "train <Module>") with ``info["step"]``,
+    so ``RunStore(path).history(name)`` reloads the optimization step by step;
+    nothing else the loop runs is stored.
 
         history = await train(pipeline, data, loss=loss, optimizer=opt, val_set=val)
         history.to_dataframe()
@@ -247,12 +259,14 @@ async def train(
     scorer = (
         metric if isinstance(metric, Loss) else loss if metric is None else VerifierLoss(metric)
     )
-    trainer = _Trainer(module, val, scorer, max_cost, on_step)
+    saved, owned = open_store(store) if store is not None else (False, False)
+    run_name = name or f"train {type(module).__name__}"
+    trainer = _Trainer(module, val, scorer, max_cost, on_step, saved, run_name)
     was_training = module.training
     batches = [pairs[i : i + batch_size] for i in range(0, len(pairs), batch_size)]
-    async with ExecutionSettings(resources=resources, on_event=trainer.meter):
+    async with ExecutionSettings(resources=resources, on_event=trainer.meter, store=False):
         try:
-            baseline = await trainer.validate()
+            baseline = await trainer.validate(0)
             trainer.record(0, 0, None, baseline, 0)
             trainer.keep_if_best(baseline, 0)
             trainer.best_state = module.state_dict()
@@ -267,7 +281,7 @@ async def train(
                 if stepped is None:
                     stop = "budget"
                     break
-                score = await trainer.validate()
+                score = await trainer.validate(step)
                 trainer.record(step, epoch, stepped[0], score, stepped[1])
                 trainer.keep_if_best(score, step)
                 if score is not None and target_score is not None and score >= target_score:
@@ -281,6 +295,8 @@ async def train(
             for param in module.parameters():
                 param.zero_feedback()
             module.train(was_training)
+            if owned and not isinstance(saved, bool):
+                saved.close()
     best_step = trainer.best_step if val else None
     return TrainHistory(
         trainer.rows, stop, best_step, trainer.best_score, trainer.meter.cost, restored

@@ -9,7 +9,12 @@ const outdir = process.argv[2] ?? "../static";
 const bundled = ["@dagrejs/dagre", "@dagrejs/graphlib"];
 
 await build({
-  entryPoints: { graph_view: "src/graph_view.js", progress: "src/progress.js", review: "src/review.js" },
+  entryPoints: {
+    graph_view: "src/graph_view.js",
+    progress: "src/progress.js",
+    review: "src/review.js",
+    evaluation: "src/evaluation.js",
+  },
   outdir,
   bundle: true,
   format: "esm",

@@ -3005,7 +3005,7 @@ var Explorer = class {
       ...STATES.filter((s) => counts[s] > 0 || !["skipped", "unused", "cached"].includes(s)).map(
         (s) => h("span", { class: "pl-legend-item", "data-state": s }, h("span", { class: `pl-swatch pl-state-${s}` }), `${s} ${counts[s]}`)
       ),
-      this.hasControl ? h("span", { class: "pl-legend-item pl-legend-control", title: "dashed: called after that reply was awaited (control), not fed its output" }, h("span", { class: "pl-swatch-control" }), "control edge") : null
+      ...this.hasControl ? [h("span", { class: "pl-legend-item pl-legend-control", title: "dashed: called after that reply was awaited (control), not fed its output" }, h("span", { class: "pl-swatch-control" }), "control edge")] : []
     );
   }
   renderStatus() {
