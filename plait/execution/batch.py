@@ -240,6 +240,7 @@ async def stream_batch(
                 "batch",
                 graphs=tuple(g for g, _ in plans),
                 records=item_records,
+                resources=manager.config if manager is not None else None,
             )
         )
         runner = asyncio.create_task(run_all(), name="plait batch")
