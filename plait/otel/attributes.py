@@ -80,10 +80,9 @@ class Redactor:
         return value
 
 
-def node_span_name(record: NodeRecord, target: str) -> str:
+def node_span_name(record: NodeRecord, target: str, model: str = "") -> str:
     """``chat {model}`` for LLM nodes, the op name for ops, the module path for modules."""
     if record.kind == "llm":
-        model = record.request.model if record.request is not None else ""
         return f"chat {model}".rstrip()
     if record.kind == "op":
         return target or record.id
@@ -128,6 +127,10 @@ def llm_attributes(record: NodeRecord, config: EndpointConfig | None) -> dict[st
             if url.port:
                 attributes["server.port"] = url.port
     request = record.request
+    if config is not None and config.model:
+        attributes[REQUEST_MODEL] = (
+            config.model
+        )  # what a node skipped before its request would send
     if request is not None:
         attributes[REQUEST_MODEL] = request.model
         if request.temperature is not None:

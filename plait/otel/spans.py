@@ -222,7 +222,7 @@ class RunSpans:
         ]
         start = record.started_at if record.started_at is not None else record.finished_at
         span = self.tracer.start_span(
-            attrs.node_span_name(record, target),
+            attrs.node_span_name(record, target, attributes.get(attrs.REQUEST_MODEL, "")),
             context=trace.set_span_in_context(parent),
             kind=SpanKind.CLIENT if is_llm else SpanKind.INTERNAL,
             attributes=self.redact.attributes(attributes),
