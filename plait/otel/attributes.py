@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -66,10 +66,10 @@ class Redactor:
                 text = text.replace(secret, "***")
         return text
 
-    def attributes(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    def attributes(self, attributes: dict[str, Any]) -> dict[str, Any]:
         """``attributes`` with every string (also inside sequences) redacted."""
         if not self.secrets:
-            return dict(attributes)
+            return attributes
         return {key: self._value(value) for key, value in attributes.items()}
 
     def _value(self, value: Any) -> Any:
@@ -97,11 +97,12 @@ def node_attributes(record: NodeRecord, target: str, scope: tuple[str, ...]) -> 
         "plait.module_path": record.module_path,
         "plait.status": record.status,
         "plait.attempts": record.attempts,
-        "plait.cached": record.cached,
-        "plait.restored": record.restored,
-        "plait.reused": record.reused,
         "plait.cost": record.cost,
     }
+    # Flags only when set: most nodes have none, and every attribute costs the SDK some work.
+    for flag in ("cached", "restored", "reused"):
+        if getattr(record, flag):
+            attributes[f"plait.{flag}"] = True
     if record.kind == "op" and target:
         attributes["plait.op"] = target
     if scope:
