@@ -96,6 +96,12 @@ def everything_exported(spans) -> str:
     return "\n".join(parts)
 
 
+def test_the_public_names_of_the_hook_and_of_plait_otel_are_pinned():
+    assert otel.__all__ == ["CAPTURE_ENV", "instrument", "is_instrumented", "uninstrument"]
+    assert {"ObserverHandle", "RunClock", "add_run_observer"} <= set(plait.execution.__all__)
+    assert plait.execution.add_run_observer is add_run_observer
+
+
 def test_importing_plait_does_not_import_opentelemetry():
     code = (
         "import sys, plait, plait.execution, plait.profiling; "

@@ -2,6 +2,7 @@
 
 from plait.execution.batch import BatchProgress, run_batch, stream_batch
 from plait.execution.events import Event
+from plait.execution.observers import ObserverHandle, RunClock, add_run_observer
 from plait.execution.rerun import NodeChange  # also connects RunResult.rerun / diff / adopt
 from plait.execution.result import BatchItem, NodeOverride, NodeRecord, RunResult
 from plait.execution.run import execute, execute_sync, run, run_sync
@@ -15,7 +16,10 @@ __all__ = [
     "NodeChange",
     "NodeOverride",
     "NodeRecord",
+    "ObserverHandle",
+    "RunClock",
     "RunResult",
+    "add_run_observer",
     "execute",
     "execute_sync",
     "run",
