@@ -7,6 +7,7 @@ in-process one where the transport does not matter).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -451,3 +452,44 @@ def test_the_overhead_benchmark_runs_both_sides_on_the_same_work():
     assert details["outputs_match"] is True
     assert details["spans_per_run"] == 4 * 4 + 1  # per item a root and 3 chat spans; the batch
     assert len(rounds.baseline) == len(rounds.plait) == 1
+
+
+def test_without_opentelemetry_plait_otel_says_how_to_install_it():
+    code = "import sys; sys.modules['opentelemetry'] = None; import plait.otel"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 1
+    assert "ImportError: plait.otel needs opentelemetry-api" in out.stderr
+    assert "pip install 'plait[otel]'" in out.stderr
+
+
+async def test_a_batch_stopped_early_still_exports_every_started_item(exporter):
+    resources = ResourceConfig(
+        {
+            "fast": {"provider": "simulated", "latency": 0.05, "max_concurrent": 2},
+            "smart": {"provider": "simulated", "latency": 0.05, "max_concurrent": 2},
+        }
+    )
+    async with contextlib.aclosing(
+        plait.stream_batch(
+            Pipeline(), [f"doc {i}" for i in range(6)], resources=resources, progress=False
+        )
+    ) as stream:
+        first = await anext(stream)
+    spans = exporter.get_finished_spans()
+    (batch,) = [s for s in spans if s.name == "batch Pipeline"]
+    roots = {
+        s.attributes["plait.batch.item"]: s for s in spans if s.name == "invoke_workflow Pipeline"
+    }
+    assert batch.status.status_code is StatusCode.ERROR
+    assert batch.status.description == "batch cancelled"
+    assert roots[first.index].status.status_code is StatusCode.UNSET
+    cancelled = [r for i, r in roots.items() if i != first.index]
+    assert cancelled and all(r.attributes["plait.status"] == "cancelled" for r in cancelled)
+    assert all(r.status.description == "run cancelled" for r in cancelled)
+    assert batch.attributes["plait.batch.finished"] == len(roots)

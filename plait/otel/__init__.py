@@ -90,6 +90,7 @@ def uninstrument() -> None:
 
 
 def is_instrumented() -> bool:
+    """Whether runs are being exported (`instrument` called, `uninstrument` not since)."""
     return _handle is not None
 
 

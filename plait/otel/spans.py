@@ -77,6 +77,8 @@ class RunSpans:
             )
 
     def _finished(self, event: ev.RunFinished) -> None:
+        if not self.graphs:  # the run stopped before it started: there is nothing to show
+            return
         if self.batch is None:
             result = event.result
             records = result.nodes if result is not None else (self.records or [{}])[0]
@@ -154,7 +156,8 @@ class RunSpans:
         )
         if status != DONE:
             failed = sum(r.status == FAILED for r in records.values())
-            root.set_status(Status(StatusCode.ERROR, f"run {status}: {failed} node(s) failed"))
+            counted = f": {failed} node(s) failed" if failed else ""
+            root.set_status(Status(StatusCode.ERROR, f"run {status}{counted}"))
         shown = [r for r in records.values() if r.kind != "input" and r.finished_at is not None]
         spans: dict[str, Span] = {}
         modules: dict[str, Span] = {}  # module path -> span of the module node called there
