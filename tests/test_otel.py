@@ -376,7 +376,7 @@ async def test_a_batch_is_a_span_and_each_item_its_own_linked_trace(exporter):
         "plait.batch.items": 3,
         "plait.module": "Pipeline",
         "plait.status": "done",
-        "plait.batch.finished": 3,
+        "plait.batch.started": 3,
         "plait.batch.failed": 1,
         "plait.usage.input_tokens": sum(i.result.usage.input_tokens for i in items),
         "plait.usage.output_tokens": sum(i.result.usage.output_tokens for i in items),
@@ -492,4 +492,4 @@ async def test_a_batch_stopped_early_still_exports_every_started_item(exporter):
     cancelled = [r for i, r in roots.items() if i != first.index]
     assert cancelled and all(r.attributes["plait.status"] == "cancelled" for r in cancelled)
     assert all(r.status.description == "run cancelled" for r in cancelled)
-    assert batch.attributes["plait.batch.finished"] == len(roots)
+    assert batch.attributes["plait.batch.started"] == len(roots)

@@ -93,7 +93,7 @@ class RunSpans:
         batch.set_attributes(
             {
                 "plait.status": event.status,
-                "plait.batch.finished": len(self.emitted),
+                "plait.batch.started": len(self.emitted),
                 "plait.batch.failed": self.items_failed,
                 **_totals(totals),
             }
@@ -107,9 +107,12 @@ class RunSpans:
             return
         self.emitted.add(item)
         records = self.records[item]
-        times = [r.queued_at or r.started_at for r in records.values()]
-        start = min((t for t in times if t is not None), default=0.0)
-        end = max((r.finished_at or start for r in records.values()), default=start)
+        starts = [
+            r.queued_at if r.queued_at is not None else r.started_at for r in records.values()
+        ]
+        start = min((t for t in starts if t is not None), default=0.0)
+        ends = [r.finished_at for r in records.values() if r.finished_at is not None]
+        end = max(ends, default=start)
         status = _item_status(records)
         self.items_failed += status != DONE
         self._run(self.graphs[item], records, item, status, start, end)
