@@ -12,7 +12,9 @@ trace whose root span links to it.
 
 from __future__ import annotations
 
+import asyncio
 import traceback
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,7 +41,7 @@ class RunSpans:
         self.graphs: Sequence[InferenceGraph] = ()
         self.records: Sequence[Mapping[str, NodeRecord] | None] = ()
         self.redact = attrs.Redactor(None)
-        self.resources: Any = None
+        self.configs: dict[str, Any] = {}  # endpoint alias -> EndpointConfig
         self.run_id = ""
         self.notes: dict[tuple[int | None, str], list[ev.Event]] = {}
         self.batch: Span | None = None
@@ -56,7 +58,8 @@ class RunSpans:
             done.add(event.node_id)
             records = self.records[event.item]
             if records is not None and len(done) >= len(records):
-                self._item(event.item)
+                # After the current step: the finishing node still holds its endpoint slot.
+                asyncio.get_running_loop().call_soon(self._item_later, event.item)
         elif kind == "run_started":
             self._started(event)
         elif kind == "run_finished":
@@ -64,7 +67,8 @@ class RunSpans:
 
     def _started(self, event: ev.RunStarted) -> None:
         self.graphs, self.records, self.run_id = event.graphs, event.records, event.run_id
-        self.resources = event.resources
+        if event.resources is not None:
+            self.configs = dict(event.resources.items())
         self.redact = attrs.Redactor(event.resources)
         if event.run_id == "batch":
             name = _module_name(self.graphs[0]) if self.graphs else "batch"
@@ -101,6 +105,16 @@ class RunSpans:
         if event.status != DONE:
             batch.set_status(Status(StatusCode.ERROR, f"batch {event.status}"))
         batch.end(end_time=self.clock.to_wall_ns(event.time))
+
+    def _item_later(self, item: int) -> None:
+        try:
+            self._item(item)
+        except Exception as exc:  # as for on_event callbacks: a broken export must not break runs
+            warnings.warn(
+                f"plait.otel could not export batch item {item}: {exc!r}",
+                RuntimeWarning,
+                stacklevel=1,
+            )
 
     def _item(self, item: int) -> None:
         if item in self.emitted:
@@ -164,11 +178,17 @@ class RunSpans:
         shown = [r for r in records.values() if r.kind != "input" and r.finished_at is not None]
         spans: dict[str, Span] = {}
         modules: dict[str, Span] = {}  # module path -> span of the module node called there
+        contexts: dict[
+            int, Any
+        ] = {}  # parent span id -> its context (one per parent, not per child)
         groups = self._groups(shown, root)
         for record in shown:
             node = graph.nodes.get(record.id)
             parent = _parent(record, modules, groups) or root
-            spans[record.id] = span = self._node(record, node, item, parent, spans)
+            context = contexts.get(id(parent))
+            if context is None:
+                context = contexts[id(parent)] = trace.set_span_in_context(parent)
+            spans[record.id] = span = self._node(record, node, item, context, spans)
             if record.kind == "module":
                 modules.setdefault(record.module_path, span)
         for group in groups.values():
@@ -205,15 +225,14 @@ class RunSpans:
         record: NodeRecord,
         node: Any,
         item: int | None,
-        parent: Span,
+        context: Any,
         spans: Mapping[str, Span],
     ) -> Span:
         target = node.target if node is not None else ""
         attributes = attrs.node_attributes(record, target, node.scope if node is not None else ())
         is_llm = record.kind == "llm"
         if is_llm:
-            config = self.resources[record.endpoint] if record.endpoint in self._aliases() else None
-            attributes.update(attrs.llm_attributes(record, config))
+            attributes.update(attrs.llm_attributes(record, self.configs.get(record.endpoint)))
             if self.capture:
                 attributes.update(attrs.llm_content(record))
         elif self.capture:
@@ -229,7 +248,7 @@ class RunSpans:
         start = record.started_at if record.started_at is not None else record.finished_at
         span = self.tracer.start_span(
             attrs.node_span_name(record, target, attributes.get(attrs.REQUEST_MODEL, "")),
-            context=trace.set_span_in_context(parent),
+            context=context,
             kind=SpanKind.CLIENT if is_llm else SpanKind.INTERNAL,
             attributes=self.redact.attributes(attributes),
             links=links,
@@ -241,9 +260,6 @@ class RunSpans:
             self._failure(span, record)
         span.end(end_time=self.clock.to_wall_ns(record.finished_at))
         return span
-
-    def _aliases(self) -> Any:
-        return self.resources.aliases if self.resources is not None else ()
 
     def _note(self, span: Span, note: ev.Event) -> None:
         """A retry or a wait as a span event (a wait stamped when it began)."""
