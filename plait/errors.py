@@ -6,7 +6,8 @@
     ├── GraphError             a graph breaks its own invariants (cycle, dangling id)
     ├── CheckpointError        a checkpoint file cannot be used for this run
     ├── ExecutionError         nodes of a run failed; carries every failure and the partial result
-    │   └── BudgetExceeded     a run stopped because it spent its cost or token budget
+    │   ├── BudgetExceeded     a run stopped because it spent its cost or token budget
+    │   └── CallError          a call made in an async forward failed; raised at its ``await``
     └── ProviderError          a model endpoint failed or refused a request
         ├── RateLimitError     429; ``retry_after`` in seconds when the server said
         ├── TransientError     5xx, dropped connection, malformed body, cut stream
@@ -60,6 +61,26 @@ class ExecutionError(PlaitError):
 
 class BudgetExceeded(ExecutionError):
     """A run stopped cleanly because its cost or token budget ran out."""
+
+
+class CallError(ExecutionError):
+    """A call made in an async ``forward`` failed; raised where its placeholder is awaited.
+
+    ``node_id``, ``module_path``, ``endpoint`` and ``attempts`` say which call
+    and how often it was tried; ``cause`` (also ``__cause__``) is the original
+    exception. Catch it to fall back; left uncaught it fails the run with the
+    same failure.
+    """
+
+    def __init__(self, failure: Any, *, skipped_because: str | None = None) -> None:
+        how = f" (not run: its input {skipped_because!r} failed)" if skipped_because else ""
+        super().__init__(f"call {failure}{how}", failures=(failure,))
+        self.node_id: str = failure.node_id
+        self.module_path: str = failure.module_path
+        self.endpoint: str | None = failure.endpoint
+        self.attempts: int = failure.attempts
+        self.cause: BaseException = failure.cause
+        self.__cause__ = failure.cause
 
 
 class ProviderError(PlaitError):

@@ -38,6 +38,12 @@ class GraphNode:
     module whose ``forward`` called the op); ``scope`` the enclosing helper
     calls, outermost first (``("add_review#2",)``); ``live`` is False for
     nodes that reach no output and have no side effects (they are not run).
+
+    Nodes recorded while a run executes (define-by-run, see
+    `plait.execution.dynamic`) also carry ``control``: the nodes whose awaited
+    result preceded this call in the same ``forward`` (the classifier whose
+    label chose this expert), and ``call_key``: the call path and occurrence
+    that identify the call across re-runs (``"/router.expert#0"``).
     """
 
     id: str
@@ -53,6 +59,8 @@ class GraphNode:
     side_effects: bool = False
     live: bool = True
     source: str | None = None
+    control: tuple[str, ...] = ()
+    call_key: str | None = None
 
     # The endpoint alias of an LLM node, else None (derived from ``module``; read on hot paths).
     alias: str | None = field(init=False, default=None, compare=False)
@@ -94,6 +102,48 @@ class InferenceGraph:
         self.input_paths = dict(input_paths or {})
         self.output_ids: tuple[str, ...] = tuple(r for r in collect_refs(output) if r in self.nodes)
         self._dependents: dict[str, tuple[str, ...]] | None = None
+        # True for a graph recorded while its run executes (an async forward): it grows.
+        self.dynamic = False
+        # A dynamic graph's forward arguments (args, kwargs), kept for replays (what-if re-runs).
+        self.call: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
+        # For a run's own copy of a traced graph that grew while running: the traced original.
+        self.base: InferenceGraph | None = None
+
+    def grown_copy(self) -> InferenceGraph:
+        """A copy a run may add nodes to, leaving this graph (shared by batch items) unchanged."""
+        copy = InferenceGraph(
+            self.nodes,
+            self.input_ids,
+            self.output,
+            self.parameters,
+            root=self.root,
+            input_paths=self.input_paths,
+        )
+        copy.dynamic, copy.call, copy.base = self.dynamic, self.call, self.base or self
+        return copy
+
+    def add_node(self, node: GraphNode) -> None:
+        """Append a node recorded at run time; its dependencies must already be in the graph."""
+        if node.id in self.nodes:
+            raise GraphError(f"node {node.id!r} is already in the graph")
+        missing = [d for d in (*node.dependencies, *node.control) if d not in self.nodes]
+        if missing:
+            raise GraphError(f"node {node.id!r} depends on missing node(s) {', '.join(missing)}")
+        self.nodes[node.id] = node
+        if self._dependents is not None:
+            self._dependents[node.id] = ()
+            for dep in node.dependencies:
+                self._dependents[dep] += (node.id,)
+
+    def replace_node(self, node: GraphNode) -> None:
+        """Swap in a new version of an existing node (a dynamic module's edges once it returned)."""
+        self.nodes[node.id] = node
+        self._dependents = None
+
+    def set_output(self, output: Any) -> None:
+        """Set the output structure (a dynamic graph learns it when ``forward`` returns)."""
+        self.output = output
+        self.output_ids = tuple(r for r in collect_refs(output) if r in self.nodes)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -173,11 +223,16 @@ class InferenceGraph:
                 todo.extend(step(nid))
         return seen
 
-    def ancestors(self, node_id: str) -> set[str]:
-        """Every node ``node_id`` depends on, directly or not."""
-        return self._walk(
-            node_id, lambda nid: self.nodes[nid].dependencies if nid in self.nodes else ()
-        )
+    def ancestors(self, node_id: str, *, control: bool = False) -> set[str]:
+        """Every node ``node_id`` depends on, directly or not (also through control edges)."""
+
+        def step(nid: str) -> tuple[str, ...]:
+            node = self.nodes.get(nid)
+            if node is None:
+                return ()
+            return (*node.dependencies, *node.control) if control else node.dependencies
+
+        return self._walk(node_id, step)
 
     def descendants(self, node_id: str) -> set[str]:
         """Every node that depends on ``node_id``, directly or not."""

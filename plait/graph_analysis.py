@@ -249,8 +249,9 @@ def critical_path(graph: InferenceGraph, durations: Mapping[str, float]) -> tupl
     best: dict[str, tuple[float, int, int]] = {}
     via: dict[str, str | None] = {}
     for nid in order:
+        node = graph.nodes[nid]
         prev = max(
-            (dep for dep in graph.nodes[nid].dependencies if dep in position),
+            (dep for dep in (*node.dependencies, *node.control) if dep in position),
             key=best.__getitem__,
             default=None,
         )

@@ -4,6 +4,7 @@ import plait
 def test_public_names_are_pinned():
     assert plait.__all__ == sorted(plait.__all__)
     required = {
+        "CallError",
         "ConfigError",
         "ExecutionError",
         "LLMInference",
@@ -20,6 +21,7 @@ def test_public_names_are_pinned():
         "ValueKind",
         "ValueRef",
         "unwrap",
+        "reply",
         "valueify",
     }
     assert required <= set(plait.__all__)
@@ -35,6 +37,7 @@ def test_error_tree_has_one_root():
     assert issubclass(errors.ConfigError, ValueError)
     assert issubclass(errors.ContextLengthError, errors.BadRequestError)
     assert issubclass(errors.BudgetExceeded, errors.ExecutionError)
+    assert issubclass(errors.CallError, errors.ExecutionError)
     for name in ("RateLimitError", "TransientError", "ProviderTimeout"):
         assert getattr(errors, name).retryable
     for name in ("AuthenticationError", "BadRequestError"):

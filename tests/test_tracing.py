@@ -483,13 +483,25 @@ def test_wrong_arguments_to_an_llm_call_name_the_module_and_line():
     assert f"test_tracing.py:{line_of(__file__, 'self.llm(x, temperature=0.2)')}" in message
 
 
-def test_async_forward_is_refused_with_a_fix():
+def test_an_async_module_traces_as_one_module_node_that_expands_at_run_time():
     class Async(Module):
         async def forward(self, x):
             return x
 
-    with pytest.raises(TraceError, match=r"Async.forward is a coroutine function.*plain `def`"):
-        trace(Async(), "x")
+    class Outer(Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Async()
+
+        def forward(self, x):
+            return self.inner(x)
+
+    graph = trace(Outer(), "x")
+    assert [(n.id, n.kind) for n in graph.nodes.values()] == [
+        ("x", NodeKind.INPUT),
+        ("inner", NodeKind.MODULE),
+    ]
+    assert graph.nodes["inner"].dependencies == ("x",)
 
 
 def test_trace_refuses_a_root_that_is_not_a_module():

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from plait._tree import tree_map
 from plait.errors import ConfigError
 from plait.execution import events as ev
+from plait.execution.dynamic import is_dynamic
 from plait.execution.pool import SlotPool
 from plait.execution.result import DONE, BatchItem, build_profile
 from plait.execution.run import (
@@ -29,6 +30,8 @@ from plait.execution.run import (
     build_result,
     caller_output,
     check_aliases,
+    check_call,
+    dynamic_graph,
     gc_tuned,
     graph_inputs,
     open_manager,
@@ -167,7 +170,13 @@ async def stream_batch(
     items = list(inputs)
     graphs: dict[Any, InferenceGraph] = {}
     plans: list[tuple[InferenceGraph, dict[str, Any]]] = []
-    for item in items:
+    dynamic = is_dynamic(module)
+    for index, item in enumerate(items):
+        if dynamic:  # define-by-run: each item records its own graph as it runs
+            check_call(module, (item,), {})
+            graph = graphs[index] = dynamic_graph(module, (item,), {})
+            plans.append((graph, {}))
+            continue
         key = repr(_shape(item))
         graph = graphs.get(key)
         if graph is None:
@@ -186,6 +195,7 @@ async def stream_batch(
         pool = SlotPool(opts.max_concurrent or (manager.max_concurrent if manager else None))
         rng = random.Random()
         item_records: list[Any] = [None] * len(items)  # each item's records once it starts
+        item_graphs = {index: graph for index, (graph, _) in enumerate(plans)}
         results: list[Any] = []  # each item's RunResult, to attach the batch profile to
 
         async def one(index: int) -> None:
@@ -205,11 +215,13 @@ async def stream_batch(
                 clock=log.now,
                 rng=rng,
                 item=index,
+                root_call=(module, *graph.call) if dynamic else None,
                 **stores.for_graph(graph),
             )
             item_records[index] = graph_run.records
             start = log.now()
             await graph_run.run()
+            item_graphs[index] = graph_run.graph  # its own copy if calls were recorded
             result = build_result(graph_run, log, DONE, log.now() - start, stores.budget)
             result.events = events
             results.append(result)
@@ -272,12 +284,11 @@ async def stream_batch(
                 )
             )
             if opts.profile or on_profile is not None:
-                graphs_by_item = {index: graph for index, (graph, _) in enumerate(plans)}
                 profile = build_profile(
                     log.events,
                     endpoints=pool.capacities(),
                     max_concurrent=pool.global_cap,
-                    graphs=graphs_by_item,
+                    graphs=item_graphs,
                 )
                 for result in results:
                     result.profile = profile

@@ -58,6 +58,22 @@ class RunFinished(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class NodeAdded(Event):
+    """A call made while the run executes became a node (define-by-run): the graph grew.
+
+    ``dependencies`` are its data edges, ``control`` the nodes whose awaited
+    results preceded the call; ``node`` is the `GraphNode` itself.
+    """
+
+    type: ClassVar[str] = "node_added"
+    kind: str = ""
+    module_path: str = ""
+    dependencies: tuple[str, ...] = ()
+    control: tuple[str, ...] = ()
+    node: Any = field(default=None, repr=False, compare=False, metadata=_LIVE)
+
+
+@dataclass(frozen=True, slots=True)
 class NodeQueued(Event):
     """A node's inputs are ready; it waits for a slot on its endpoint (None for local nodes)."""
 
@@ -147,6 +163,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         RunStarted,
         RunFinished,
+        NodeAdded,
         NodeQueued,
         NodeStarted,
         NodeDelta,

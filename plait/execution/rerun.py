@@ -8,6 +8,13 @@ too, with their dependants, so the re-run never reuses a stale output.
 The new `RunResult` links to ``result`` (``parent``) and keeps its edits
 (``overrides``); `diff` lists the nodes whose outputs changed, and `adopt`
 writes an edited system prompt into the `Parameter` the node reads.
+
+A run recorded define-by-run is re-run by replaying its forward: each call
+it makes again completes from the earlier record when its call key and its
+inputs are unchanged, so only the edited call and what its output changes
+are sent, and the replay may take another branch (nodes the new branch does
+not make are absent from the new run). Calls recorded inside a traced graph
+(an async module's, an op's) are replayed the same way.
 """
 
 from __future__ import annotations
@@ -17,8 +24,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from plait.errors import ConfigError
-from plait.execution.result import DONE, NodeOverride, NodeRecord, RunResult, install_whatif
-from plait.execution.run import execute_graph, run_blocking, split_options
+from plait.execution.result import (
+    DONE,
+    NO_OVERRIDE,
+    NodeOverride,
+    NodeRecord,
+    RunResult,
+    install_whatif,
+)
+from plait.execution.run import dynamic_graph, execute_graph, run_blocking, split_options
 from plait.execution.settings import as_resources, effective_options
 from plait.graph import GraphNode, InferenceGraph, NodeKind
 from plait.parameter import Parameter
@@ -57,7 +71,7 @@ def output_text(value: Value | None) -> str:
 
 def rerun_ids(parent: RunResult, node_id: str) -> set[str]:
     """The live nodes a re-run at ``node_id`` runs again; the others reuse ``parent``'s outputs."""
-    graph = parent.graph
+    graph = parent.graph.base or parent.graph
     starts = {node_id} | {
         nid
         for nid in graph.live_ids()
@@ -141,6 +155,29 @@ async def rerun(
         )
     chosen = as_resources(resources) if resources is not None else parent.resources
     run_options, owner = effective_options(replace(explicit, resources=chosen), graph.root)
+    replay = {
+        graph.nodes[nid].call_key: record
+        for nid, record in parent.nodes.items()
+        if nid in graph.nodes and graph.nodes[nid].call_key is not None
+    }
+    if graph.dynamic:
+        fresh = {node.call_key: override or NO_OVERRIDE}
+        return await execute_graph(
+            dynamic_graph(graph.root, *graph.call),
+            {},
+            run_options,
+            owner,
+            parent=parent,
+            dynamic=True,
+            replay=replay,
+            fresh=fresh,
+        )
+    fresh = {}
+    if node.call_key is not None:  # a call recorded inside the traced graph: re-run its caller
+        fresh[node.call_key] = override or NO_OVERRIDE
+        node_id = node.call_key.split("/")[1]
+        override = None
+    graph = graph.base or graph
     again = rerun_ids(parent, node_id)
     reuse: dict[str, NodeRecord] = {
         nid: parent.nodes[nid] for nid in graph.live_ids() if nid not in again
@@ -156,7 +193,15 @@ async def rerun(
     if node.kind is NodeKind.INPUT and override is not None:
         inputs[node_id] = override.input
     return await execute_graph(
-        graph, inputs, run_options, owner, reuse=reuse, overrides=overrides, parent=parent
+        graph,
+        inputs,
+        run_options,
+        owner,
+        reuse=reuse,
+        overrides=overrides,
+        parent=parent,
+        replay=replay,
+        fresh=fresh,
     )
 
 
@@ -178,13 +223,16 @@ def diff(before: RunResult, after: RunResult | None = None) -> list[NodeChange]:
             )
         before, after = before.parent, before
     changes = []
-    for nid in after.graph.nodes:
+    for nid in dict.fromkeys([*before.graph.nodes, *after.graph.nodes]):
         old, new = before.nodes.get(nid), after.nodes.get(nid)
-        if old is None or new is None:
+        if old is None and new is None:
             continue
-        old_text, new_text = output_text(old.output), output_text(new.output)
+        # A call made in only one of two define-by-run runs reads "" on the other side.
+        old_text = output_text(old.output) if old is not None else ""
+        new_text = output_text(new.output) if new is not None else ""
         if old_text != new_text:
-            changes.append(NodeChange(nid, new.module_path, old_text, new_text))
+            path = (new or old).module_path  # type: ignore[union-attr]
+            changes.append(NodeChange(nid, path, old_text, new_text))
     return changes
 
 

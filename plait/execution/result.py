@@ -158,15 +158,19 @@ class RunResult:
     resources: ResourceConfig | None = field(default=None, repr=False)
     parent: RunResult | None = field(default=None, repr=False)
     overrides: dict[str, NodeOverride] = field(default_factory=dict)
+    forward_error: BaseException | None = None  # what an async forward() itself raised
 
     @property
     def failures(self) -> list[NodeFailure]:
         """Nodes that failed on their own account (not those skipped because an input failed)."""
-        return [
+        failures = [
             NodeFailure(r.id, r.module_path, r.endpoint, r.attempts, r.error)
             for r in self.nodes.values()
             if r.status == FAILED and r.error is not None
         ]
+        if self.forward_error is not None:
+            failures.append(NodeFailure("forward", "", None, 0, self.forward_error))
+        return failures
 
     @property
     def errors(self) -> dict[str, BaseException]:

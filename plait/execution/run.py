@@ -26,7 +26,8 @@ from plait.errors import BudgetExceeded, ConfigError, ExecutionError
 from plait.execution import events as ev
 from plait.execution.budget import Budget
 from plait.execution.cache import ResponseCache, cache_for
-from plait.execution.checkpoint import Checkpoint
+from plait.execution.checkpoint import Checkpoint, stable_hash
+from plait.execution.dynamic import is_dynamic
 from plait.execution.observers import RunClock, open_observers
 from plait.execution.pool import SlotPool
 from plait.execution.result import (
@@ -34,6 +35,7 @@ from plait.execution.result import (
     CANCELLED,
     DONE,
     FAILED,
+    NO_OVERRIDE,
     SKIPPED,
     NodeOverride,
     NodeRecord,
@@ -42,10 +44,12 @@ from plait.execution.result import (
 from plait.execution.scheduler import GraphRun
 from plait.execution.settings import RUN_OPTIONS, ExecutionSettings, RunOptions, effective_options
 from plait.graph import InferenceGraph, NodeKind
+from plait.inference import LLMInference
+from plait.module import Module
 from plait.resources.config import ResourceConfig
 from plait.resources.manager import ResourceManager
 from plait.tracing import trace
-from plait.values import unwrap
+from plait.values import Value, ValueKind, unwrap
 
 _run_ids = itertools.count(1)
 _SIGNATURES: dict[type, inspect.Signature] = {}  # forward() signatures, by module class
@@ -155,10 +159,59 @@ class EventLog:
                 )
 
 
+def dynamic_graph(
+    module: Module, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+) -> InferenceGraph:
+    """The graph of a define-by-run call of ``module``: empty, grown by the run as calls are made."""
+    graph = InferenceGraph(
+        {},
+        (),
+        Value(ValueKind.ERROR, ExecutionError("forward() did not finish"), None),
+        {f"param:{name}": param for name, param in module.named_parameters()},
+        root=module,
+    )
+    graph.dynamic = True
+    graph.call = (tuple(args), dict(kwargs or {}))
+    return graph
+
+
+def module_fingerprint(module: Module) -> str:
+    """A stable hash of a dynamic module's structure and settings (a checkpoint's graph hash).
+
+    Covers every submodule's path and type, each model call's alias and
+    request settings, and every parameter's value: what decides the requests
+    a replay would send (their inputs are checked per call as well).
+    """
+    parts: list[Any] = [type(module).__qualname__]
+    for path, sub in module.named_modules():
+        entry: list[Any] = [path, f"{type(sub).__module__}.{type(sub).__qualname__}"]
+        if isinstance(sub, LLMInference):
+            entry += [sub.alias, sub.system_text(), sub.temperature, sub.max_tokens]
+            entry += [sub.response_schema, sub.tools, sub.stream, sorted(sub.request_options)]
+        parts.append(entry)
+    parts.append(sorted((name, repr(value)) for name, value in module.state_dict().items()))
+    return stable_hash(parts)
+
+
+def graph_hash(graph: InferenceGraph) -> str:
+    """The hash a checkpoint is keyed by: structural for a traced graph, of the module if dynamic."""
+    if graph.dynamic:
+        return module_fingerprint(graph.root)
+    return graph.structural_hash()
+
+
 def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None) -> None:
-    """Fail before anything runs if a node uses an alias the resources do not define."""
+    """Fail before anything runs if a node uses an alias the resources do not define.
+
+    A dynamic graph has no nodes yet: every model call registered under its
+    root module is checked instead (the calls it may make).
+    """
     needed: dict[str, list[str]] = {}
     for graph in graphs:
+        if graph.dynamic:
+            for path, sub in graph.root.named_modules():
+                if isinstance(sub, LLMInference):
+                    needed.setdefault(sub.alias, []).append(path)
         for node in graph.nodes.values():
             if node.kind is NodeKind.LLM and node.live:
                 needed.setdefault(node.alias, []).append(node.id)
@@ -202,7 +255,7 @@ class RunStores:
     """What the run options ask a run (or a whole batch) to keep: checkpoint, cache, budget."""
 
     def __init__(self, options: RunOptions, graphs: list[InferenceGraph]) -> None:
-        self.hashes = {id(g): g.structural_hash() for g in graphs} if options.checkpoint else {}
+        self.hashes = {id(g): graph_hash(g) for g in graphs} if options.checkpoint else {}
         self.checkpoint = (
             Checkpoint(options.checkpoint, set(self.hashes.values()))
             if options.checkpoint
@@ -236,7 +289,11 @@ def build_result(
     stopped = budget is not None and budget.exhausted
     if stopped and any(r.status == CANCELLED for r in records.values()):
         status = BUDGET_EXCEEDED
-    elif status == DONE and any(v.is_error for v in tree_leaves(values)):
+    elif status == DONE and (
+        any(v.is_error for v in tree_leaves(values))
+        or graph_run.forward_error is not None
+        or graph_run.unobserved_failures()
+    ):
         status = FAILED
     return RunResult(
         graph_run.graph,
@@ -251,6 +308,7 @@ def build_result(
         endpoints=graph_run.pool.capacities(),
         max_concurrent=graph_run.pool.global_cap,
         resources=graph_run.manager.config if graph_run.manager is not None else None,
+        forward_error=graph_run.forward_error,
     )
 
 
@@ -262,8 +320,28 @@ async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     """
     explicit, forward_kwargs = split_options(dict(kwargs))
     options, owner = effective_options(explicit, module)
+    if is_dynamic(module):
+        check_call(module, args, forward_kwargs)
+        return await execute_graph(
+            dynamic_graph(module, args, forward_kwargs), {}, options, owner, dynamic=True
+        )
     graph = trace(module, *args, **forward_kwargs)
     return await execute_graph(graph, graph_inputs(graph, args, forward_kwargs), options, owner)
+
+
+def check_call(module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse, before anything runs, arguments that ``module.forward`` cannot take."""
+    signature = _SIGNATURES.get(type(module))
+    if signature is None:
+        signature = _SIGNATURES[type(module)] = inspect.signature(module.forward)
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(
+            f"{type(module).__name__}.forward{signature} cannot be called with "
+            f"{len(args)} positional argument(s) and keyword(s) {sorted(kwargs) or '(none)'}: "
+            f"{exc}. Pass the arguments its forward() takes."
+        ) from None
 
 
 async def execute_graph(
@@ -275,10 +353,15 @@ async def execute_graph(
     reuse: Mapping[str, NodeRecord] | None = None,
     overrides: Mapping[str, NodeOverride] | None = None,
     parent: RunResult | None = None,
+    dynamic: bool = False,
+    replay: Mapping[str, NodeRecord] | None = None,
+    fresh: Mapping[str, NodeOverride] | None = None,
 ) -> RunResult:
     """Run a traced ``graph`` with effective ``options``; `execute` and what-if re-runs share it.
 
-    ``reuse``, ``overrides`` and ``parent`` describe a what-if re-run (see `GraphRun`).
+    ``reuse``, ``overrides``, ``replay``, ``fresh`` and ``parent`` describe a
+    what-if re-run (see `GraphRun`); ``dynamic`` runs ``graph.root``'s async
+    forward on ``graph.call`` (a define-by-run graph).
     """
     resources = (
         options.resources.config
@@ -300,6 +383,9 @@ async def execute_graph(
             reuse=reuse,
             overrides=overrides,
             parent=parent,
+            dynamic=dynamic,
+            replay=replay,
+            fresh=fresh,
         )
 
 
@@ -314,6 +400,9 @@ async def _execute_graph(
     reuse: Mapping[str, NodeRecord] | None,
     overrides: Mapping[str, NodeOverride] | None,
     parent: RunResult | None,
+    dynamic: bool = False,
+    replay: Mapping[str, NodeRecord] | None = None,
+    fresh: Mapping[str, NodeOverride] | None = None,
 ) -> RunResult:
     async with open_manager(options, owner) as manager:
         pool = SlotPool(options.max_concurrent or (manager.max_concurrent if manager else None))
@@ -327,6 +416,9 @@ async def _execute_graph(
             rng=random.Random(),
             reuse=reuse,
             overrides=overrides,
+            root_call=(graph.root, *graph.call) if dynamic else None,
+            replay=replay,
+            fresh=fresh,
             **stores.for_graph(graph),
         )
         log.emit(
@@ -350,7 +442,8 @@ async def _execute_graph(
             stores.close()
             makespan = log.now()
             result = build_result(graph_run, log, status, makespan, stores.budget)
-            result.parent, result.overrides = parent, dict(overrides or {})
+            result.parent = parent
+            result.overrides = {k: v for k, v in graph_run.overrides.items() if v != NO_OVERRIDE}
             log.emit(
                 ev.RunFinished(makespan, None, result.status, result.usage, result.cost, result)
             )

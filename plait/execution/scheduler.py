@@ -12,6 +12,12 @@ so one failure never hangs the rest and nothing is silently dropped.
 A what-if re-run (`plait.execution.rerun`) passes ``reuse`` (nodes completed
 from an earlier run's records, sending nothing) and ``overrides`` (edits to
 the nodes that run again).
+
+Define-by-run: with ``root_call`` the run also executes an async ``forward``
+(`plait.execution.dynamic`), and any user code it runs (that forward, async
+modules, ``@plait.op`` functions, leaf modules) may make calls: each becomes a
+node through `add_node` while the run executes, and ``await`` on its
+placeholder waits in `result_of`.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from plait._tree import tree_map
-from plait.errors import ExecutionError, PlaitError, ProviderError, RateLimitError
+from plait.errors import ConfigError, ExecutionError, PlaitError, ProviderError, RateLimitError
 from plait.execution import events as ev
 from plait.execution.budget import Budget
 from plait.execution.cache import ResponseCache, cache_for, cache_key
 from plait.execution.checkpoint import Checkpoint, request_key, restored_value, stable_hash
+from plait.execution.dynamic import CallError, Recorder
 from plait.execution.pool import SlotPool
 from plait.execution.result import (
     CANCELLED,
@@ -37,15 +44,18 @@ from plait.execution.result import (
     RETRYING,
     RUNNING,
     SKIPPED,
+    NodeFailure,
     NodeOverride,
     NodeRecord,
 )
 from plait.graph import GraphNode, InferenceGraph, NodeKind
+from plait.module import Module
 from plait.resources.manager import ResourceManager
 from plait.values import (
     Value,
     ValueKind,
     ValueRef,
+    collect_refs,
     errors_in,
     first_error,
     render_fstring,
@@ -54,6 +64,7 @@ from plait.values import (
 )
 
 EventSink = Callable[[ev.Event], None]
+SETTLING = "settling"  # an outcome still to be awaited: the node's code returned placeholders
 _REF_TYPES = (ValueRef, Value)
 
 
@@ -77,6 +88,9 @@ class GraphRun:
         budget: Budget | None = None,
         reuse: Mapping[str, NodeRecord] | None = None,
         overrides: Mapping[str, NodeOverride] | None = None,
+        root_call: tuple[Module, tuple[Any, ...], dict[str, Any]] | None = None,
+        replay: Mapping[str, NodeRecord] | None = None,
+        fresh: Mapping[str, NodeOverride] | None = None,
     ) -> None:
         self.graph = graph
         self.item = item
@@ -106,7 +120,21 @@ class GraphRun:
         self.budget = budget
         self._input_keys: dict[str, str] = {}  # node id -> inputs digest, for the checkpoint
         self.reuse = reuse or {}
-        self.overrides = overrides or {}
+        self.overrides = dict(overrides or {})
+        # A replay of recorded calls (what-if re-run): earlier records by call key, and the
+        # calls that must run again (with their edits); see `_replayed`.
+        self.replay = replay or {}
+        self.fresh = fresh or {}
+        self._rerun_parents = _prefixes([*self.replay, *self.fresh])
+        self._grown = graph.dynamic  # a traced graph is copied before its first new node
+        # Define-by-run: the async forward to execute, and what its calls left behind.
+        self.root_call = root_call
+        self.closed = False  # set once the run has finished: no more calls may be recorded
+        self.forward_error: BaseException | None = None  # what forward() raised, if anything
+        self._recorder: Recorder | None = None
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._handled: set[int] = set()  # ids of call errors raised at an await
+        self._age = 0.0
 
     def _emit(self, event: ev.Event) -> None:
         if self.item is not None:
@@ -137,11 +165,162 @@ class GraphRun:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 self._drain([nid for nid in self.live if self._pending[nid] == 0])
+                if self.root_call is not None:
+                    module = self.root_call[0]
+                    tg.create_task(self._drive(), name=f"{type(module).__name__}.forward")
         except BaseException:
             self._cancel_unfinished("run cancelled")
             raise
         finally:
             self._tg = None
+            self.closed = True
+            self._waiters.clear()
+            if self._recorder is not None:
+                self._recorder._scopes.clear()
+
+    @property
+    def recorder(self) -> Recorder:
+        """The tracer that records calls made by user code during this run (made on first use)."""
+        if self._recorder is None:
+            self._recorder = Recorder(self, _STOP_CODES)
+        return self._recorder
+
+    async def _drive(self) -> None:
+        """Execute the root's async forward; its return value becomes the graph's output."""
+        assert self.root_call is not None
+        module, args, kwargs = self.root_call
+        recorder = self.recorder
+        tokens = recorder.enter(recorder.root_frame())
+        try:
+            result = await module.forward(*args, **kwargs)
+            output = recorder.convert_output(result)
+        except CallError as exc:
+            if exc.node_id not in self.records:
+                self.forward_error = exc
+                output = Value(ValueKind.ERROR, exc, None, {"node": "forward"})
+            else:
+                self._handled.discard(id(exc.cause))  # it escaped forward(): the run fails
+                output = ValueRef(exc.node_id)
+        except Exception as exc:
+            self.forward_error = exc
+            output = Value(ValueKind.ERROR, exc, None, {"node": "forward"})
+        finally:
+            recorder.leave(tokens)
+        self.graph.set_output(output)
+
+    def add_node(self, node: GraphNode, priority: float) -> None:
+        """Schedule a node recorded while the run executes (its inputs may still be running)."""
+        nid = node.id
+        if not self._grown:
+            self.graph = self.graph.grown_copy()
+            self._grown = True
+            if self._recorder is not None:
+                self._recorder.nodes = self.graph.nodes
+                self._recorder.parameters = self.graph.parameters
+        self.graph.add_node(node)
+        if node.call_key in self.fresh:
+            self.overrides[nid] = self.fresh[node.call_key]
+        self.live.append(nid)
+        self.records[nid] = NodeRecord(nid, node.kind.value, node.module_path, node.alias)
+        self._rank[nid] = priority
+        values = self.values
+        pending = self._pending[nid] = sum(1 for d in node.dependencies if d not in values)
+        self._emit(
+            ev.NodeAdded(
+                self.now(),
+                nid,
+                node.kind.value,
+                node.module_path,
+                node.dependencies,
+                node.control,
+                node=node,
+            )
+        )
+        if node.kind is NodeKind.LLM:
+            problem = self._endpoint_problem(node.alias)
+            if problem is not None:
+                self._finish(nid, *self._failed(nid, ConfigError(problem)))
+                return
+            self.pool.add_endpoint(node.alias, self.manager.endpoint(node.alias).max_concurrent)
+        if pending == 0:
+            self._drain([nid])
+
+    def _endpoint_problem(self, alias: str | None) -> str | None:
+        if self.manager is None:
+            return (
+                f"the call to endpoint {alias!r} has no resources to run on. Pass "
+                "resources=ResourceConfig({...}) (or ResourceConfig.simulated(...)) to the run."
+            )
+        if alias not in self.manager.config:
+            return (
+                f"the resources define no endpoint {alias!r}; defined aliases: "
+                f"{', '.join(self.manager.config.aliases) or '(none)'}. Add it to the ResourceConfig."
+            )
+        return None
+
+    async def result_of(self, ref: str) -> Value:
+        """The output `Value` of node ``ref``, once it has finished."""
+        value = self.values.get(ref)
+        if value is None:
+            if ref not in self.records:
+                raise ExecutionError(f"no node {ref!r} in this run")
+            waiter = self._waiters.get(ref)
+            if waiter is None:
+                waiter = self._waiters[ref] = asyncio.get_running_loop().create_future()
+            await waiter
+            value = self.values[ref]
+        return value
+
+    def call_error(self, ref: str, value: Value) -> CallError:
+        """The `CallError` raised where the placeholder of failed node ``ref`` is awaited."""
+        record = self.records[ref]
+        cause = value.payload
+        self._handled.add(id(cause))
+        origin = value.meta.get("skipped_because")
+        failure = NodeFailure(ref, record.module_path, record.endpoint, record.attempts, cause)
+        return CallError(failure, skipped_because=origin)
+
+    def unobserved_failures(self) -> list[str]:
+        """Recorded calls that failed and whose error no code ever saw (nothing fails silently)."""
+        nodes = self.graph.nodes
+        return [
+            nid
+            for nid, record in self.records.items()
+            if record.status == FAILED
+            and nodes[nid].call_key is not None
+            and id(record.error) not in self._handled
+        ]
+
+    def _enter_user_code(self, node: GraphNode) -> tuple[Any, Any]:
+        """Make calls made by ``node``'s own code (an op's or a module's) record into this run."""
+        recorder = self.recorder
+        return recorder.enter(recorder.frame_for(node, self._rank.get(node.id, 0.0) - self._age))
+
+    async def _settle(self, node: GraphNode, result: Any) -> tuple[Any, ...]:
+        """The outcome of a node whose code returned placeholders: wait for them, then resolve."""
+        if type(result) is Value and result.kind is ValueKind.STRUCTURED:
+            result = result.payload  # a functional op's list of placeholders (map_values)
+        output = self.recorder.convert_output(result)
+        refs = [r for r in collect_refs(output) if r in self.records]
+        for ref in refs:
+            await self.result_of(ref)
+        if node.kind is NodeKind.MODULE or node.kind is NodeKind.OP:
+            extra = tuple(r for r in refs if r not in node.dependencies)
+            if extra:  # its output came from these calls: they are its inputs too
+                self.graph.replace_node(
+                    GraphNode(
+                        **{
+                            **{f: getattr(node, f) for f in _NODE_FIELDS},
+                            "dependencies": (*node.dependencies, *extra),
+                        }
+                    )
+                )
+        resolved = tree_map(self._resolve_leaf, output)
+        error = first_error(resolved)
+        if error is not None:
+            return self._skipped(node.id, error)
+        value = valueify(unwrap(resolved))
+        return (Value(value.kind, value.payload, node.id, value.meta), DONE)
 
     # -- scheduling ------------------------------------------------------------------
 
@@ -153,6 +332,8 @@ class GraphRun:
             kind = node.kind
             if nid in self.reuse:
                 ready.extend(self._reused(nid))
+            elif self.replay and node.call_key in self.replay and self._replayable(node):
+                ready.extend(self._reused(nid, self.replay[node.call_key]))
             elif kind is NodeKind.INPUT:
                 raw = self.inputs[nid]
                 value = (
@@ -168,6 +349,9 @@ class GraphRun:
                 self._start_local(nid)
                 call = self._args(node)
                 outcome = self._restore(node, call) or self._call_local(node, call)
+                if outcome[1] is SETTLING:  # it made calls: finish when they have
+                    self._tg.create_task(self._finish_later(node, outcome[0]), name=nid)
+                    continue
                 ready.extend(self._finish(nid, *outcome))
             else:
                 self._queue(nid, None)
@@ -200,12 +384,22 @@ class GraphRun:
         if record.started_at is None:
             record.started_at = t
         self.values[nid] = value
+        if self._waiters:
+            waiter = self._waiters.pop(nid, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
         endpoint = record.endpoint
         if status == DONE:
             key = self._input_keys.get(nid)
             if self.checkpoint is not None and key is not None and not record.restored:
                 self.checkpoint.save(
-                    self.graph_hash, nid, key, value, record.attempts, record.usage, record.cost
+                    self.graph_hash,
+                    self._checkpoint_id(nid),
+                    key,
+                    value,
+                    record.attempts,
+                    record.usage,
+                    record.cost,
                 )
             self._emit(
                 ev.NodeCompleted(t, nid, endpoint, record.attempts, record.cached, record.restored)
@@ -224,9 +418,28 @@ class GraphRun:
                     ready.append(child)
         return ready
 
-    def _reused(self, nid: str) -> list[str]:
+    def _checkpoint_id(self, nid: str) -> str:
+        """A node's name in the checkpoint: its call key when recorded at run time."""
+        return self.graph.nodes[nid].call_key or nid
+
+    def _replayable(self, node: GraphNode) -> bool:
+        """Whether a recorded call can complete from the replayed run's record.
+
+        Not if it is to run again, if calls inside it are (or were) recorded (it
+        runs again so they are made, each reusable in turn), or if its inputs
+        now differ from what it received then.
+        """
+        key = node.call_key
+        earlier = self.replay[key]
+        if key in self.fresh or key in self._rerun_parents:
+            return False
+        if earlier.status != DONE or earlier.output is None:
+            return False
+        return unwrap(self._args(node)) == unwrap(earlier.inputs)
+
+    def _reused(self, nid: str, earlier: NodeRecord | None = None) -> list[str]:
         """Complete a node from an earlier run's record: the same output `Value`, nothing sent."""
-        earlier = self.reuse[nid]
+        earlier = earlier or self.reuse[nid]
         record = self.records[nid]
         record.reused = True
         record.inputs, record.request = earlier.inputs, earlier.request
@@ -281,10 +494,22 @@ class GraphRun:
             if error is not None:
                 return self._skipped(node.id, error)
             args, kwargs = unwrap(args), unwrap(kwargs)
+        if takes_values and not node.module.calls_out:  # plait's functional ops: no calls
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                return self._failed(node.id, exc)
+            return self._local_result(node.id, result, (args, kwargs))
+        grown = len(self.graph.nodes)
+        tokens = self._enter_user_code(node)
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
             return self._failed(node.id, exc)
+        finally:
+            self.recorder.leave(tokens)
+        if len(self.graph.nodes) != grown and not asyncio.iscoroutine(result):
+            return (self._settle(node, result), SETTLING)  # it made calls: awaited by the caller
         return self._local_result(node.id, result, (args, kwargs))
 
     def _restore(self, node: GraphNode, call: tuple[Any, ...]) -> tuple[Any, ...] | None:
@@ -292,7 +517,7 @@ class GraphRun:
         if self.checkpoint is None:
             return None
         key = self._input_keys[node.id] = stable_hash([node.target, unwrap(call)])
-        saved = self.checkpoint.lookup(self.graph_hash, node.id, key)
+        saved = self.checkpoint.lookup(self.graph_hash, self._checkpoint_id(node.id), key)
         if saved is None:
             return None
         self.records[node.id].restored = True
@@ -302,15 +527,34 @@ class GraphRun:
         self._start_local(node.id)
         try:
             call = self._args(node)
-            outcome = self._restore(node, call) or self._call_local(node, call)
-            if asyncio.iscoroutine(outcome[0]):
-                try:
-                    outcome = self._local_result(node.id, await outcome[0], None)
-                except Exception as exc:
-                    outcome = self._failed(node.id, exc)
+            outcome = self._restore(node, call)
+            if outcome is None:
+                # This task's own context: calls its code makes are recorded as its calls.
+                self._enter_user_code(node)
+                grown = len(self.graph.nodes)
+                outcome = self._call_local(node, call)
+                if outcome[1] is SETTLING:
+                    outcome = await outcome[0]
+                elif asyncio.iscoroutine(outcome[0]):
+                    try:
+                        result = await outcome[0]
+                        if len(self.graph.nodes) != grown:
+                            outcome = await self._settle(node, result)
+                        else:
+                            outcome = self._local_result(node.id, result, None)
+                    except Exception as exc:
+                        outcome = self._failed(node.id, exc)
         except asyncio.CancelledError:
             self._cancel_unfinished("run cancelled")
             raise
+        self._drain(self._finish(node.id, *outcome))
+
+    async def _finish_later(self, node: GraphNode, settling: Any) -> None:
+        """Finish a sync op whose result held placeholders, once they have resolved."""
+        try:
+            outcome = await settling
+        except Exception as exc:
+            outcome = self._failed(node.id, exc)
         self._drain(self._finish(node.id, *outcome))
 
     def _local_result(self, nid: str, result: Any, inputs: Any) -> tuple[Any, ...]:
@@ -454,7 +698,7 @@ class GraphRun:
         record = self.records[node.id]
         if self.checkpoint is not None:
             self._input_keys[node.id] = key
-            saved = self.checkpoint.lookup(self.graph_hash, node.id, key)
+            saved = self.checkpoint.lookup(self.graph_hash, self._checkpoint_id(node.id), key)
             if saved is not None:
                 record.restored = True
                 return (restored_value(saved, node.id), DONE), None
@@ -526,3 +770,22 @@ class GraphRun:
             return resolved if isinstance(resolved, Value) else valueify(resolved)
 
         return tree_map(leaf, self.graph.output)
+
+
+_NODE_FIELDS = tuple(f for f in GraphNode.__dataclass_fields__ if f != "alias")
+
+
+def _prefixes(keys: list[str]) -> set[str]:
+    """Every enclosing call key of ``keys`` ("/a#0/b#1" is inside "/a#0")."""
+    out: set[str] = set()
+    for key in keys:
+        while (cut := key.rfind("/")) > 0:
+            key = key[:cut]
+            out.add(key)
+    return out
+
+
+# The runner's functions that call user code: a recorded call's helper-scope walk stops there.
+_STOP_CODES = frozenset(
+    {GraphRun._drive.__code__, GraphRun._run_async_local.__code__, GraphRun._call_local.__code__}
+)

@@ -7,7 +7,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from plait._context import active_tracer
 from plait.functional._core import describe, functional, propagate
+from plait.module import Module
+from plait.tracing.ops import Op
 from plait.values import Value, ValueKind, error_value, errors_in, unwrap, valueify
 
 
@@ -52,6 +55,16 @@ def map_values(fn: Callable[[Any], Any], values: Value) -> Value:
     """
     if values.is_error:
         return propagate([values], op="map_values", inputs=[values])
+    if isinstance(fn, Module | Op):
+        # A model call per element: inside a run each call is scheduled at once and the
+        # node finishes when all have (a failed call fails the node; nothing is hidden).
+        if active_tracer() is None:
+            raise TypeError(
+                f"map_values: {fn!r:.60} is a module or op, which only runs inside a plait run"
+            )
+        return Value(
+            ValueKind.STRUCTURED, [fn(unwrap(item)) for item in _items(values, "map_values")]
+        )
     if not callable(fn) or inspect.iscoroutinefunction(fn):
         raise TypeError(
             f"map_values: fn must be a plain function of one payload; got {fn!r:.60}. "
@@ -68,6 +81,9 @@ def map_values(fn: Callable[[Any], Any], values: Value) -> Value:
         except Exception as exc:
             out.append(error_value(exc, op="map_values", inputs=[item], index=i))
     return Value(ValueKind.STRUCTURED, out)
+
+
+map_values.calls_out = True  # its fn may be a module: it runs with the run's recorder active
 
 
 @functional(kind=ValueKind.STRUCTURED)

@@ -7,8 +7,11 @@ hears from both branches). At each node a strategy turns the feedback on the
 node's output into one message per target: each upstream node it read
 (through a plain argument, an f-string field or structured access alike) and
 each learnable parameter it read (an LLM node's system prompt, or a
-parameter inserted into its prompt). Input nodes are not targets: nothing
-upstream of them can change.
+parameter inserted into its prompt), and, for a call recorded define-by-run,
+each call whose awaited reply decided that it was made (its control edges: a
+router's classifier hears about the expert it chose; an expert not called has
+no node and hears nothing). Input nodes are not targets: nothing upstream of
+them can change.
 
 `RouteBackward` (the default) writes those messages without a model: which
 node, how it used the target (its call, with ``<ref>`` for inputs and
@@ -79,6 +82,8 @@ async def propagate(
             continue
         targets = (
             *(d for d in node.dependencies if graph.nodes[d].kind is not NodeKind.INPUT),
+            # A define-by-run call was made because of these replies (a router's label).
+            *(c for c in node.control if c not in node.dependencies),
             *(p for p in node.parameters if graph.parameters[p].requires_grad),
         )
         if not targets:
@@ -111,6 +116,8 @@ class RouteBackward:
             if target.startswith("param:"):
                 role = parameter_role(step.node, step.graph.parameters[target])
                 out[target] = f"`{target[6:]}` is {role} of:\n{context}"
+            elif target in step.node.control:
+                out[target] = f"Your reply decided that this call was made:\n{context}"
             else:
                 out[target] = f"Your output is used by:\n{context}"
         return out

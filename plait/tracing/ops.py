@@ -63,6 +63,8 @@ class Op:
         self.kind = kind
         self.side_effects = side_effects
         self.is_async = inspect.iscoroutinefunction(fn)
+        # Whether a functional op may call modules (map_values): it then runs like user code.
+        self.calls_out = False
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -35,11 +35,20 @@ _NUMBER_FIX = (
 
 def trace_error(value: TracedValue, action: str, fix: str) -> TraceError:
     """A `TraceError` for ``action`` on ``value``, naming the module, the line and the fix."""
+    if getattr(value._tracer, "dynamic", False):
+        return TraceError(
+            f"{action} needs the value of {value.ref!r}{value._tracer.where()}, which is still "
+            "a placeholder: inside an async forward a call returns at once and its reply "
+            "arrives later. Fix: `await` the call first (`label = await self.classify(q)` "
+            "gives the plain reply), then use ordinary Python on the result."
+        )
     return TraceError(
         f"{action} needs the runtime value of {value.ref!r}{value._tracer.where()}, but "
         "tracing builds the graph before anything runs, so that value does not exist yet. "
         f"Fix: {fix} Work on runtime values belongs in a functional op (plait.functional), "
-        "an @plait.op function, or a Module."
+        "an @plait.op function, or a Module. If the control flow itself depends on a model's "
+        "reply (a router, a loop, an agent), make forward `async def` and `await` the call: "
+        "plait then records the graph while it runs (define-by-run)."
     )
 
 
@@ -78,6 +87,10 @@ class TracedValue(str, Value):
     def payload(self) -> Any:
         """Refused: reading it at trace time would silently see nothing."""
         raise trace_error(self, "reading `v.payload`", "Use the payload in an @plait.op function.")
+
+    def __await__(self) -> Any:
+        """Inside an async ``forward`` of a run: wait for the node and give its payload."""
+        return self._tracer.wait(self).__await__()
 
     def _textual(self) -> bool:
         return bool(self.conversion) or self.kind in _TEXT

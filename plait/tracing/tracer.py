@@ -175,6 +175,20 @@ class Tracer:
                 out_kind=out_kind,
                 extra_params=tuple(self._param_ref(p) for p in module.parameters()),
             )
+        if inspect.iscoroutinefunction(type(module).forward):
+            # An async forward is control flow decided at run time: one node of this graph,
+            # which records its own calls into the run as it executes (define-by-run).
+            return self._record(
+                NodeKind.MODULE,
+                path or _snake(type(module).__name__),
+                (path or _snake(type(module).__name__)).rsplit(".", 1)[-1],
+                module,
+                path,
+                args,
+                kwargs,
+                out_kind=ValueKind.OTHER,
+                extra_params=tuple(self._param_ref(p) for p in module.parameters()),
+            )
         self._forward_codes |= _forward_codes(type(module))
         self._stack.append((path, module))
         try:
@@ -184,11 +198,19 @@ class Tracer:
         if inspect.iscoroutine(result):
             result.close()
             raise TraceError(
-                f"{type(module).__name__}.forward is a coroutine function (async def); plait "
-                "traces forward() once to build the graph and runs the graph asynchronously "
-                "itself. Define forward with a plain `def` and call modules without await."
+                f"{type(module).__name__}.forward returned a coroutine, but it is not declared "
+                "`async def` on the class (it was wrapped or assigned). Declare forward as "
+                "`async def forward(...)` on the Module subclass so plait runs it define-by-run."
             )
         return result
+
+    async def wait(self, value: TracedValue) -> Any:
+        """Awaiting a placeholder while tracing: refused (nothing has run yet)."""
+        raise TraceError(
+            f"`await` on the placeholder for {value.ref!r}{self.where()}: the graph is being "
+            "traced, so nothing has run yet. To branch or loop on a model's reply, make the "
+            "module's forward `async def`; plait then runs it define-by-run."
+        )
 
     def call_op(self, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         path = self.current_path()

@@ -1,0 +1,280 @@
+"""Define-by-run: calls made while a run executes, recorded as nodes of a growing graph.
+
+An ``async def forward`` is not traced. The run calls it, and every module or
+op call inside it goes to the run's `Recorder` (the active tracer of that
+task): the call becomes a node at once, starts as soon as its inputs are
+ready, and returns a placeholder. ``await placeholder`` waits for that node and
+gives the plain payload, so ``if``, ``for``, ``while`` and ``try`` are ordinary
+Python; a placeholder passed on to another call, an f-string, ``+`` or
+``join`` keeps its data dependency without waiting (the same markers tracing
+uses). Like a launch in eager PyTorch or a Ray object ref: work is enqueued at
+once, ``await`` is the point that waits.
+
+Each call records its data edges (from the placeholders in its arguments) and
+its control edges: every placeholder awaited earlier in the same ``forward``,
+since what those replies said decided that this call is made. Each call also
+gets a ``call_key`` (the caller's key, the call path and its occurrence in that
+caller) which identifies it in a later run that replays the same code: a
+checkpoint or a what-if re-run reuses a completed call when its key and its
+inputs match.
+
+Calls made by a sync ``forward`` (a traced module called from an async one),
+an ``@plait.op`` function or a leaf module running in a run are recorded the
+same way; a sync caller cannot await, so it passes placeholders on or returns
+them, and its own node finishes when they have.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from collections.abc import Awaitable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import CodeType, FrameType
+from typing import Any, Protocol
+
+from plait._context import reset_active_tracer, set_active_tracer
+from plait.errors import CallError, ExecutionError, TraceError
+from plait.graph import GraphNode, InferenceGraph, NodeKind
+from plait.module import Module
+from plait.tracing.frames import is_user_code
+from plait.tracing.proxy import TracedValue
+from plait.tracing.tracer import Tracer
+from plait.values import Value, ValueKind
+
+
+class RecordingRun(Protocol):
+    """What a `Recorder` needs of the run it records into (a `GraphRun`)."""
+
+    graph: InferenceGraph
+    closed: bool
+
+    def add_node(self, node: GraphNode, priority: float) -> None: ...
+
+    def result_of(self, ref: str) -> Awaitable[Value]: ...
+
+    def call_error(self, ref: str, value: Value) -> CallError: ...
+
+
+def is_dynamic(module: Any) -> bool:
+    """Whether ``module``'s forward is ``async def`` (so it runs define-by-run, untraced)."""
+    return (
+        isinstance(module, Module)
+        and not module._is_leaf
+        and inspect.iscoroutinefunction(type(module).forward)
+    )
+
+
+@dataclass(eq=False)
+class CallFrame:
+    """One executing caller: an async forward, or the user code of an op or module node.
+
+    ``stack`` holds the module paths being stepped through (sync composites
+    push onto it); ``awaited`` the refs awaited so far (control edges of every
+    later call); ``counts`` the occurrences per call path (for call keys);
+    ``priority`` the slot priority of its calls; ``scope`` the helper scope of
+    the node that runs this code.
+    """
+
+    key: str
+    stack: list[tuple[str, Module]]
+    awaited: dict[str, None] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    priority: float = 0.0
+    scope: tuple[str, ...] = ()
+
+
+_FRAME: ContextVar[CallFrame | None] = ContextVar("plait_call_frame", default=None)
+
+
+class Recorder(Tracer):
+    """The active tracer while a run executes user code: records calls into that run."""
+
+    dynamic = True
+
+    def __init__(self, run: RecordingRun, stop_codes: frozenset[CodeType]) -> None:
+        graph = run.graph
+        root = graph.root if isinstance(graph.root, Module) else Module()
+        super().__init__(root)
+        self.run = run
+        self._stop_codes = stop_codes  # the runner's functions that call user code
+        # Shared with the graph: ids stay unique across traced and recorded nodes.
+        self.nodes = graph.nodes
+        self.parameters = graph.parameters
+        for ref, param in graph.parameters.items():
+            self._param_refs.setdefault(id(param), ref)
+
+    @property  # type: ignore[override]
+    def _stack(self) -> list[tuple[str, Module]]:
+        frame = _FRAME.get()
+        if frame is None:
+            raise TraceError("a plait call was made outside the code a run is executing")
+        return frame.stack
+
+    @_stack.setter
+    def _stack(self, value: list[tuple[str, Module]]) -> None:
+        """Each `CallFrame` holds its own stack; the tracer's initial one is not used."""
+
+    def enter(self, frame: CallFrame) -> tuple[Any, Any]:
+        """Make this recorder and ``frame`` current; returns the tokens for `leave`."""
+        return set_active_tracer(self), _FRAME.set(frame)
+
+    def leave(self, tokens: tuple[Any, Any]) -> None:
+        _FRAME.reset(tokens[1])
+        reset_active_tracer(tokens[0])
+
+    def frame_for(self, node: GraphNode, priority: float) -> CallFrame:
+        """The frame in which the user code of ``node`` (an op or module) runs."""
+        path = node.module_path
+        module = node.module if isinstance(node.module, Module) else self._module_at(path)
+        return CallFrame(
+            key=node.call_key or f"/{node.id}",
+            stack=[(path, module)],
+            awaited=dict.fromkeys((*node.control, *node.dependencies)),
+            priority=priority,
+            scope=node.scope,
+        )
+
+    def root_frame(self) -> CallFrame:
+        return CallFrame(key="", stack=[("", self.root)])
+
+    def _module_at(self, path: str) -> Module:
+        for name, module in self.root.named_modules():
+            if name == path:
+                return module
+        return self.root
+
+    def call_module(self, module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.run.closed:
+            raise ExecutionError(
+                f"{type(module).__name__} was called after its run finished; a call made in "
+                "a run must happen while the run executes (do not keep placeholders or start "
+                "calls from tasks that outlive forward())."
+            )
+        return super().call_module(module, args, kwargs)
+
+    def _record(
+        self,
+        kind: NodeKind,
+        base_id: str,
+        name: str,
+        module: Any,
+        module_path: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        out_kind: ValueKind,
+        side_effects: bool = False,
+        extra_params: tuple[str, ...] = (),
+    ) -> TracedValue:
+        frame = _FRAME.get()
+        assert frame is not None
+        (args, kwargs), deps, params = self._convert((tuple(args), dict(kwargs)))
+        occurrence = frame.counts.get(base_id, 0)
+        frame.counts[base_id] = occurrence + 1
+        node_id = self._new_id(base_id)
+        scope, source = self._scope_and_source()
+        node = GraphNode(
+            id=node_id,
+            kind=kind,
+            name=name,
+            module=module,
+            module_path=module_path,
+            args=args,
+            kwargs=kwargs,
+            dependencies=deps,
+            parameters=tuple(dict.fromkeys((*params, *extra_params))),
+            scope=(*frame.scope, *scope),
+            side_effects=True,  # every call made runs: nothing is pruned in eager mode
+            source=source,
+            control=tuple(r for r in frame.awaited if r not in deps and r in self.nodes),
+            call_key=f"{frame.key}/{base_id}#{occurrence}",
+        )
+        self.run.add_node(node, frame.priority)
+        return TracedValue(self, node_id, out_kind)
+
+    def _scope_and_source(self) -> tuple[tuple[str, ...], str | None]:
+        """Helper scopes between the executing caller and this call, and the user line.
+
+        The walk stops at the runner function that called this ``forward``
+        (or op), so code below the run (the user's script) is never a scope.
+        """
+        scope: list[str] = []
+        source = None
+        frame: FrameType | None = sys._getframe(2)
+        stop = self._stop_codes
+        while frame is not None and frame.f_code not in stop:
+            code = frame.f_code
+            if is_user_code(code):
+                if source is None:
+                    source = f"{os.path.basename(code.co_filename)}:{frame.f_lineno}"
+                if code not in self._forward_codes and not code.co_name.startswith("<"):
+                    name = self._scopes.get(frame)
+                    if name is None:
+                        n = self._scope_counts.get(code.co_name, 0) + 1
+                        self._scope_counts[code.co_name] = n
+                        name = self._scopes[frame] = f"{code.co_name}#{n}"
+                    scope.append(name)
+            frame = frame.f_back
+        return tuple(reversed(scope)), source
+
+    def convert_output(self, result: Any) -> Any:
+        """A forward's return value with placeholders as refs (markers as FSTRING values)."""
+        output, _, _ = self._convert(result)
+        return output
+
+    async def wait(self, value: TracedValue, *, whole: bool = False) -> Any:
+        """Wait for the node behind ``value``; its payload (its `Value` if ``whole``).
+
+        Raises `CallError` if the call failed.
+        """
+        ref = value.ref
+        if value._tracer is not self:
+            raise TraceError(
+                f"the placeholder for {ref!r} belongs to another run; placeholders are only "
+                "valid in the run that made them (do not keep them on self or in globals)."
+            )
+        if ref.startswith("param:"):
+            payload = self.parameters[ref].value
+        else:
+            result = await self.run.result_of(ref)
+            frame = _FRAME.get()
+            if frame is not None:
+                frame.awaited[ref] = None
+            if result.is_error:
+                raise self.run.call_error(ref, result)
+            if whole:
+                return result
+            payload = result.payload
+        return _converted(payload, value.conversion)
+
+
+def _converted(payload: Any, conversion: str) -> Any:
+    if conversion == "r":
+        return repr(payload)
+    if conversion == "a":
+        return ascii(payload)
+    if conversion == "s":
+        return str(payload)
+    return payload
+
+
+async def reply(placeholder: Any) -> Value:
+    """Await a call and get its whole `Value`: the payload and its ``meta``.
+
+    ``meta`` holds what the reply said besides its text: ``tool_calls``,
+    ``finish_reason``, ``usage``, ``model``, ``cost``. Raises `CallError` if
+    the call failed, like ``await``.
+
+        answer = await plait.reply(self.llm(messages))
+        answer.meta["tool_calls"]
+    """
+    tracer = getattr(placeholder, "_tracer", None)
+    if not isinstance(placeholder, TracedValue) or not isinstance(tracer, Recorder):
+        raise TypeError(
+            f"plait.reply() takes the placeholder a call returned inside a run (in an async "
+            f"forward); got {type(placeholder).__name__} {placeholder!r:.60}"
+        )
+    return await tracer.wait(placeholder, whole=True)

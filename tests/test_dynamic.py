@@ -1,0 +1,468 @@
+"""Define-by-run: async forward, calls recorded as they are made, over loopback HTTP.
+
+Each program's control flow is checked against the simulator's request log:
+the requests the server received are exactly the calls the flow should make.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from _exec_support import http_resources
+from _sim_support import sim_server_thread
+
+import plait
+import plait.functional as F
+from plait import (
+    CallError,
+    ExecutionError,
+    ExecutionSettings,
+    LLMInference,
+    Module,
+    NodeKind,
+    TraceError,
+    execute,
+    run,
+    run_batch,
+    run_sync,
+    stream_batch,
+)
+
+ROUTER_RULES = [
+    {"match": {"system": "Classify", "user": "integral"}, "reply": "math"},
+    {"match": {"system": "Classify"}, "reply": "poetry"},
+]
+
+
+class Router(Module):
+    def __init__(self):
+        super().__init__()
+        self.classify = LLMInference("fast", system_prompt="Classify the question: math or poetry.")
+        self.math = LLMInference("smart", system_prompt="You are a mathematician.")
+        self.poet = LLMInference("smart", system_prompt="You are a poet.")
+
+    async def forward(self, question):
+        label = await self.classify(question)
+        expert = self.math if label.strip() == "math" else self.poet
+        return expert(f"Question: {question}")
+
+
+def systems(server):
+    """The system prompt of every request the server received, in arrival order."""
+    return [r.messages[0]["content"] for r in server.model.requests]
+
+
+@pytest.fixture
+def router_sim():
+    with sim_server_thread(replies=ROUTER_RULES) as server:
+        yield server
+
+
+async def test_router_requests_only_the_branch_taken(router_sim):
+    resources = http_resources(router_sim.url, "fast", "smart")
+    result = await execute(Router(), "the integral of x", resources=resources)
+    assert result.ok, result.failures
+    assert systems(router_sim) == [
+        "Classify the question: math or poetry.",
+        "You are a mathematician.",
+    ]
+    assert list(result.nodes) == ["classify", "math"]
+    assert result.output.endswith("Question: the integral of x")
+    math_node = result.graph.nodes["math"]
+    assert math_node.control == ("classify",)
+    assert math_node.dependencies == ()
+    assert "classify" in result.graph.ancestors("math", control=True)
+
+
+async def test_router_items_of_a_batch_take_different_branches(router_sim):
+    resources = http_resources(router_sim.url, "fast", "smart")
+    items = await run_batch(
+        Router(), ["the integral of x", "a rose", "an integral"], resources=resources
+    )
+    assert [item.ok for item in items] == [True, True, True]
+    taken = [[n for n in item.result.nodes if n != "classify"] for item in items]
+    assert taken == [["math"], ["poet"], ["math"]]
+    assert sorted(systems(router_sim)).count("You are a poet.") == 1
+    assert len(router_sim.model.requests) == 6
+
+
+class Splitter(Module):
+    def __init__(self):
+        super().__init__()
+        self.split = LLMInference(
+            "fast",
+            system_prompt="Split into sub-questions.",
+            response_format={"type": "array", "items": {"type": "string"}},
+        )
+        self.answer = LLMInference("fast", system_prompt="Answer briefly.")
+        self.join = LLMInference("smart", system_prompt="Combine the answers.")
+
+    async def forward(self, question):
+        subs = await self.split(question)
+        answers = [self.answer(sub) for sub in subs]
+        return self.join("\n".join(answers))
+
+
+SPLIT_RULES = [
+    {"match": {"system": "Split"}, "json": ["q1", "q2", "q3", "q4", "q5", "q6"]},
+]
+
+
+async def test_a_map_over_a_generated_list_overlaps_up_to_the_cap():
+    with sim_server_thread(replies=SPLIT_RULES, latency=0.2) as server:
+        resources = http_resources(server.url, "fast", "smart", max_concurrent=3)
+        result = await execute(Splitter(), "big question", resources=resources)
+        stats = server.model.stats
+        answered = sorted(
+            r.messages[-1]["content"] for r in server.model.requests if "briefly" in str(r.messages)
+        )
+    assert result.ok, result.failures
+    assert answered == ["q1", "q2", "q3", "q4", "q5", "q6"]
+    assert stats.peak_in_flight == 3  # six answers, three at a time: the cap, reached
+    join_node = result.graph.nodes["join"]
+    assert set(join_node.dependencies) == {f"answer{s}" for s in ["", "_1", "_2", "_3", "_4", "_5"]}
+    assert join_node.control == ("split",)
+    join_prompt = result.nodes["join"].request.messages[-1]["content"]
+    assert join_prompt.count("\n") == 5 and "q6" in join_prompt
+
+
+class Refine(Module):
+    def __init__(self, rounds=4):
+        super().__init__()
+        self.rounds = rounds
+        self.draft = LLMInference("fast", system_prompt="Draft an answer.")
+        self.verify = LLMInference("smart", system_prompt="Reply PASS or FAIL.")
+
+    async def forward(self, task):
+        draft = await self.draft(task)
+        for _ in range(self.rounds - 1):
+            verdict = await self.verify(f"Check: {draft}")
+            if verdict.startswith("PASS"):
+                return draft
+            draft = await self.draft(f"{task}\nImprove on: {draft}")
+        return draft
+
+
+async def test_a_refine_loop_stops_at_the_first_pass():
+    rules = [
+        {"match": {"system": "Reply PASS", "user": "Improve"}, "reply": "PASS"},
+        {"match": {"system": "Reply PASS"}, "reply": "FAIL: too vague"},
+    ]
+    with sim_server_thread(replies=rules) as server:
+        resources = http_resources(server.url, "fast", "smart")
+        result = await execute(Refine(), "write a haiku", resources=resources)
+        sent = systems(server)
+    assert result.ok
+    assert sent == [
+        "Draft an answer.",
+        "Reply PASS or FAIL.",
+        "Draft an answer.",
+        "Reply PASS or FAIL.",
+    ]
+    assert list(result.nodes) == ["draft", "verify", "draft_1", "verify_1"]
+    assert [result.graph.nodes[n].call_key for n in result.nodes] == [
+        "/draft#0",
+        "/verify#0",
+        "/draft#1",
+        "/verify#1",
+    ]
+    # The second draft exists because of the first verdict: a control edge, not data.
+    assert result.graph.nodes["draft_1"].control == ("draft", "verify")
+
+
+class Fallback(Module):
+    def __init__(self):
+        super().__init__()
+        self.primary = LLMInference("broken", system_prompt="Primary.")
+        self.backup = LLMInference("fast", system_prompt="Backup.")
+
+    async def forward(self, text):
+        try:
+            return await self.primary(text)
+        except CallError as exc:
+            self.seen = exc
+            return await self.backup(text)
+
+
+async def test_a_failed_call_raises_at_await_and_try_except_falls_back():
+    rules = [{"match": {"model": "sim-broken"}, "kind": "client_error", "status": 400}]
+    with sim_server_thread(faults=rules) as server:
+        resources = http_resources(server.url, "fast", "broken")
+        module = Fallback()
+        result = await execute(module, "hi", resources=resources)
+    assert result.ok
+    assert result.nodes["primary"].status == "failed"
+    assert result.nodes["backup"].status == "done"
+    exc = module.seen
+    assert isinstance(exc, plait.PlaitError)
+    assert exc.node_id == "primary" and exc.endpoint == "broken" and exc.attempts == 1
+    assert type(exc.cause).__name__ == "BadRequestError"
+    assert exc.__cause__ is exc.cause
+
+
+class Unawaited(Module):
+    def __init__(self):
+        super().__init__()
+        self.primary = LLMInference("broken", system_prompt="Primary.")
+        self.side = LLMInference("broken", system_prompt="Side.")
+        self.ok = LLMInference("fast", system_prompt="Fine.")
+
+    async def forward(self, text, mode):
+        if mode == "output":
+            return self.primary(text)
+        self.side(text)  # never awaited, never used: its failure must still surface
+        return await self.ok(text)
+
+
+@pytest.mark.parametrize("mode", ["output", "dropped"])
+async def test_a_failure_never_awaited_still_fails_the_run(mode):
+    faults = [{"match": {"model": "sim-broken"}, "kind": "client_error", "status": 400}]
+    with sim_server_thread(faults=faults) as server:
+        resources = http_resources(server.url, "fast", "broken")
+        with pytest.raises(ExecutionError) as caught:
+            await run(Unawaited(), "hi", mode, resources=resources)
+    failed = {f.node_id for f in caught.value.failures}
+    assert failed == ({"primary"} if mode == "output" else {"side"})
+    assert caught.value.partial.status == "failed"
+
+
+class Crashes(Module):
+    def __init__(self):
+        super().__init__()
+        self.llm = LLMInference("fast")
+
+    async def forward(self, text):
+        reply = await self.llm(text)
+        return json.loads(reply)  # the simulator does not reply with JSON here
+
+
+async def test_an_exception_in_forward_fails_the_run_keeping_completed_calls(router_sim):
+    resources = http_resources(router_sim.url, "fast")
+    result = await execute(Crashes(), "hi", resources=resources)
+    assert result.status == "failed"
+    assert result.nodes["llm"].status == "done"
+    [failure] = result.failures
+    assert failure.node_id == "forward" and isinstance(failure.cause, json.JSONDecodeError)
+    with pytest.raises(ExecutionError, match="forward.*JSONDecodeError"):
+        await run(Crashes(), "hi", resources=resources)
+
+
+class Peek(Module):
+    def __init__(self):
+        super().__init__()
+        self.llm = LLMInference("fast")
+
+    async def forward(self, text):
+        reply = self.llm(text)
+        if reply:  # forgot to await
+            return reply
+        return None
+
+
+async def test_using_a_placeholder_without_await_says_to_await(router_sim):
+    resources = http_resources(router_sim.url, "fast")
+    result = await execute(Peek(), "hi", resources=resources)
+    assert result.status == "failed"
+    message = str(result.forward_error)
+    assert isinstance(result.forward_error, TraceError)
+    assert "`await` the call first" in message and "test_dynamic.py" in message
+
+
+class Inner(Module):
+    """Async, used inside a traced pipeline."""
+
+    def __init__(self):
+        super().__init__()
+        self.classify = LLMInference("fast", system_prompt="Classify the question: math or poetry.")
+        self.math = LLMInference("smart", system_prompt="You are a mathematician.")
+
+    async def forward(self, question):
+        label = await self.classify(question)
+        if label == "math":
+            return self.math(question)
+        return "not math"
+
+
+class TracedOuter(Module):
+    def __init__(self):
+        super().__init__()
+        self.summarize = LLMInference("fast", system_prompt="Summarize.")
+        self.inner = Inner()
+        self.report = LLMInference("smart", system_prompt="Report.")
+
+    def forward(self, text):
+        summary = self.summarize(text)
+        decided = self.inner(summary)
+        return self.report(f"Decision: {decided}")
+
+
+async def test_an_async_module_inside_a_traced_pipeline_expands_while_it_runs():
+    rules = [{"match": {"system": "Summarize"}, "reply": "the integral of x"}, *ROUTER_RULES]
+    with sim_server_thread(replies=rules) as server:
+        resources = http_resources(server.url, "fast", "smart")
+        result = await execute(TracedOuter(), "text", resources=resources)
+        sent = systems(server)
+    assert result.ok, result.failures
+    assert sent == [
+        "Summarize.",
+        "Classify the question: math or poetry.",
+        "You are a mathematician.",
+        "Report.",
+    ]
+    nodes = result.graph.nodes
+    assert nodes["inner"].kind is NodeKind.MODULE
+    assert nodes["inner.classify"].module_path == "inner.classify"
+    # The module's input was awaited for it before its forward began: a control edge too.
+    assert nodes["inner.math"].control == ("summarize", "inner.classify")
+    # The module node's output came from its calls: they are its inputs too.
+    assert "inner.math" in nodes["inner"].dependencies
+    report_prompt = result.nodes["report"].request.messages[-1]["content"]
+    assert report_prompt.startswith("Decision: [") and "the integral of x" in report_prompt
+
+
+class TracedChild(Module):
+    def __init__(self):
+        super().__init__()
+        self.a = LLMInference("fast", system_prompt="A.")
+        self.b = LLMInference("fast", system_prompt="B.")
+
+    def forward(self, text):
+        return self.b(f"after {self.a(text)}")
+
+
+class AsyncParent(Module):
+    def __init__(self):
+        super().__init__()
+        self.child = TracedChild()
+
+    async def forward(self, text):
+        first = await self.child(text)
+        return self.child(first)
+
+
+async def test_a_traced_child_called_from_an_async_forward(router_sim):
+    resources = http_resources(router_sim.url, "fast")
+    result = await execute(AsyncParent(), "x", resources=resources)
+    assert result.ok
+    assert list(result.nodes) == ["child.a", "child.b", "child.a_1", "child.b_1"]
+    assert result.graph.nodes["child.b"].dependencies == ("child.a",)
+    assert result.graph.nodes["child.a_1"].control == ("child.b",)
+    assert len(router_sim.model.requests) == 4
+
+
+@plait.op
+async def lookup(topic: str) -> str:
+    return f"facts about {topic}"
+
+
+class OpCallsModule(Module):
+    """A traced pipeline whose op calls a model itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.expand = LLMInference("fast", system_prompt="Expand.")
+
+    def forward(self, text):
+        return ask(self.expand, text)
+
+
+@plait.op
+async def ask(model, text):
+    first = await model(text)
+    return await model(f"again: {first}")
+
+
+async def test_an_op_can_call_a_module_inside_a_run(router_sim):
+    resources = http_resources(router_sim.url, "fast")
+    result = await execute(OpCallsModule(), "x", resources=resources)
+    assert result.ok, result.failures
+    assert [r.messages[-1]["content"][:6] for r in router_sim.model.requests] == ["x", "again:"]
+    assert result.output.endswith("again: " + result.nodes["expand"].output.payload)
+
+
+class MapValues(Module):
+    def __init__(self):
+        super().__init__()
+        self.split = LLMInference(
+            "fast",
+            system_prompt="Split into sub-questions.",
+            response_format={"type": "array", "items": {"type": "string"}},
+        )
+        self.answer = LLMInference("fast", system_prompt="Answer briefly.")
+
+    def forward(self, question):
+        return F.map_values(self.answer, self.split(question))
+
+
+async def test_map_values_over_a_module_makes_one_call_per_element():
+    with sim_server_thread(replies=SPLIT_RULES) as server:
+        resources = http_resources(server.url, "fast")
+        result = await execute(MapValues(), "q", resources=resources)
+    assert result.ok, result.failures
+    assert len(result.output) == 6 and all(isinstance(a, str) for a in result.output)
+    assert sum(1 for n in result.nodes.values() if n.kind == "llm") == 7
+
+
+async def test_map_values_over_a_module_fails_loudly_when_a_call_fails():
+    faults = [{"match": {"user": "q3"}, "kind": "client_error", "status": 400}]
+    with sim_server_thread(replies=SPLIT_RULES, faults=faults) as server:
+        resources = http_resources(server.url, "fast")
+        with pytest.raises(ExecutionError, match="q3|HTTP 400"):
+            await run(MapValues(), "q", resources=resources)
+
+
+def test_run_sync_bind_and_settings_work_for_async_modules(router_sim):
+    resources = http_resources(router_sim.url, "fast", "smart")
+    assert run_sync(Router(), "an integral", resources=resources).endswith("an integral")
+
+    async def bound():
+        module = Router().bind(resources=resources)
+        return await module("a rose")
+
+    assert asyncio.run(bound()).endswith("a rose")
+
+    async def with_settings():
+        with ExecutionSettings(resources=resources):
+            return await run(Router(), "an integral")
+
+    assert asyncio.run(with_settings()).endswith("an integral")
+    assert systems(router_sim).count("You are a poet.") == 1
+
+
+async def test_stream_batch_yields_dynamic_items(router_sim):
+    resources = http_resources(router_sim.url, "fast", "smart")
+    seen = []
+    async for item in stream_batch(Router(), ["integral", "rose"], resources=resources):
+        seen.append((item.index, list(item.result.nodes)))
+    assert sorted(seen) == [(0, ["classify", "math"]), (1, ["classify", "poet"])]
+
+
+async def test_events_announce_each_node_before_it_queues(router_sim):
+    resources = http_resources(router_sim.url, "fast", "smart")
+    events = []
+    await execute(Router(), "integral", resources=resources, on_event=events.append)
+    kinds = [(e.type, e.node_id) for e in events if e.node_id]
+    assert kinds.index(("node_added", "classify")) < kinds.index(("node_queued", "classify"))
+    assert kinds.index(("node_completed", "classify")) < kinds.index(("node_added", "math"))
+    added = next(e for e in events if e.type == "node_added" and e.node_id == "math")
+    assert added.control == ("classify",) and added.kind == "llm"
+
+
+async def test_a_call_to_an_alias_without_an_endpoint_is_refused_before_anything_is_sent(
+    router_sim,
+):
+    resources = http_resources(router_sim.url, "fast")
+    with pytest.raises(plait.ConfigError, match="'smart'"):
+        await run(Router(), "x", resources=resources)
+    assert router_sim.model.requests == ()
+
+
+async def test_wrong_arguments_to_an_async_forward_are_refused_before_anything_is_sent(
+    router_sim,
+):
+    resources = http_resources(router_sim.url, "fast", "smart")
+    with pytest.raises(plait.ConfigError, match=r"Router.forward\(question\)"):
+        await run(Router(), "x", "extra", resources=resources)
+    assert router_sim.model.requests == ()
