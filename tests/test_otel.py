@@ -493,3 +493,88 @@ async def test_a_batch_stopped_early_still_exports_every_started_item(exporter):
     assert cancelled and all(r.attributes["plait.status"] == "cancelled" for r in cancelled)
     assert all(r.status.description == "run cancelled" for r in cancelled)
     assert batch.attributes["plait.batch.started"] == len(roots)
+
+
+class Router(Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.classify = LLMInference("fast", system_prompt="Classify: math or poetry.")
+        self.math = LLMInference("smart", system_prompt="You are a mathematician.")
+        self.poet = LLMInference("smart", system_prompt="You are a poet.")
+
+    async def forward(self, question: str) -> str:
+        label = await self.classify(question)
+        expert = self.math if label.strip() == "math" else self.poet
+        return expert(f"Question: {question}")
+
+
+class Desk(Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.router = Router()
+        self.polish = LLMInference("fast", system_prompt="Polish.")
+
+    def forward(self, question: str) -> str:
+        return self.polish(self.router(question))
+
+
+async def test_a_dynamic_run_nests_the_calls_it_made_and_links_control_edges(exporter):
+    rules = [{"match": {"system": "Classify"}, "reply": "math"}]
+    with sim_server_thread(replies=rules) as server:
+        result = await execute(
+            Desk(), "an integral?", resources=http_resources(server.url, "fast", "smart")
+        )
+    assert result.status == "done"
+    spans = exporter.get_finished_spans()
+    by_node = {s.attributes.get("plait.node.id", s.name): s for s in spans}
+    names = {s.context.span_id: s.attributes.get("plait.node.id", s.name) for s in spans}
+
+    assert sorted(by_node) == [
+        "invoke_workflow Desk",
+        "polish",
+        "router",
+        "router.classify",
+        "router.math",
+    ]  # the branch not taken (router.poet) was never called: no span
+    parents = {
+        node: names.get(s.parent.span_id) if s.parent else None for node, s in by_node.items()
+    }
+    assert parents == {
+        "invoke_workflow Desk": None,
+        "router": "invoke_workflow Desk",
+        "router.classify": "router",
+        "router.math": "router",
+        "polish": "invoke_workflow Desk",
+    }
+    links = {
+        node: [(names[link.context.span_id], link.attributes["plait.edge"]) for link in s.links]
+        for node, s in by_node.items()
+    }
+    assert links["router.math"] == [("router.classify", "control")]
+    assert links["polish"] == [("router", "data")]
+    assert by_node["router.math"].name == "chat sim-smart"
+    assert by_node["router"].attributes["plait.node.kind"] == "module"
+    assert by_node["invoke_workflow Desk"].attributes["plait.output.size"] == len(result.output)
+    router, math = by_node["router"], by_node["router.math"]
+    assert router.start_time <= math.start_time <= math.end_time <= router.end_time
+
+
+async def test_a_batch_of_dynamic_runs_exports_every_call_of_every_item(exporter):
+    rules = [{"match": {"system": "Classify", "user": "integral"}, "reply": "math"}]
+    resources = ResourceConfig.simulated("fast", "smart", replies=rules)
+    items = await run_batch(
+        Router(), ["an integral?", "a rose?"], resources=resources, progress=False
+    )
+    assert [i.ok for i in items] == [True, True]
+    spans = exporter.get_finished_spans()
+    for item, expert in ((0, "math"), (1, "poet")):
+        (root,) = [s for s in spans if s.attributes.get("plait.batch.item") == item]
+        trace = {
+            s.attributes["plait.node.id"]: s
+            for s in spans
+            if s.context.trace_id == root.context.trace_id and s is not root
+        }
+        assert sorted(trace) == sorted(["classify", expert])
+        (link,) = trace[expert].links
+        assert link.context.span_id == trace["classify"].context.span_id
+        assert root.attributes["plait.output.size"] == len(items[item].output)

@@ -44,6 +44,7 @@ class RunSpans:
         self.configs: dict[str, Any] = {}  # endpoint alias -> EndpointConfig
         self.run_id = ""
         self.notes: dict[tuple[int | None, str], list[ev.Event]] = {}
+        self.added: dict[tuple[int | None, str], Any] = {}  # nodes recorded while running
         self.batch: Span | None = None
         self.finished: dict[int, set[str]] = {}  # batch item -> ids of its finished nodes
         self.emitted: set[int] = set()
@@ -53,7 +54,11 @@ class RunSpans:
         kind = event.type
         if kind in _NOTES:
             self.notes.setdefault((event.item, event.node_id), []).append(event)
+        elif kind == "node_added":  # define-by-run: the run's graph grew (as a copy) by this node
+            self.added[(event.item, event.node_id)] = event.node
         elif kind in _FINAL_EVENTS and self.batch is not None and event.item is not None:
+            if self.graphs[event.item].dynamic:
+                return  # its forward may still add nodes, and nothing says when it returned
             done = self.finished.setdefault(event.item, set())
             done.add(event.node_id)
             records = self.records[event.item]
@@ -87,7 +92,8 @@ class RunSpans:
             result = event.result
             records = result.nodes if result is not None else (self.records or [{}])[0]
             status = result.status if result is not None else event.status
-            self._run(self.graphs[0], records, None, status, 0.0, event.time)
+            graph = result.graph if result is not None else self.graphs[0]  # grown, if dynamic
+            self._run(graph, records, None, status, 0.0, event.time)
             return
         for item in range(len(self.records)):
             if item not in self.emitted and self.records[item] is not None:
@@ -183,7 +189,7 @@ class RunSpans:
         ] = {}  # parent span id -> its context (one per parent, not per child)
         groups = self._groups(shown, root)
         for record in shown:
-            node = graph.nodes.get(record.id)
+            node = graph.nodes.get(record.id) or self.added.pop((item, record.id), None)
             parent = _parent(record, modules, groups) or root
             context = contexts.get(id(parent))
             if context is None:
@@ -349,7 +355,7 @@ def _parent(
 def _edges(node: Any) -> list[tuple[str, tuple[str, ...]]]:
     if node is None:
         return []
-    return [("data", node.dependencies), ("control", getattr(node, "control", ()))]
+    return [("data", node.dependencies), ("control", node.control)]
 
 
 def _totals(records: Any) -> dict[str, Any]:
