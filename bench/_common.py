@@ -92,7 +92,7 @@ class Result:
 def _number(value: float | None, unit: str) -> str:
     if value is None:
         return "–"
-    if unit in ("calls", "requests", "429s", "nodes"):
+    if unit in ("calls", "items", "requests", "429s", "nodes"):
         return f"{value:,.0f}"
     return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
 

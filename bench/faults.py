@@ -16,9 +16,9 @@ the clients (no rate limit configured) would send, so whole waves of requests
 are refused with a short Retry-After until the clients back off; the
 server's token bucket starts full (it is left to refill before each run). The
 burst: every request of a band of consecutive items (the middle sixth) is
-refused once with ``Retry-After: 1``; plait pauses the whole endpoint for the
-Retry-After (its limiter reads a 429 as "this endpoint is over its limit")
-while the baseline only delays the refused request.
+refused once with ``Retry-After: 1``. Both sides delay each refused request by
+its Retry-After; a band of consecutively started requests refused is also
+what an over-rate looks like, so plait's limiter pauses the endpoint once.
 
 Run alone: ``python bench/faults.py [--quick]``.
 """

@@ -10,13 +10,20 @@ ERROR values instead of exceptions.
 
 When control flow depends on a model's reply (routers, loops, agents), write
 ``async def forward``: it runs define-by-run, each call scheduled at once and
-recorded as a node, ``await`` giving the reply (`plait.execution.dynamic`).
+recorded as a node, ``await`` giving the reply (`plait.execution.dynamic`);
+`plait.stock` has a tool-calling agent, a refine loop and a map written so.
 """
 
-from plait import functional  # also registers the operators traced values use
+from importlib.metadata import PackageNotFoundError, version
+
+from plait import (
+    functional,  # also registers the operators traced values use
+    stock,
+)
 from plait.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from plait.errors import CallError, ConfigError, ExecutionError, PlaitError, TraceError
 from plait.execution import (
+    Args,
     BatchItem,
     ExecutionSettings,
     RunResult,
@@ -37,7 +44,13 @@ from plait.resources import EndpointConfig, ResourceConfig
 from plait.tracing import Op, Tracer, op, trace
 from plait.values import Value, ValueKind, ValueRef, collect_refs, first_error, unwrap, valueify
 
+try:
+    __version__ = version("plait")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
 __all__ = [
+    "Args",
     "BatchItem",
     "CallError",
     "ConfigError",
@@ -76,6 +89,7 @@ __all__ = [
     "run",
     "run_batch",
     "run_sync",
+    "stock",
     "stream_batch",
     "trace",
     "unwrap",

@@ -8,10 +8,7 @@ of running it. The tracer itself lives in `plait.tracing`, above them.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from plait.parameter import Parameter
+from typing import Any, Protocol
 
 
 class TraceHooks(Protocol):
@@ -25,8 +22,8 @@ class TraceHooks(Protocol):
         """Record a call of an op on runtime values; returns its placeholder."""
         ...
 
-    def param_marker(self, param: Parameter, spec: str, conversion: str) -> str:
-        """A string standing for ``param``'s value, resolved when the graph runs."""
+    def param_marker(self, param: Any, spec: str, conversion: str) -> str:
+        """A string standing for ``param``'s value (a `Parameter`), resolved when the graph runs."""
         ...
 
 

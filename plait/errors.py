@@ -8,6 +8,7 @@
     ├── ExecutionError         nodes of a run failed; carries every failure and the partial result
     │   ├── BudgetExceeded     a run stopped because it spent its cost or token budget
     │   └── CallError          a call made in an async forward failed; raised at its ``await``
+    ├── LoopLimitError         a stock loop (``ToolAgent``, ``Refine``) hit its step limit unfinished
     └── ProviderError          a model endpoint failed or refused a request
         ├── RateLimitError     429; ``retry_after`` in seconds when the server said
         ├── TransientError     5xx, dropped connection, malformed body, cut stream
@@ -81,6 +82,20 @@ class CallError(ExecutionError):
         self.attempts: int = failure.attempts
         self.cause: BaseException = failure.cause
         self.__cause__ = failure.cause
+
+
+class LoopLimitError(PlaitError):
+    """A loop in `plait.stock` used all its steps without finishing.
+
+    ``steps`` is how many it took; ``last`` what it had when it stopped
+    (`Refine`: the last draft; `ToolAgent`: the last reply, a `Value` whose
+    ``meta["tool_calls"]`` the model still wanted run).
+    """
+
+    def __init__(self, message: str, *, steps: int, last: Any = None) -> None:
+        super().__init__(message)
+        self.steps = steps
+        self.last = last
 
 
 class ProviderError(PlaitError):

@@ -16,8 +16,9 @@ from enum import StrEnum
 from typing import Any
 
 from plait import graph_analysis, graph_export
+from plait._upcalls import notebook_html
 from plait.errors import GraphError
-from plait.values import collect_refs, notebook_html
+from plait.values import collect_refs
 
 
 class NodeKind(StrEnum):
@@ -108,6 +109,9 @@ class InferenceGraph:
         self.call: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
         # For a run's own copy of a traced graph that grew while running: the traced original.
         self.base: InferenceGraph | None = None
+        # What recording calls into this graph needs to know of ``root`` (made on first use,
+        # shared by every item of a batch); see `plait.execution.dynamic.Layout`.
+        self.layout: Any = None
 
     def grown_copy(self) -> InferenceGraph:
         """A copy a run may add nodes to, leaving this graph (shared by batch items) unchanged."""
@@ -120,16 +124,18 @@ class InferenceGraph:
             input_paths=self.input_paths,
         )
         copy.dynamic, copy.call, copy.base = self.dynamic, self.call, self.base or self
+        copy.layout = self.layout
         return copy
 
     def add_node(self, node: GraphNode) -> None:
         """Append a node recorded at run time; its dependencies must already be in the graph."""
         if node.id in self.nodes:
             raise GraphError(f"node {node.id!r} is already in the graph")
-        missing = [d for d in (*node.dependencies, *node.control) if d not in self.nodes]
-        if missing:
-            raise GraphError(f"node {node.id!r} depends on missing node(s) {', '.join(missing)}")
-        self.nodes[node.id] = node
+        nodes = self.nodes
+        for dep in (*node.dependencies, *node.control):
+            if dep not in nodes:
+                raise GraphError(f"node {node.id!r} depends on missing node {dep!r}")
+        nodes[node.id] = node
         if self._dependents is not None:
             self._dependents[node.id] = ()
             for dep in node.dependencies:

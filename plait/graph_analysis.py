@@ -5,9 +5,10 @@ for themselves and everything else is tagged (``{"$ref": ...}``,
 ``{"$tuple": [...]}``...); the hash and the JSON export both use it, so what
 is hashed is exactly what the export shows.
 
-This module sits beside `plait.graph` (which delegates to it), so it reads
-graphs by duck typing and never imports `plait.graph`. `NodeKind` is a
-`StrEnum`, so kinds are compared by value.
+`plait.graph` delegates to this module and to `plait.graph_export`, so both
+sit below it and read graphs through the `NodeView` / `GraphView` protocols
+(what they use of `GraphNode` / `InferenceGraph`) instead of importing
+`plait.graph`. `NodeKind` is a `StrEnum`, so kinds are compared by value.
 """
 
 from __future__ import annotations
@@ -20,13 +21,62 @@ import math
 import re
 from collections.abc import Mapping
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from plait.errors import ConfigError
 from plait.values import FormatField, Value, ValueKind, ValueRef
 
-if TYPE_CHECKING:
-    from plait.graph import GraphNode, InferenceGraph
+
+class NodeView(Protocol):
+    """What analysis and export read of a `plait.graph.GraphNode`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def module(self) -> Any: ...
+    @property
+    def module_path(self) -> str: ...
+    @property
+    def args(self) -> tuple[Any, ...]: ...
+    @property
+    def kwargs(self) -> Mapping[str, Any]: ...
+    @property
+    def dependencies(self) -> tuple[str, ...]: ...
+    @property
+    def parameters(self) -> tuple[str, ...]: ...
+    @property
+    def scope(self) -> tuple[str, ...]: ...
+    @property
+    def side_effects(self) -> bool: ...
+    @property
+    def live(self) -> bool: ...
+    @property
+    def source(self) -> str | None: ...
+    @property
+    def alias(self) -> str | None: ...
+
+
+class GraphView(Protocol):
+    """What analysis and export read of a `plait.graph.InferenceGraph`."""
+
+    @property
+    def nodes(self) -> Mapping[str, NodeView]: ...
+    @property
+    def input_ids(self) -> tuple[str, ...]: ...
+    @property
+    def output(self) -> Any: ...
+    @property
+    def output_ids(self) -> tuple[str, ...]: ...
+    @property
+    def parameters(self) -> Mapping[str, Any]: ...
+    @property
+    def input_paths(self) -> Mapping[str, tuple[str, tuple[Any, ...]]]: ...
+    def topological_order(self) -> list[str]: ...
+
 
 HASH_FORMAT = "plait-graph/1"
 
@@ -126,12 +176,12 @@ def _canonical(encoded: Any) -> str:
     return json.dumps(encoded, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def param_refs_by_object(graph: InferenceGraph) -> dict[int, str]:
+def param_refs_by_object(graph: GraphView) -> dict[int, str]:
     """``id(parameter) -> "param:<name>"`` for the graph's parameters (lookup only, never hashed)."""
     return {id(param): ref for ref, param in graph.parameters.items()}
 
 
-def llm_settings(node: GraphNode, param_refs: Mapping[int, str]) -> dict[str, Any]:
+def llm_settings(node: NodeView, param_refs: Mapping[int, str]) -> dict[str, Any]:
     """The request-shaping settings of an LLM node's module, encoded.
 
     A `Parameter` system prompt appears as ``{"$param": ref}`` (its value is
@@ -161,7 +211,7 @@ def llm_settings(node: GraphNode, param_refs: Mapping[int, str]) -> dict[str, An
     return settings
 
 
-def op_identity(node: GraphNode) -> dict[str, str]:
+def op_identity(node: NodeView) -> dict[str, str]:
     """An op node's name and the qualified name of the function it runs."""
     op = node.module
     return {
@@ -170,7 +220,7 @@ def op_identity(node: GraphNode) -> dict[str, str]:
     }
 
 
-def _hash_record(node: GraphNode, param_refs: Mapping[int, str]) -> dict[str, Any]:
+def _hash_record(node: NodeView, param_refs: Mapping[int, str]) -> dict[str, Any]:
     record: dict[str, Any] = {
         "id": node.id,
         "kind": str(node.kind),
@@ -192,7 +242,7 @@ def _hash_record(node: GraphNode, param_refs: Mapping[int, str]) -> dict[str, An
     return record
 
 
-def structural_hash(graph: InferenceGraph) -> str:
+def structural_hash(graph: GraphView) -> str:
     """SHA-256 (hex) of the graph's structure and settings; equal graphs hash equal in any process.
 
     Hashed: a format tag; the input node ids in order with their argument name
@@ -232,7 +282,7 @@ def _duration(durations: Mapping[str, float], node_id: str) -> float:
     return float(value)
 
 
-def critical_path(graph: InferenceGraph, durations: Mapping[str, float]) -> tuple[list[str], float]:
+def critical_path(graph: GraphView, durations: Mapping[str, float]) -> tuple[list[str], float]:
     """The heaviest chain of live nodes and its total duration.
 
     A chain's weight is the sum of ``durations[node_id]`` over its nodes

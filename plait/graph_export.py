@@ -14,10 +14,13 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from plait._tree import redact
 from plait.errors import ConfigError
 from plait.graph_analysis import (
+    GraphView,
+    NodeView,
     encode,
     llm_settings,
     op_identity,
@@ -26,9 +29,6 @@ from plait.graph_analysis import (
     structural_hash,
 )
 
-if TYPE_CHECKING:
-    from plait.graph import GraphNode, InferenceGraph
-
 JSON_FORMAT = "plait.InferenceGraph/1"
 GROUPINGS = ("module", "scope", None)
 
@@ -36,10 +36,6 @@ GROUPINGS = ("module", "scope", None)
 _LITERAL_LIMIT = 200
 _LABEL_LINE = 60
 _CELL = 40
-_SECRET_KEY = re.compile(
-    r"api[-_]?key|secret|password|passwd|authorization|bearer|credential|(access|auth)[-_]?token",
-    re.IGNORECASE,
-)
 _MERMAID_ID = re.compile(r"[^A-Za-z0-9_]")
 # Mermaid entity codes (decimal): '#' first, since the others introduce it.
 _MERMAID_ESCAPES = (
@@ -52,7 +48,7 @@ _MERMAID_ESCAPES = (
 )
 
 
-def node_target(node: GraphNode) -> str:
+def node_target(node: NodeView) -> str:
     """What a node calls: endpoint alias (LLM), op name (OP), module type (MODULE), "" for inputs."""
     if node.kind == "llm":
         return str(getattr(node.module, "alias", "") or "")
@@ -67,18 +63,10 @@ def _param_name(ref: str) -> str:
     return ref.removeprefix("param:")
 
 
-def _redact(tree: Any) -> Any:
-    if isinstance(tree, dict):
-        return {k: "***" if _SECRET_KEY.search(k) else _redact(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_redact(item) for item in tree]
-    return tree
-
-
 # -- JSON ---------------------------------------------------------------------------------
 
 
-def _node_dict(node: GraphNode, param_refs: dict[int, str]) -> dict[str, Any]:
+def _node_dict(node: NodeView, param_refs: dict[int, str]) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "id": node.id,
         "kind": str(node.kind),
@@ -97,13 +85,13 @@ def _node_dict(node: GraphNode, param_refs: dict[int, str]) -> dict[str, Any]:
         "source": node.source,
     }
     if node.kind == "llm":
-        entry["llm"] = _redact(llm_settings(node, param_refs))
+        entry["llm"] = redact(llm_settings(node, param_refs))
     elif node.kind == "module":
         entry["module_type"] = qualified_name(type(node.module))
     return entry
 
 
-def to_dict(graph: InferenceGraph) -> dict[str, Any]:
+def to_dict(graph: GraphView) -> dict[str, Any]:
     """The graph as plain JSON-able data (see `to_json`)."""
     param_refs = param_refs_by_object(graph)
     paths = graph.input_paths
@@ -133,7 +121,7 @@ def to_dict(graph: InferenceGraph) -> dict[str, Any]:
     }
 
 
-def to_json(graph: InferenceGraph, *, indent: int | None = 2) -> str:
+def to_json(graph: GraphView, *, indent: int | None = 2) -> str:
     """The graph as JSON: same graph, same text.
 
     Arguments use the tagged form of `plait.graph_analysis.encode` (``$ref``,
@@ -152,11 +140,11 @@ class _Group:
 
     def __init__(self, label: str) -> None:
         self.label = label
-        self.nodes: list[GraphNode] = []
+        self.nodes: list[NodeView] = []
         self.children: dict[str, _Group] = {}
 
 
-def _group_key(node: GraphNode, group_by: str | None) -> tuple[str, ...]:
+def _group_key(node: NodeView, group_by: str | None) -> tuple[str, ...]:
     if group_by == "scope":
         return node.scope
     if group_by == "module" and node.module_path:
@@ -166,7 +154,7 @@ def _group_key(node: GraphNode, group_by: str | None) -> tuple[str, ...]:
     return ()
 
 
-def _group_tree(graph: InferenceGraph, group_by: str | None) -> _Group:
+def _group_tree(graph: GraphView, group_by: str | None) -> _Group:
     if group_by not in GROUPINGS:
         raise ConfigError(f"group_by must be 'module', 'scope' or None; got {group_by!r}")
     root = _Group("")
@@ -182,7 +170,7 @@ def _group_tree(graph: InferenceGraph, group_by: str | None) -> _Group:
     return root
 
 
-def _label_lines(node: GraphNode) -> list[str]:
+def _label_lines(node: NodeView) -> list[str]:
     lines = [node.id]
     target = node_target(node)
     lines.append(f"{node.kind}: {target}" if target else str(node.kind))
@@ -206,7 +194,7 @@ def _dot_quote(text: str) -> str:
     return '"' + escaped.replace("\r", "").replace("\n", "\\n") + '"'
 
 
-def _dot_node(node: GraphNode, outputs: set[str]) -> str:
+def _dot_node(node: NodeView, outputs: set[str]) -> str:
     styles = ["rounded"] if node.kind == "llm" else []
     if not node.live:
         styles.append("dashed")
@@ -224,7 +212,7 @@ def _dot_node(node: GraphNode, outputs: set[str]) -> str:
     return f"{_dot_quote(node.id)} [{body}];"
 
 
-def to_dot(graph: InferenceGraph, *, group_by: str | None = "module", name: str = "plait") -> str:
+def to_dot(graph: GraphView, *, group_by: str | None = "module", name: str = "plait") -> str:
     """Graphviz DOT source: inputs as ellipses, outputs with a double outline, dead nodes dashed.
 
     Groups (see the module docstring) become nested ``cluster`` subgraphs.
@@ -254,7 +242,7 @@ def to_dot(graph: InferenceGraph, *, group_by: str | None = "module", name: str 
     return "\n".join(lines) + "\n"
 
 
-def _edges(graph: InferenceGraph) -> Iterator[tuple[GraphNode, str]]:
+def _edges(graph: GraphView) -> Iterator[tuple[NodeView, str]]:
     """(node, dependency id) for every edge whose ends are both in the graph."""
     for node in graph.nodes.values():
         for dep in node.dependencies:
@@ -272,7 +260,7 @@ _MERMAID_SHAPES: dict[str, tuple[str, str]] = {
 }
 
 
-def mermaid_ids(graph: InferenceGraph) -> dict[str, str]:
+def mermaid_ids(graph: GraphView) -> dict[str, str]:
     """Node id -> Mermaid-safe id (``n<index>_<id with other characters as _>``), unique by index."""
     return {nid: f"n{i}_{_MERMAID_ID.sub('_', nid)}" for i, nid in enumerate(graph.nodes)}
 
@@ -286,7 +274,7 @@ def _mermaid_text(lines: list[str]) -> str:
     return '"' + "<br/>".join(escaped) + '"'
 
 
-def to_mermaid(graph: InferenceGraph, *, group_by: str | None = "module") -> str:
+def to_mermaid(graph: GraphView, *, group_by: str | None = "module") -> str:
     """Mermaid ``flowchart TD`` source; groups become nested subgraphs, dead nodes dashed."""
     ids = mermaid_ids(graph)
     lines = ["flowchart TD"]
@@ -320,7 +308,7 @@ def to_mermaid(graph: InferenceGraph, *, group_by: str | None = "module") -> str
 
 # -- text ---------------------------------------------------------------------------------
 
-_COLUMNS: tuple[tuple[str, Callable[[GraphNode], str]], ...] = (
+_COLUMNS: tuple[tuple[str, Callable[[NodeView], str]], ...] = (
     ("id", lambda n: n.id),
     ("kind", lambda n: str(n.kind)),
     ("target", node_target),
@@ -344,7 +332,7 @@ def _names(names: list[str], limit: int = 5) -> str:
     return shown + (f", ... (+{len(names) - limit})" if len(names) > limit else "")
 
 
-def summary(graph: InferenceGraph) -> str:
+def summary(graph: GraphView) -> str:
     """One line: node count, dead count, inputs, outputs and parameters (long lists cut)."""
     dead = sum(1 for node in graph.nodes.values() if not node.live)
     return (
@@ -354,7 +342,7 @@ def summary(graph: InferenceGraph) -> str:
     )
 
 
-def format_table(graph: InferenceGraph, *, max_rows: int | None = None) -> str:
+def format_table(graph: GraphView, *, max_rows: int | None = None) -> str:
     """The summary line, then one row per node (creation order); dead nodes marked ``x``.
 
     Like torch.fx's ``print_tabular``, as a string. ``max_rows`` keeps the
@@ -362,8 +350,11 @@ def format_table(graph: InferenceGraph, *, max_rows: int | None = None) -> str:
     """
     nodes = list(graph.nodes.values())
     shown = nodes if max_rows is None else nodes[:max_rows]
-    header = [name for name, _ in _COLUMNS]
-    rows = [[_cell(get(node)) for _, get in _COLUMNS] for node in shown]
+    columns = _COLUMNS
+    if any(node.control for node in nodes):  # recorded while it ran: say what came before
+        columns = (*columns, ("after (control)", lambda n: ", ".join(n.control)))
+    header = [name for name, _ in columns]
+    rows = [[_cell(get(node)) for _, get in columns] for node in shown]
     marks = [" " if node.live else "x" for node in shown]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 

@@ -15,22 +15,9 @@ from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 from plait._context import active_tracer
+from plait._upcalls import notebook_html, upcall
 from plait.errors import ConfigError
 from plait.parameter import Parameter
-from plait.values import notebook_html
-
-Runner = Callable[["Module", tuple[Any, ...], dict[str, Any]], Any]
-
-# Installed by plait.execution (which sits above this module): how a bound module
-# runs a call, and how bind() turns its options into settings.
-_runner: Runner | None = None
-_make_settings: Callable[..., Any] | None = None
-
-
-def install_execution(runner: Runner, make_settings: Callable[..., Any]) -> None:
-    """Connect `Module.bind` and bound calls to the execution layer."""
-    global _runner, _make_settings
-    _runner, _make_settings = runner, make_settings
 
 
 def _json_ready(value: Any) -> bool:
@@ -74,8 +61,8 @@ class Module:
         tracer = active_tracer()
         if tracer is not None:
             return tracer.call_module(self, args, kwargs)
-        if _runner is not None and self._settings is not None:
-            return _runner(self, args, kwargs)
+        if self._settings is not None:
+            return upcall("run")(self, *args, **kwargs)
         return self._call_outside_run(args, kwargs)
 
     def _call_outside_run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -87,7 +74,8 @@ class Module:
         pipeline.bind(resources=ResourceConfig.simulated("fast", "smart"))
         await pipeline("input text")
         """
-        object.__setattr__(self, "_settings", _make_settings(resources, **options))
+        settings = upcall("execution_settings")(resources, **options)
+        object.__setattr__(self, "_settings", settings)
         return self
 
     # -- registration ---------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from plait._checks import Checks
 from plait._context import active_tracer
 from plait.errors import ConfigError
 from plait.values import Value, kind_of
@@ -29,6 +30,10 @@ class Parameter:
     """
 
     def __init__(self, value: Any, description: str | None = None, *, requires_grad: bool = True):
+        checks = Checks(f"Parameter({value!r:.40})")
+        checks.text("description", description, optional=True, empty=True)
+        checks.flag("requires_grad", requires_grad)
+        checks.raise_any()
         self.description = description
         self._value = value
         self.name: str | None = None

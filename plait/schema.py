@@ -1,12 +1,17 @@
 """JSON-schema helpers: build a schema from a Python type, validate a value against it.
 
-`schema_of` turns a dataclass or TypedDict (nested ones, ``list[X]``,
+`schema_of` turns a pydantic model, a dataclass or a TypedDict (nested ones, ``list[X]``,
 ``dict[str, X]``, ``X | None``, ``Literal[...]``, enums, ``Annotated[X, "doc"]``)
 into the strict-mode schema OpenAI and Anthropic accept: every object lists its
 ``required`` keys and sets ``additionalProperties: false``; nested named types
 go to ``$defs``. `validate` checks a decoded JSON value against the subset of
 JSON Schema plait emits and providers use, and reports every problem with its
-JSON path. `instantiate` turns validated data back into dataclass instances.
+JSON path. `instantiate` turns validated data into an instance of the declared
+type (a pydantic model, nested dataclasses) and `to_data` goes back to JSON data.
+
+pydantic is never imported here: a pydantic model is recognised by its
+``model_json_schema`` / ``model_validate`` methods, so it stays an optional
+dependency that only the user's own model class brings in.
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from typing import Any
 
 from plait.errors import ConfigError
 
-__all__ = ["instantiate", "schema_name", "schema_of", "validate"]
+__all__ = ["instantiate", "is_model_type", "schema_name", "schema_of", "to_data", "validate"]
 
-_ACCEPTED = "a JSON-schema dict, a dataclass type, or a TypedDict type"
+_ACCEPTED = "a JSON-schema dict, a pydantic model class, a dataclass type, or a TypedDict type"
 _SCALARS: dict[Any, str] = {
     str: "string",
     int: "integer",
@@ -38,20 +43,36 @@ def _is_named_type(tp: Any) -> bool:
     return isinstance(tp, type) and (dataclasses.is_dataclass(tp) or typing.is_typeddict(tp))
 
 
+def is_model_type(tp: Any) -> bool:
+    """Whether ``tp`` is a pydantic (v2) model class, judged without importing pydantic."""
+    return (
+        isinstance(tp, type)
+        and callable(getattr(tp, "model_json_schema", None))
+        and callable(getattr(tp, "model_validate", None))
+    )
+
+
 def schema_of(spec: Any) -> dict[str, Any]:
-    """The JSON schema for ``spec``: a schema dict (returned as is), a dataclass or a TypedDict.
+    """The JSON schema for ``spec``: a schema dict (returned as is), a pydantic model, a dataclass or a TypedDict.
 
     Every dataclass field is required (OpenAI strict mode demands it; use
     ``X | None`` for a value the model may leave empty); a TypedDict's
-    ``NotRequired`` keys are left out of ``required``.
+    ``NotRequired`` keys are left out of ``required``. A pydantic model's own
+    schema is made strict the same way: every property required (defaults are
+    dropped from the schema; the model still applies them), no extra keys.
     """
     if isinstance(spec, dict):
         return spec
+    if is_model_type(spec):
+        return _strict(spec.model_json_schema())
     if not _is_named_type(spec):
         if dataclasses.is_dataclass(spec):
             got = f"an instance of {type(spec).__name__}; pass the class {type(spec).__name__}"
         elif isinstance(spec, type):
-            got = f"the class {spec.__name__}, which is neither a dataclass nor a TypedDict"
+            got = (
+                f"the class {spec.__name__}, which is neither a pydantic model, "
+                "a dataclass nor a TypedDict"
+            )
         else:
             got = f"{type(spec).__name__} {spec!r:.80}"
         raise ConfigError(f"schema_of() expected {_ACCEPTED}; got {got}")
@@ -162,11 +183,54 @@ def _enum_schema(values: list[Any]) -> dict[str, Any]:
     return {"enum": values}
 
 
+def _strict(schema: Any) -> Any:
+    """``schema`` (a pydantic model's) in strict form: objects require every property, no extras."""
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strict(v) for k, v in schema.items() if k != "default"}
+    if "properties" in schema:
+        out["properties"] = {k: _strict(v) for k, v in schema["properties"].items()}
+        out["required"] = list(schema["properties"])
+        out["additionalProperties"] = False
+    if "$defs" in schema:
+        out["$defs"] = {k: _strict(v) for k, v in schema["$defs"].items()}
+    return out
+
+
 def instantiate(data: Any, spec: Any) -> Any:
-    """Build ``spec``'s dataclass instances from validated ``data``; other specs return ``data``."""
+    """``data`` as an instance of ``spec``: a pydantic model (validated), nested dataclasses.
+
+    A schema dict or a TypedDict returns ``data`` itself (a TypedDict's
+    instances are dicts). A pydantic model that refuses ``data`` raises its
+    ``ValidationError`` (a ``ValueError``).
+    """
+    if is_model_type(spec):
+        return spec.model_validate(data)
     if isinstance(spec, type) and dataclasses.is_dataclass(spec):
-        return _build(data, spec)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{spec.__name__} needs a JSON object; got {_got(data)}")
+        try:
+            return _build(data, spec)
+        except TypeError as exc:
+            raise ValueError(f"cannot build {spec.__name__}: {exc}") from exc
     return data
+
+
+def to_data(x: Any) -> Any:
+    """``x`` as JSON data: model instances and dataclasses become dicts, enums their values."""
+    if isinstance(x, enum.Enum):
+        return x.value
+    if not isinstance(x, type) and callable(getattr(x, "model_dump", None)):
+        return x.model_dump(mode="json")
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: to_data(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, Mapping):
+        return {k: to_data(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [to_data(v) for v in x]
+    return x
 
 
 def _build(data: Any, tp: Any) -> Any:

@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from plait._tree import tree_leaves, tree_map
+from plait._upcalls import notebook_html
 
 
 class ValueKind(StrEnum):
@@ -80,19 +81,6 @@ class Value:
 
     def _repr_html_(self) -> str | None:
         return notebook_html(self)
-
-
-def notebook_html(obj: Any) -> str | None:
-    """``obj`` as notebook HTML from `plait_jupyter.reprs`, or None (the plain repr) without it.
-
-    The ``_repr_html_`` of plait's main classes call this, so notebooks show
-    the rich reprs without ``%load_ext plait_jupyter``.
-    """
-    try:
-        from plait_jupyter.reprs import html_of  # optional extra, a floor above plait
-    except ImportError:
-        return None
-    return html_of(obj)
 
 
 _KINDS: dict[type, ValueKind] = {

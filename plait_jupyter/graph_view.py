@@ -8,7 +8,8 @@ per node. Feed it a finished run, a graph, or a run's events::
     view = GraphView(); display(view)
     await execute(pipeline, "text", on_event=view.on_event)   # updates live
 
-State travels in traits: ``graph_data`` (set when a run starts),
+State travels in traits: ``graph_data`` (set when a run starts, and again in
+a flush when a graph recorded while it runs has grown),
 ``node_states`` (node key -> state, sent at most once per ``interval``
 seconds while the run goes on and always once at the end), ``node_details``
 (set when the run ends) and ``run_info``. While the run goes on, the details of
@@ -36,6 +37,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from plait._checks import Checks
 from plait.errors import ConfigError
 from plait.execution.events import Event
 from plait.execution.result import BatchItem, RunResult
@@ -85,10 +87,19 @@ class GraphView(anywidget.AnyWidget):
         interval: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        checks = Checks("GraphView")
+        checks.check(
+            group_by in GROUPINGS, "group_by", group_by, f"one of {', '.join(map(repr, GROUPINGS))}"
+        )
+        checks.number("height", height, low=1, integer=True, optional=True)
+        checks.number("max_nodes", max_nodes, low=1, integer=True)
+        checks.number("interval", interval, low=0)
+        checks.raise_any()
         super().__init__(group_by=group_by)
         self._fixed_height = height
         self.max_nodes = max_nodes
         self.run: RunState | None = None
+        self._graph_version = 0  # the version of run.graph_data last sent
         self._items: list[BatchItem] | None = None  # a batch shown from its items (re-runnable)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._throttle = Throttle(self._flush, interval, clock)
@@ -140,11 +151,13 @@ class GraphView(anywidget.AnyWidget):
         """Show ``run``; a re-run (``whatif`` given) keeps the grouping and selects the edited node."""
         self.run = run
         with self.hold_sync():
-            self.height = self._fixed_height or _default_height(len(run.states))
+            growing = run.graph_data["recorded"] and run.status == "running"
+            self.height = self._fixed_height or _default_height(60 if growing else len(run.states))
             self.selected = "" if whatif is None else whatif["node"]
             if whatif is None:
                 self.collapsed = []
             self.graph_data = run.graph_data
+            self._graph_version = run.version
             self.node_details = dict(run.details)
             self.node_states = dict(run.states)
             self.run_info = run.info()
@@ -155,7 +168,11 @@ class GraphView(anywidget.AnyWidget):
         if run is None:
             return
         changed = run.take_changes()
+        run.refresh_graph()
         with self.hold_sync():
+            if run.version != self._graph_version:
+                self._graph_version = run.version
+                self.graph_data = run.graph_data
             self.node_states = dict(run.states)
             self.run_info = run.info()
             if run.status != "running":

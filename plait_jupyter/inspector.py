@@ -9,19 +9,14 @@ the first place (clients add them as headers).
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Mapping
 from typing import Any
 
+from plait._tree import redact
 from plait.clients.base import ChatRequest
 from plait.execution.result import DONE, NodeRecord
 from plait.values import Value, ValueKind, unwrap, valueify
 
 TEXT_LIMIT = 4000
-_SECRET_KEY = re.compile(
-    r"api[-_]?key|secret|password|passwd|authorization|bearer|credential|(access|auth)[-_]?token",
-    re.IGNORECASE,
-)
 
 
 def clip(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -52,19 +47,6 @@ def value_text(value: Any, limit: int = TEXT_LIMIT) -> tuple[str, str]:
     return str(value.kind), clip(text, limit)
 
 
-def redact(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` with credential-like keys (at any depth) replaced by ``"***"``."""
-    out: dict[str, Any] = {}
-    for key, item in options.items():
-        if _SECRET_KEY.search(str(key)):
-            out[key] = "***"
-        elif isinstance(item, Mapping):
-            out[key] = redact(item)
-        else:
-            out[key] = item
-    return out
-
-
 def request_info(request: ChatRequest) -> dict[str, Any]:
     """The prompt actually sent: model, settings and messages."""
     settings = []
@@ -79,7 +61,7 @@ def request_info(request: ChatRequest) -> dict[str, Any]:
         settings.append(f"tools={', '.join(names)}")
     if request.stream:
         settings.append("stream")
-    settings.extend(f"{k}={v!r}" for k, v in redact(request.options).items())
+    settings.extend(f"{k}={v!r}" for k, v in redact(dict(request.options)).items())
     messages = []
     for message in request.messages:
         content = message.get("content", "")

@@ -5,10 +5,16 @@ inspector shows are read from the run's `NodeRecord`s, which ``run_started``
 hands over and the runtime fills in as it goes. When the run finishes, every
 state and detail is reconciled with the records, so a finished view matches
 the `RunResult` exactly.
+
+A graph recorded while it runs (an ``async def forward``) starts empty and
+grows: each ``node_added`` registers the new node at once (its later events
+find it), and `refresh_graph` rebuilds the drawn graph data when a view
+flushes.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,10 +35,12 @@ from plait.execution.result import (
     RunResult,
 )
 from plait.graph import InferenceGraph
+from plait.values import Value, ValueKind
 from plait_jupyter.graph_data import graph_payload, node_key, view_title
 from plait_jupyter.inspector import node_details, view_state
 
 MAX_NODES = 5000
+_SERIALS = itertools.count(1)
 UNUSED = "unused"  # a dead node: it reaches no output, so the run skips it
 CACHED = "cached"
 _EVENT_STATES = {
@@ -64,13 +72,18 @@ class RunState:
         self.records = records
         self.batch = batch
         self.run_id = run_id
-        title = view_title(self.graphs, batch=batch, run_id=run_id)
-        self.graph_data = graph_payload(self.graphs, batch=batch, title=title, max_nodes=max_nodes)
-        self.states = {n["id"]: PENDING if n["live"] else UNUSED for n in self.graph_data["nodes"]}
-        self._where = {
-            n["id"]: (n["item"], n["id"].split("/", 1)[1] if batch else n["id"])
-            for n in self.graph_data["nodes"]
-        }
+        self.max_nodes = max_nodes
+        self.serial = next(_SERIALS)
+        self.status = "running"
+        self.title = view_title(self.graphs, batch=batch, run_id=run_id)
+        self.states: dict[str, str] = {}
+        self._where: dict[str, tuple[int | None, str]] = {}
+        self.graph_data: dict[str, Any] = {}
+        self.grown = False  # nodes were added since graph_data was built
+        self.version = 0  # how many times graph_data was built
+        self.recorded = False  # nodes were recorded while the run went on
+        self._copies: set[int] = set()  # graphs this view copied to grow them
+        self.refresh_graph(force=True)
         self.details: dict[str, dict[str, Any]] = {}
         self.status = "running"
         self.tokens = 0
@@ -84,6 +97,11 @@ class RunState:
         self._left = [len(g.live_ids()) for g in self.graphs]
         self._outputs = [set(g.output_ids) for g in self.graphs]
         self._item_failed = [False] * len(self.graphs)
+        # A recorded graph's output is a placeholder until its forward returns.
+        self._unset = [g.output if g.dynamic else None for g in self.graphs]
+        self._unsettled: set[int] = (
+            set()
+        )  # items whose nodes are final but forward had not returned
         self.items_done = 0
         self.items_failed = 0
 
@@ -121,6 +139,50 @@ class RunState:
         state.finish("done", max(item.result.makespan for item in ordered) if ordered else 0.0)
         return state
 
+    # -- the graph drawn ----------------------------------------------------------------------
+
+    def refresh_graph(self, *, force: bool = False) -> bool:
+        """Rebuild ``graph_data`` if the graphs grew (or ``force``); True if it was rebuilt."""
+        if not (force or self.grown):
+            return False
+        self.graph_data = graph_payload(
+            self.graphs, batch=self.batch, title=self.title, max_nodes=self.max_nodes
+        )
+        self.version += 1
+        # The front-end keeps node positions while the same run's graph grows (same serial).
+        self.graph_data["serial"] = self.serial
+        self.graph_data["recorded"] = any(g.dynamic for g in self.graphs)
+        for node in self.graph_data["nodes"]:
+            self._register(node["item"], node["id"], live=node["live"])
+        self.grown = False
+        return True
+
+    def _register(self, item: int | None, key: str, *, live: bool = True) -> None:
+        if key not in self.states:
+            self.states[key] = PENDING if live else UNUSED
+            self._where[key] = (item, key.split("/", 1)[1] if self.batch else key)
+
+    def _added(self, item: int | None, event: Any) -> None:
+        """A node recorded while the run goes on: known at once, drawn at the next refresh."""
+        key = node_key(item, event.node_id)
+        if key in self.states:
+            return
+        index = item or 0
+        graph = self.graphs[index] if index < len(self.graphs) else None
+        node = event.node
+        if graph is not None and node is not None and node.id not in graph.nodes:
+            # A traced graph is copied by the run that grows it (batch items share it):
+            # the view grows its own copy from the events.
+            if index not in self._copies:
+                graph = graph.grown_copy()
+                self.graphs = (*self.graphs[:index], graph, *self.graphs[index + 1 :])
+                self._copies.add(index)
+            graph.add_node(node)
+        self._register(item, key)
+        self.grown = self.recorded = True
+        if self.batch and (item or 0) < len(self._left):
+            self._left[item or 0] += 1
+
     # -- live updates -----------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
@@ -129,6 +191,8 @@ class RunState:
         kind = event.type
         if kind == "run_finished":
             self.result = getattr(event, "result", None)
+            if self.result is not None and not self.batch:
+                self.graphs = (self.result.graph,)  # the run's own, final graph
             self.finish(event.status, event.time)
             return
         if event.node_id is None:
@@ -148,6 +212,8 @@ class RunState:
             )
         elif kind == "node_started":
             self._retrying.discard(tracked)
+        elif kind == "node_added":
+            self._added(item, event)
         state = _EVENT_STATES.get(kind)
         if kind == "node_completed":
             state = CACHED if event.cached or event.restored else DONE
@@ -168,10 +234,19 @@ class RunState:
             self._item_failed[index] = True
         self._left[index] -= 1
         if self._left[index] == 0:
-            if self._item_failed[index]:
-                self.items_failed += 1
-            else:
-                self.items_done += 1
+            self._settle(index)
+
+    def _settle(self, index: int) -> None:
+        """Count a batch item whose nodes are all final, once its forward has returned."""
+        graph = self.graphs[index]
+        if self._unset[index] is not None and graph.output is self._unset[index]:
+            self._unsettled.add(index)  # more calls may come; checked again at each flush
+            return
+        self._unsettled.discard(index)
+        if self._item_failed[index] or _forward_failed(graph):
+            self.items_failed += 1
+        else:
+            self.items_done += 1
 
     def _record(self, key: str) -> NodeRecord | None:
         item, node_id = self._where[key]
@@ -191,6 +266,9 @@ class RunState:
 
     def take_changes(self) -> dict[str, dict[str, Any]]:
         """Details of the nodes that changed since the last call."""
+        for index in sorted(self._unsettled):
+            if self._left[index] == 0:
+                self._settle(index)
         changed = {key: self._detail(key) for key in self._dirty}
         self.details.update(changed)
         self._dirty.clear()
@@ -207,6 +285,8 @@ class RunState:
                 cost += record.cost
         if any(table is not None for table in self.records):
             self.tokens, self.cost = tokens, cost
+        # A recorded graph learns more when calls return (a module node's edges): rebuild once.
+        self.refresh_graph(force=self.recorded)
         for key in self.states:
             record = self._record(key)
             if record is not None:
@@ -220,13 +300,14 @@ class RunState:
             self._count_items()
 
     def _count_items(self) -> None:
+        self._unsettled.clear()
         done = failed = 0
         for graph, table in zip(self.graphs, self.records, strict=True):
             if table is None:
                 continue
             statuses = [table[nid].status for nid in graph.output_ids if nid in table]
             if all(s in FINAL_STATUSES for s in (r.status for r in table.values())):
-                if all(s == DONE for s in statuses):
+                if all(s == DONE for s in statuses) and not _forward_failed(graph):
                     done += 1
                 else:
                     failed += 1
@@ -271,3 +352,9 @@ class RunState:
         for state in self.states.values():
             counts[state] = counts.get(state, 0) + 1
         return counts
+
+
+def _forward_failed(graph: InferenceGraph) -> bool:
+    """Whether a recorded graph's forward raised (or never returned): its output is an error."""
+    output = graph.output
+    return graph.dynamic and isinstance(output, Value) and output.kind is ValueKind.ERROR

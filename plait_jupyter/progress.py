@@ -9,6 +9,7 @@ from collections.abc import Callable
 import anywidget
 import traitlets
 
+from plait._checks import Checks
 from plait.execution.batch import BatchProgress
 from plait_jupyter.graph_view import STATIC
 from plait_jupyter.throttle import Throttle
@@ -29,6 +30,9 @@ class BatchProgressView(anywidget.AnyWidget):
     def __init__(
         self, *, interval: float = 0.1, clock: Callable[[], float] = time.monotonic
     ) -> None:
+        checks = Checks("BatchProgressView")
+        checks.number("interval", interval, low=0)
+        checks.raise_any()
         super().__init__()
         self._latest: BatchProgress | None = None
         self._throttle = Throttle(self._flush, interval, clock)

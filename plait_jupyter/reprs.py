@@ -2,8 +2,8 @@
 
 Every piece of data is escaped with `html.escape`, so a model reply or a prompt
 containing markup shows as text. Those classes' ``_repr_html_`` reach `html_of`
-through `plait.values.notebook_html` (a lazy import: plait never needs this
-module), so the reprs work without ``%load_ext``; `register` also installs them
+through `plait._upcalls.notebook_html` (a call-time lookup by name: plait never
+imports this module), so the reprs work without ``%load_ext``; `register` also installs them
 on an IPython shell's HTML formatter. The ``*_html`` functions are usable on
 their own.
 """
@@ -14,6 +14,7 @@ import html
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from plait._format import format_money
 from plait.execution.result import RunResult
 from plait.graph import InferenceGraph
 from plait.module import Module
@@ -135,6 +136,8 @@ def _rows_note(shown: int, total: int) -> str:
 def graph_html(graph: InferenceGraph) -> str:
     """An `InferenceGraph`: summary and a node table (for the interactive DAG, use `GraphView`)."""
     nodes = list(graph.nodes.values())
+    # A graph recorded while it ran (async forward) also has control edges.
+    recorded = graph.dynamic or any(n.control for n in nodes)
     rows = [
         [
             f"<code>{esc(n.id)}</code>" + ("" if n.live else " (unused)"),
@@ -143,6 +146,7 @@ def graph_html(graph: InferenceGraph) -> str:
             esc(n.module_path),
             esc(" / ".join(n.scope)),
             esc(", ".join(n.dependencies)),
+            *([esc(", ".join(n.control))] if recorded else []),
         ]
         for n in nodes[:MAX_ROWS]
     ]
@@ -153,6 +157,8 @@ def graph_html(graph: InferenceGraph) -> str:
         f"outputs: {esc(outputs)}"
     )
     header = ["node", "kind", "target", "module path", "scope", "depends on"]
+    if recorded:
+        header.append("after (control)")
     return box(title, table(header, rows), _rows_note(len(rows), len(nodes)))
 
 
@@ -161,16 +167,22 @@ def output_preview(output: Any, limit: int = 300) -> str:
     return esc(clip(value_text(output, limit)[1], limit))
 
 
+def _control(result: RunResult, node_id: str) -> tuple[str, ...]:
+    node = result.graph.nodes.get(node_id)
+    return node.control if node is not None else ()
+
+
 def result_html(result: RunResult) -> str:
     """A `RunResult`: status, totals, output, failures and one row per node."""
     status_colour = STATE_COLOURS["done" if result.ok else "failed"]
     title = (
         f"{badge('RunResult')} {badge(result.status, status_colour)} · "
         f"{len(result.nodes)} nodes · {result.usage.total_tokens:,} tokens · "
-        f"${result.cost:.4f} · {result.makespan:.2f} s"
+        f"{format_money(result.cost)} · {result.makespan:.2f} s"
     )
     failures = "".join(f"<li>{esc(failure)}</li>" for failure in result.failures)
     records = list(result.nodes.values())
+    recorded = result.graph.dynamic
     rows = [
         [
             f"<code>{esc(r.id)}</code>",
@@ -180,10 +192,13 @@ def result_html(result: RunResult) -> str:
             "" if r.duration is None else f"{r.duration:.2f} s",
             esc(r.usage.total_tokens or ""),
             output_preview(r.output, 120) if r.output is not None else "",
+            *([esc(", ".join(_control(result, r.id)))] if recorded else []),
         ]
         for r in records[:MAX_ROWS]
     ]
     header = ["node", "state", "endpoint", "attempts", "time", "tokens", "output"]
+    if recorded:
+        header.append("after (control)")
     return box(
         title,
         "<div><b>output</b></div>",

@@ -342,6 +342,11 @@ class OptimizerReview(anywidget.AnyWidget):
             status = "applied" if proposal.applied else proposal.status
             counts[status] = counts.get(status, 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no proposals"
+        history = self.optimizer.history if self.optimizer is not None else []
+        if history:
+            steps = len({change["step"] for change in history})
+            total = f"{len(history)} change{'s' if len(history) != 1 else ''}"
+            summary += f"; {total} applied in {steps} step{'s' if steps != 1 else ''}"
         return f"OptimizerReview({summary})"
 
 

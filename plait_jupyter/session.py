@@ -15,6 +15,7 @@ from typing import Any
 
 from IPython.display import HTML, display
 
+from plait._format import format_money
 from plait.execution.events import Event
 from plait.execution.result import RunResult
 from plait_jupyter.graph_view import GraphView
@@ -41,13 +42,16 @@ class CellSession:
         quiet: bool = False,
         profile: bool = False,
         review: bool = False,
-        show: Callable[[Any], None] = display,
+        show: Callable[[Any], Any] | None = None,
     ) -> None:
         self.quiet = quiet
         self.profile = profile
         self.review = review
-        self.show = show
+        self.show = show if show is not None else _show_updatable
         self.runs: list[RunState] = []
+        # Display handles of the live views: at the end each is re-published, so the text a
+        # saved notebook keeps for it describes the finished run, not the moment it was shown.
+        self._handles: list[tuple[Any, Any]] = []
         self.views: list[GraphView] = []
         self.progress_views: list[BatchProgressView] = []
         self._handlers: list[Callable[[Event], None]] = []
@@ -78,9 +82,9 @@ class CellSession:
             if batch:
                 progress = BatchProgressView()
                 self.progress_views.append(progress)
-                self.show(progress)
+                self._handles.append((self.show(progress), progress))
                 handler = _with_progress(view.on_event, run, progress)
-            self.show(view)
+            self._handles.append((self.show(view), view))
         self.runs.append(run)
         self._handlers.append(handler)
         return handler
@@ -94,6 +98,9 @@ class CellSession:
         """Show the summary (and, with ``profile``, the plots) once the cell's code is done."""
         if not self.runs:
             return
+        for handle, view in self._handles:
+            if handle is not None:
+                handle.update(view)
         self.show(HTML(summary_html(self.runs, compact=self.quiet)))
         if self.profile:
             self._show_profiles()
@@ -102,6 +109,11 @@ class CellSession:
         for result in self.results:
             self.show(result.plot_timeline())
             self.show(result.plot_bubbles())
+
+
+def _show_updatable(obj: Any) -> Any:
+    """Display ``obj`` and return its handle (for `DisplayHandle.update`)."""
+    return display(obj, display_id=True)
 
 
 def _with_progress(
@@ -135,7 +147,7 @@ def summary_html(runs: list[RunState], *, compact: bool = False) -> str:
                 state_badge(run.status),
                 esc(nodes),
                 esc(f"{run.tokens:,}"),
-                esc(f"${run.cost:.4f}"),
+                esc(format_money(run.cost)),
                 esc(f"{run.elapsed:.2f} s"),
                 "" if compact else output,
             ]
@@ -145,7 +157,7 @@ def summary_html(runs: list[RunState], *, compact: bool = False) -> str:
     total_cost = sum(run.cost for run in runs)
     title = (
         f"{badge('plait')} {len(runs)} run{'s' if len(runs) != 1 else ''} · "
-        f"{total_tokens:,} tokens · ${total_cost:.4f}"
+        f"{total_tokens:,} tokens · {format_money(total_cost)}"
     )
     errors = "".join(f"<li>{esc(f)}</li>" for f in failures)
     return box(

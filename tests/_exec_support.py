@@ -8,6 +8,7 @@ return exactly what it returns.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,7 +66,15 @@ def eager_mode(url: str, resources: ResourceConfig) -> Iterator[None]:
         body.update(self.request_options)
         reply = client.post("/chat/completions", json=body).json()
         text = reply["choices"][0]["message"]["content"]
-        return json.loads(text) if self.response_schema is not None else text
+        if self.response_schema is None:
+            return text
+        data = json.loads(text)
+        spec = self.response_format  # the declared type, built as a user would by hand
+        if hasattr(spec, "model_validate"):
+            return spec.model_validate(data)
+        if dataclasses.is_dataclass(spec):
+            return spec(**data)
+        return data
 
     original = LLMInference.forward
     LLMInference.forward = forward  # type: ignore[method-assign]

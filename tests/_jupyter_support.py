@@ -102,14 +102,28 @@ def magics() -> PlaitMagics:
     return shell().magics_manager.registry["PlaitMagics"]
 
 
+def shown(captured: Any) -> list[Any]:
+    """The outputs a cell displayed, in order (not the later updates of those displays)."""
+    return [out for out in captured.outputs if not out.update]
+
+
+def final_texts(captured: Any) -> list[str]:
+    """The text/plain each display ends with, in display order (updates applied)."""
+    latest: dict[Any, str] = {}
+    for n, out in enumerate(captured.outputs):
+        key = (out.transient or {}).get("display_id") or n
+        latest[key] = out.data.get("text/plain", "")
+    return list(latest.values())
+
+
 def widget_ids(captured: Any) -> list[str]:
     """Model ids of the widgets a cell displayed, in order."""
     key = "application/vnd.jupyter.widget-view+json"
-    return [out.data[key]["model_id"] for out in captured.outputs if key in out.data]
+    return [out.data[key]["model_id"] for out in shown(captured) if key in out.data]
 
 
 def html_outputs(captured: Any) -> list[str]:
-    return [out.data["text/html"] for out in captured.outputs if "text/html" in out.data]
+    return [out.data["text/html"] for out in shown(captured) if "text/html" in out.data]
 
 
 def state_json(view: GraphView) -> str:

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections import defaultdict
+
+import pytest
 
 from plait import LLMInference, Module, ResourceConfig
 from plait.clients.base import Usage
@@ -48,12 +51,12 @@ class Stream:
         tokens: tuple[int, int] = (10, 5),
         cost: float = 0.0,
     ) -> None:
-        """One successful attempt: queued, started, an optional rate-limit wait, usage, completed."""
-        if attempt == 1:
-            self.add(ev.NodeQueued(start if queued is None else queued, node, endpoint))
-        self.add(ev.NodeStarted(start, node, endpoint, attempt, slot))
-        if wait:
-            self.add(ev.NodeWaiting(start + wait, node, endpoint, "rate_limit", wait))
+        """One successful attempt: queued, a slot from ``start``, an optional rate-limit wait, sent, done.
+
+        As the scheduler emits them: the slot and limiter waits are reported when
+        they end, and ``node_started`` when the request goes out (``start + wait``).
+        """
+        self.slot_and_limiter(node, start, queued, slot, endpoint, wait, attempt)
         self.add(ev.NodeUsage(end, node, endpoint, Usage(*tokens), cost))
         self.add(ev.NodeCompleted(end, node, endpoint, attempt))
 
@@ -71,12 +74,28 @@ class Stream:
         attempt: int = 1,
     ) -> None:
         """An attempt that fails at ``end`` and backs off ``delay`` s (the next `call` retries)."""
-        if attempt == 1:
-            self.add(ev.NodeQueued(start if queued is None else queued, node, endpoint))
-        self.add(ev.NodeStarted(start, node, endpoint, attempt, slot))
+        self.slot_and_limiter(node, start, queued, slot, endpoint, 0.0, attempt)
         error = "RateLimitError: 429" if status == 429 else f"TransientError: HTTP {status}"
         self.add(ev.NodeRetry(end, node, endpoint, attempt, error, delay, status))
         self.add(ev.NodeWaiting(end + delay, node, endpoint, "backoff", delay))
+
+    def slot_and_limiter(
+        self,
+        node: str,
+        start: float,
+        queued: float | None,
+        slot: int,
+        endpoint: str,
+        wait: float,
+        attempt: int,
+    ) -> None:
+        if attempt == 1:
+            self.add(ev.NodeQueued(start if queued is None else queued, node, endpoint))
+        if queued is not None and start > queued:
+            self.add(ev.NodeWaiting(start, node, endpoint, "slot", start - queued, slot=slot))
+        if wait:
+            self.add(ev.NodeWaiting(start + wait, node, endpoint, "rate_limit", wait, slot=slot))
+        self.add(ev.NodeStarted(start + wait, node, endpoint, attempt, slot))
 
     def local(self, node: str, *, start: float, end: float) -> None:
         """A non-LLM node (an async op) running in-process."""
@@ -212,7 +231,7 @@ def check_trace_format(trace: dict) -> dict[str, list[dict]]:
     return by_phase
 
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("PLAIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -223,3 +242,20 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def require_chromium() -> None:
+    """Fail (never skip) when Chromium is missing, unless PLAIT_ALLOW_NO_BROWSER=1 says to skip.
+
+    A silent skip would let CI pass without the browser tests ever running.
+    """
+    if os.path.exists(CHROMIUM):
+        return
+    message = (
+        f"this test needs Chromium at {CHROMIUM}, and it is missing: run "
+        "`bash tools/setup_tests.sh` (it installs Debian's chromium), or set "
+        "PLAIT_ALLOW_NO_BROWSER=1 to skip the browser tests on purpose"
+    )
+    if os.environ.get("PLAIT_ALLOW_NO_BROWSER") == "1":
+        pytest.skip(message)
+    pytest.fail(message, pytrace=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import batch, faults, overhead, ratelimit
+from bench import _loops, batch, faults, overhead, ratelimit, sweep
 from bench import run as suite
 from bench._common import Figure, body, render_table, simulator_process
 from plait.errors import RateLimitError, TransientError
@@ -151,3 +151,66 @@ def test_run_py_writes_the_report(tmp_path):
     report = json.loads(output.read_text())
     assert report["quick"] is True and report["errors"] == {}
     assert [r["name"] for r in report["results"]] == ["trace"]
+
+
+def test_sweep_cpu_runs_both_shapes_at_every_cap_and_both_sides_agree():
+    result = sweep.run_cpu(sweep.SIZES["smoke"])
+    assert [f.metric for f in result.figures] == [
+        "fan-out, 20 calls, cap 2",
+        "fan-out, 20 calls, cap 4",
+        "batch, 24 calls, cap 2",
+        "batch, 24 calls, cap 4",
+        "fan-out: plait's CPU per call at cap 4 vs cap 2",
+        "batch: plait's CPU per call at cap 4 vs cap 2",
+    ]
+    assert all(d["answers_match"] for d in result.details.values())
+
+
+def test_sweep_makespan_has_a_lower_bound_for_every_point():
+    result = sweep.run_makespan(sweep.SIZES["smoke"], base_latency=0.01)
+    assert len(result.figures) == 8
+    latency = sweep.makespan_latency(4, 0.01)  # 3 ms per slot: 12 ms
+    assert latency == pytest.approx(0.012)
+    # 4 items × 3 calls × 12 ms / 4 slots is longer than the two layers of 12 ms.
+    assert result.details["batch@4"]["lower_bound"] == pytest.approx(3 * latency)
+
+
+@pytest.mark.parametrize("name", ["429 15%, no Retry-After", "over-rate storm, rate-limit headers"])
+def test_sweep_fault_runs_lose_nothing_and_count_what_the_server_saw(name):
+    result = sweep.run_fault(name, sweep.SIZES["smoke"], latency=0.01)
+    assert result.details["lost"] == {"baseline": [0], "plait": [0]}
+    requests = result.details["requests"]
+    assert min(requests["baseline"] + requests["plait"]) >= 3 * result.details["items"]
+    if "storm" not in name:  # the same requests meet the same injected faults on both sides
+        assert result.details["refused"]["baseline"] == result.details["refused"]["plait"]
+
+
+def test_the_sweep_loop_backs_off_exactly_like_plait():
+    policy = RetryPolicy()
+    for attempt in range(1, policy.max_retries + 1):
+        for error, hint in (
+            (TransientError("503", status=503), None),
+            (RateLimitError("429", retry_after=0.25), 0.25),
+        ):
+            seed = attempt * 11
+            assert _loops.backoff(attempt, hint, random.Random(seed)) == policy.delay(
+                attempt, error, random.Random(seed)
+            )
+
+
+def test_the_sweep_picks_the_worst_point_and_writes_its_report(tmp_path):
+    figures = [
+        Figure("a", "fine", "s", 1.0, 0.9, target=1.0),
+        Figure("b", "worst", "s", 1.0, 1.2, target=1.1),
+        Figure("c", "absolute", "µs", 1.0, 90, target=50, target_of="plait"),
+    ]
+    assert sweep.worst(figures).metric == "worst"
+    output = tmp_path / "sweep.json"
+    command = [sys.executable, "bench/sweep.py", "--smoke", "--only", "overhead"]
+    done = subprocess.run(
+        [*command, "--output", str(output)], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wide graph of 40 LLM nodes" in done.stdout
+    report = json.loads(output.read_text())
+    assert report["mode"] == "smoke" and "load_average" in report

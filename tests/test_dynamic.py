@@ -466,3 +466,49 @@ async def test_wrong_arguments_to_an_async_forward_are_refused_before_anything_i
     with pytest.raises(plait.ConfigError, match=r"Router.forward\(question\)"):
         await run(Router(), "x", "extra", resources=resources)
     assert router_sim.model.requests == ()
+
+
+async def test_recorded_calls_queue_in_creation_order():
+    with sim_server_thread(replies=SPLIT_RULES, latency=0.02) as server:
+        resources = http_resources(server.url, "fast", "smart", max_concurrent=1)
+        await execute(Splitter(), "q", resources=resources)
+        answered = [
+            r.messages[-1]["content"] for r in server.model.requests if "briefly" in str(r.messages)
+        ]
+    assert answered == ["q1", "q2", "q3", "q4", "q5", "q6"]
+
+
+def test_a_trace_error_on_control_flow_points_to_async_forward():
+    class Branches(Module):
+        def __init__(self):
+            super().__init__()
+            self.llm = LLMInference("fast")
+
+        def forward(self, text):
+            if self.llm(text) == "yes":
+                return "y"
+            return "n"
+
+    with pytest.raises(TraceError, match=r"make forward `async def` and `await` the call"):
+        plait.trace(Branches(), "x")
+
+
+class Gathered(Module):
+    def __init__(self):
+        super().__init__()
+        self.a = LLMInference("fast", system_prompt="A.")
+        self.b = LLMInference("fast", system_prompt="B.")
+        self.c = LLMInference("smart", system_prompt="C.")
+
+    async def forward(self, text):
+        first, second = await asyncio.gather(self.a(text), self.b(text))
+        return self.c(f"{first} | {second}")
+
+
+async def test_asyncio_gather_awaits_several_placeholders(router_sim):
+    resources = http_resources(router_sim.url, "fast", "smart")
+    result = await execute(Gathered(), "x", resources=resources)
+    assert result.ok, result.failures
+    assert result.graph.nodes["c"].control == ("a", "b")
+    prompt = result.nodes["c"].request.messages[-1]["content"]
+    assert prompt == f"{result.nodes['a'].output.payload} | {result.nodes['b'].output.payload}"

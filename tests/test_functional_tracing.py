@@ -96,13 +96,13 @@ class Judge(Module):
 
 def test_item_access_on_a_structured_placeholder_records_select_nodes():
     graph = trace(Judge(), "essay")
-    assert list(graph.nodes) == ["text", "judge", "select", "select_1", "select_2", "select_3"]
-    assert graph.nodes["select"].args == (ValueRef("judge"), "a")
-    assert graph.nodes["select_1"].args == (ValueRef("select"), "b")
-    assert graph.nodes["select_1"].dependencies == ("select",)
-    assert graph.nodes["select_2"].kwargs == {"default": "none"}
-    assert graph.nodes["select_3"].args == (ValueRef("judge"), 0)
-    assert all(graph.nodes[n].module is F.select for n in ("select", "select_1", "select_2"))
+    assert list(graph.nodes) == ["text", "judge", "select_a", "select_b", "select_note", "select_0"]
+    assert graph.nodes["select_a"].args == (ValueRef("judge"), "a")
+    assert graph.nodes["select_b"].args == (ValueRef("select_a"), "b")
+    assert graph.nodes["select_b"].dependencies == ("select_a",)
+    assert graph.nodes["select_note"].kwargs == {"default": "none"}
+    assert graph.nodes["select_0"].args == (ValueRef("judge"), 0)
+    assert all(graph.nodes[n].module is F.select for n in ("select_a", "select_b", "select_note"))
 
 
 class Arithmetic(Module):

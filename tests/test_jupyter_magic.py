@@ -5,6 +5,7 @@ from _jupyter_support import (
     Fragile,
     Reviews,
     SummarizeThenAnalyze,
+    final_texts,
     html_outputs,
     magics,
     resources,
@@ -179,8 +180,8 @@ def test_profile_shows_the_timeline_and_bubble_plots_and_review_is_accepted():
     cell = "%%plait --review --profile --resources res\np = await execute(Pipeline(), 'x')\n"
     outcome, captured = run_cell(cell, res=resources(), Pipeline=SummarizeThenAnalyze)
     assert outcome.success and magics().last_cell.review
-    shown = [out.data["text/plain"] for out in captured.outputs]
-    assert shown[0].startswith("GraphView(") and "HTML" in shown[1]
+    shown = final_texts(captured)
+    assert shown[0] == "GraphView(3 nodes, done)" and "HTML" in shown[1]
     assert len(shown) == 4
     assert shown[2].startswith("Figure(") and "busy" in shown[3]
 
@@ -231,3 +232,12 @@ def test_the_transform_rewrites_only_plait_cells():
     (line,) = transform_plait_cells(["%%plait --quiet\n", "s = '''a\n", "b'''\n"])
     assert line.startswith("await get_ipython().magics_manager.registry['PlaitMagics']")
     assert "run_cell('--quiet', \"s = '''a\\nb'''\\n\")" in line
+
+
+def test_the_saved_text_of_a_live_view_describes_the_finished_run():
+    cell = "%%plait --resources res\nr = await execute(Pipeline(), 'saved')\n"
+    outcome, captured = run_cell(cell, res=resources(), Pipeline=SummarizeThenAnalyze)
+    assert outcome.success
+    first = captured.outputs[0]
+    assert first.data["text/plain"] == "GraphView(3 nodes, running)"  # when it was shown
+    assert final_texts(captured)[0] == "GraphView(3 nodes, done)"  # what a saved notebook keeps

@@ -322,3 +322,16 @@ async def test_rich_reprs_work_without_load_ext_and_fall_back_without_plait_jupy
     assert "first.instructions" in data["text/html"]
     monkeypatch.setitem(sys.modules, "plait_jupyter.reprs", None)  # import now fails
     assert [obj._repr_html_() for obj in objects] == [None] * 5
+
+
+async def test_the_text_form_counts_what_every_step_applied():
+    trio, optimizer = await proposed()
+    for proposal in optimizer.proposals:
+        proposal.accept()
+    optimizer.apply(optimizer.proposals)
+    await backward(trio, demo_resources())
+    await optimizer.propose()
+    optimizer.proposals[0].accept()
+    optimizer.apply(optimizer.proposals)
+    review = OptimizerReview(optimizer)
+    assert repr(review) == ("OptimizerReview(1 applied, 2 pending; 4 changes applied in 2 steps)")

@@ -9,6 +9,7 @@ from _clock import run_virtual
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from plait.clients._ratelimit import Quota, RateLimitHeaders
 from plait.errors import ConfigError
 from plait.resources import RateLimiter
 
@@ -191,9 +192,9 @@ def test_waiter_cancelled_right_after_its_start_returns_its_tokens():
     assert run_virtual(scenario()) == (0.0, 0.0)
 
 
-def test_rate_limit_pauses_starts_and_halves_the_rate_then_recovers():
+def test_evidence_of_over_rate_pauses_starts_and_halves_the_rate_then_recovers():
     async def scenario():
-        limiter = RateLimiter(rpm=60)
+        limiter = RateLimiter(rpm=60, evidence=1)  # every 429 counts as evidence
         await limiter.acquire()
         pause = limiter.on_rate_limited(retry_after=5.0)
         state = (pause, limiter.effective_rpm, limiter.paused_until, limiter.pause_remaining())
@@ -210,9 +211,9 @@ def test_rate_limit_pauses_starts_and_halves_the_rate_then_recovers():
     assert remaining == 0.0
 
 
-def test_rate_limit_pause_holds_back_queued_waiters():
+def test_an_over_rate_pause_holds_back_queued_waiters():
     async def scenario():
-        limiter = RateLimiter(rpm=60)
+        limiter = RateLimiter(rpm=60, evidence=1)
         await limiter.acquire()
         waiter = asyncio.create_task(_acquire_at(limiter))
         await asyncio.sleep(0.5)
@@ -222,9 +223,9 @@ def test_rate_limit_pause_holds_back_queued_waiters():
     assert run_virtual(scenario()) == (3.5, 3.5)
 
 
-def test_rate_limit_without_retry_after_uses_the_default_backoff():
+def test_an_over_rate_429_without_retry_after_uses_the_default_backoff():
     async def scenario():
-        limiter = RateLimiter(backoff=2.5)
+        limiter = RateLimiter(backoff=2.5, evidence=1)
         pause = limiter.on_rate_limited()
         return pause, limiter.effective_rpm, await _acquire_at(limiter)
 
@@ -233,7 +234,7 @@ def test_rate_limit_without_retry_after_uses_the_default_backoff():
 
 def test_several_429s_in_one_pause_lower_the_rate_once_and_never_below_the_floor():
     async def scenario():
-        limiter = RateLimiter(rpm=80, min_fraction=0.25)
+        limiter = RateLimiter(rpm=80, min_fraction=0.25, evidence=1)
         rates = []
         for _ in range(3):
             limiter.on_rate_limited(retry_after=1.0)
@@ -249,7 +250,7 @@ def test_several_429s_in_one_pause_lower_the_rate_once_and_never_below_the_floor
 
 def test_repr_shows_live_state():
     async def scenario():
-        limiter = RateLimiter(rpm=60, tpm=1000)
+        limiter = RateLimiter(rpm=60, tpm=1000, evidence=1)
         await limiter.acquire()
         waiter = asyncio.create_task(limiter.acquire())
         await asyncio.sleep(0)
@@ -275,6 +276,8 @@ def test_invalid_arguments_raise_config_error():
         RateLimiter(rpm=0)
     with pytest.raises(ConfigError, match=r"tpm=-1: .*decrease=2: must be a number in \(0, 1\]"):
         RateLimiter(tpm=-1, decrease=2)
+    with pytest.raises(ConfigError, match=r"evidence=0: must be an integer >= 1"):
+        RateLimiter(evidence=0)
 
     async def bad_tokens():
         await RateLimiter().acquire(-1)
@@ -324,3 +327,61 @@ def test_a_late_timer_does_not_let_two_starts_bunch_up():
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.05 - 1e-9  # caught up by at most half a spacing
     assert starts[-1] == pytest.approx(0.33)  # and the lost time is partly made up
+
+
+def test_a_lone_429_neither_pauses_the_endpoint_nor_cuts_its_rate():
+    async def scenario():
+        limiter = RateLimiter(rpm=600)  # one start per 0.1 s
+        await limiter.acquire()
+        queued = asyncio.create_task(_acquire_at(limiter))
+        await asyncio.sleep(0)
+        pause = limiter.on_rate_limited(retry_after=5.0, attempt=1)
+        return pause, limiter.effective_rpm, limiter.paused_until, await queued
+
+    assert run_virtual(scenario()) == (0.0, 600.0, None, (0.1, 0.1))
+
+
+def test_a_run_of_refused_attempts_in_start_order_is_evidence():
+    async def scenario():
+        limiter = RateLimiter(rpm=600, evidence=3)
+        results = []
+        # Attempts 1..6 started in order; their outcomes arrive in another order.
+        results.append(limiter.on_rate_limited(0.5, attempt=2))
+        results.append(limiter.on_rate_limited(0.5, attempt=4))
+        limiter.on_success(attempt=3)  # between two refusals: no run
+        results.append(limiter.on_rate_limited(0.5, attempt=6))
+        results.append(limiter.effective_rpm)
+        results.append(limiter.on_rate_limited(0.5, attempt=5))  # 4, 5, 6: a run of three
+        results.append(limiter.effective_rpm)
+        return results
+
+    assert run_virtual(scenario()) == [0.0, 0.0, 0.0, 600.0, 0.5, 300.0]
+
+
+def test_a_429_while_the_providers_quota_is_used_up_is_evidence():
+    async def scenario():
+        limiter = RateLimiter(rpm=600)
+        limiter.observe(RateLimitHeaders(requests=Quota(remaining=0, limit=10, reset=1.0)))
+        return limiter.on_rate_limited(0.25, attempt=1), limiter.effective_rpm
+
+    assert run_virtual(scenario()) == (0.25, 300.0)
+
+
+def test_an_empty_provider_quota_holds_starts_until_it_refills():
+    async def scenario():
+        limiter = RateLimiter()  # no rpm of its own: follows the provider's
+        # 2 of 10 left, full again in 0.8 s: one comes back every 0.1 s.
+        limiter.observe(RateLimitHeaders(requests=Quota(remaining=2, limit=10, reset=0.8)))
+        return await _start_concurrently(limiter, 4)
+
+    starts = [round(t, 6) for t, _ in run_virtual(scenario())]
+    assert starts == [0.0, 0.0, 0.1, 0.2]
+
+
+def test_a_token_quota_without_a_limit_holds_starts_until_its_reset():
+    async def scenario():
+        limiter = RateLimiter()
+        limiter.observe(RateLimitHeaders(tokens=Quota(remaining=0, reset=2.0)))
+        return await _acquire_at(limiter)
+
+    assert run_virtual(scenario()) == (2.0, 2.0)

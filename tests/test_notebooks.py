@@ -34,6 +34,7 @@ NAMES = (
     "03_scale_and_reliability",
     "04_profiling",
     "05_optimization",
+    "06_control_flow",
 )
 CELL_TIMEOUT = 120  # seconds per cell; each notebook takes well under a minute in total
 KEY_VARIABLES = re.compile(r"(API_KEY|_TOKEN|_SECRET)$")

@@ -12,6 +12,7 @@ from _optim_support import Chain, Diamond, Structured, Styled, TwoStage, learnab
 import plait
 from plait import LLMInference, Module
 from plait.errors import ConfigError
+from plait.execution.records import RecordedDict, RecordedStr
 from plait.optimization import (
     Feedback,
     FeedbackBatch,
@@ -22,7 +23,6 @@ from plait.optimization import (
     record_of,
 )
 from plait.optimization.backward import CRITIC_SYSTEM
-from plait.optimization.records import RecordedDict, RecordedStr
 
 FAIL = VerifierLoss(lambda output, target: (False, "too vague"))
 
@@ -38,8 +38,8 @@ async def test_training_outputs_behave_like_plain_ones_and_carry_records():
     assert type(out) is RecordedDict
     assert out == {"label": out["label"], "loud": out["loud"]}
     assert isinstance(out["label"], str)
-    assert record_of(out).refs == ("select", "upper")
-    assert record_of(out["label"]).refs == ("select",)
+    assert record_of(out).refs == ("select_label", "upper")
+    assert record_of(out["label"]).refs == ("select_label",)
     assert record_of(out["loud"]).refs == ("upper",)
     assert record_of(out["label"]).path == ("label",)
     assert json.loads(json.dumps(out)) == dict(out)
@@ -130,7 +130,7 @@ async def test_structured_access_routes_only_the_branch_that_made_the_field():
     await (await FAIL(out["label"])).backward()
     assert feedback_counts(module) == {"classify.system_prompt": 1, "echo.system_prompt": 0}
     content = module.classify.system_prompt.feedback[0].content
-    assert "op node `select`: select(<classify>, 'label')" in content
+    assert "op node `select_label`: select_label(<classify>, 'label')" in content
     assert "Feedback on the final output['label'] (score 0.00): too vague" in content
 
     await (await FAIL(out["loud"])).backward()

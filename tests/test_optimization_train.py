@@ -215,8 +215,14 @@ async def test_history_as_a_dataframe():
 async def test_bad_arguments_are_refused():
     module = OrderNumberExtractor()
     optimizer = Optimizer(module)
-    with pytest.raises(ConfigError, match="batch_size must be an int >= 1, got 0"):
+    with pytest.raises(ConfigError, match="batch_size=0: must be an integer >= 1"):
         await train(module, TRAIN_SET, loss=CHECK, optimizer=optimizer, batch_size=0)
+    with pytest.raises(ConfigError) as info:
+        await train(
+            module, TRAIN_SET, loss=CHECK, optimizer=optimizer, target_score=5, restore_best="yes"
+        )
+    assert "target_score=5: must be a number from 0 to 1" in str(info.value)
+    assert "restore_best='yes': must be True or False" in str(info.value)
     with pytest.raises(ConfigError, match=r"train_set\[0\] is 'just text'"):
         await train(module, ["just text"], loss=CHECK, optimizer=optimizer)
 
@@ -249,3 +255,59 @@ async def test_training_through_the_http_client_against_the_loopback_simulator()
         f"Current value:\n<<<\n{START_INSTRUCTIONS} {DIGITS_ONLY}\n>>>"
         in updates[1].messages[-1]["content"]
     )
+
+
+async def test_restore_best_keeps_the_initial_values_when_no_step_improves():
+    useless = [
+        {
+            "match": {"system": UPDATER_SYSTEM[:40]},
+            "json": {
+                "updates": [{"name": "instructions", "value": "Chat freely.", "rationale": "r"}]
+            },
+        }
+    ]
+    module = OrderNumberExtractor()
+    async with ResourceManager(
+        demo_resources().with_overrides("optimizer", replies=useless)
+    ) as resources:
+        history = await train(
+            module,
+            TRAIN_SET,
+            loss=CHECK,
+            optimizer=Optimizer(module, resources=resources),
+            val_set=VAL_SET,
+            batch_size=4,
+            resources=resources,
+        )
+    assert history.val_scores == [0.0, 0.0, 0.0]
+    assert history.rows[1]["updates"] == 1  # a proposal was applied, and scored no better
+    assert (history.best_step, history.best_score, history.restored) == (0, 0.0, True)
+    assert module.instructions.value == START_INSTRUCTIONS
+    assert "best_step=0, restored" in repr(history)
+
+
+async def test_restore_best_false_keeps_the_last_values():
+    useless = [
+        {
+            "match": {"system": UPDATER_SYSTEM[:40]},
+            "json": {
+                "updates": [{"name": "instructions", "value": "Chat freely.", "rationale": "r"}]
+            },
+        }
+    ]
+    module = OrderNumberExtractor()
+    async with ResourceManager(
+        demo_resources().with_overrides("optimizer", replies=useless)
+    ) as resources:
+        history = await train(
+            module,
+            TRAIN_SET,
+            loss=CHECK,
+            optimizer=Optimizer(module, resources=resources),
+            val_set=VAL_SET,
+            batch_size=4,
+            resources=resources,
+            restore_best=False,
+        )
+    assert history.restored is False
+    assert module.instructions.value == "Chat freely."

@@ -2,7 +2,6 @@
 
 import asyncio
 import re
-from pathlib import Path
 
 import pytest
 from _clock import run_virtual
@@ -15,6 +14,7 @@ from _profile_support import (
     Stream,
     check_trace_format,
     faulty_resources,
+    require_chromium,
 )
 
 import plait.profiling
@@ -216,9 +216,10 @@ def test_dataframe_lists_every_interval():
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium at /usr/bin/chromium")
 def test_the_timeline_html_renders_in_chromium_with_the_network_cut_off(tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    require_chromium()
+    from playwright import sync_api  # a test extra: tools/setup_tests.sh installs it
+
     result = run_virtual(execute(Review(), "text", resources=faulty_resources()))
     path = save_html(result.plot_timeline(), tmp_path / "timeline.html")
     requests, errors = [], []

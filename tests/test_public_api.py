@@ -22,11 +22,25 @@ def test_public_names_are_pinned():
         "ValueRef",
         "unwrap",
         "reply",
+        "stock",
         "valueify",
     }
     assert required <= set(plait.__all__)
     for name in plait.__all__:
         assert getattr(plait, name) is not None
+
+
+def test_stock_modules_are_pinned():
+    assert plait.stock.__all__ == [
+        "LIST_SCHEMA",
+        "VERDICT_SCHEMA",
+        "LoopLimitError",
+        "MapList",
+        "Refine",
+        "ToolAgent",
+        "tool_schema",
+    ]
+    assert plait.stock.LoopLimitError is plait.errors.LoopLimitError
 
 
 def test_error_tree_has_one_root():

@@ -293,7 +293,7 @@ def test_to_dict_round_trip_and_repr():
     resources = ResourceConfig(
         {
             "fast": {"model": "gpt-4o-mini", "max_concurrent": 20, "cache": "/tmp/c"},
-            "sim": {"provider": "simulated", "faults": [{"kind": "429"}]},
+            "sim": {"provider": "simulated", "faults": [{"kind": "rate_limit"}]},
         },
         max_concurrent=4,
     )
@@ -301,12 +301,12 @@ def test_to_dict_round_trip_and_repr():
     assert data["max_concurrent"] == 4
     assert data["endpoints"]["fast"]["cache"] == "/tmp/c"
     assert "latency" not in data["endpoints"]["fast"]
-    assert data["endpoints"]["sim"]["faults"] == ({"kind": "429"},)
+    assert data["endpoints"]["sim"]["faults"] == ({"kind": "rate_limit"},)
     assert ResourceConfig.from_dict(data) == resources
     assert repr(resources) == (
         "ResourceConfig({'fast': EndpointConfig(provider='openai', model='gpt-4o-mini', "
         "max_concurrent=20, cache=PosixPath('/tmp/c')), 'sim': EndpointConfig("
-        "provider='simulated', model='sim-1', faults=({'kind': '429'},))}, max_concurrent=4)"
+        "provider='simulated', model='sim-1', faults=({'kind': 'rate_limit'},))}, max_concurrent=4)"
     )
 
 
@@ -374,7 +374,10 @@ def _endpoints(draw):
             "latency": draw(_NUMBER),
             "jitter": draw(_NUMBER),
             "tokens_per_second": draw(st.none() | _POSITIVE),
-            "replies": draw(st.lists(st.text(max_size=5), max_size=3)),
+            # Valid reply templates: braces would be str.format fields (checked at build time).
+            "replies": draw(
+                st.lists(st.text(st.characters(exclude_characters="{}"), max_size=5), max_size=3)
+            ),
             "seed": draw(st.integers()),
         }
     else:

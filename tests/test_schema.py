@@ -107,8 +107,12 @@ def test_schema_dict_is_returned_as_is():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (3, "expected a JSON-schema dict, a dataclass type, or a TypedDict type; got int 3"),
-        (str, "got the class str, which is neither a dataclass nor a TypedDict"),
+        (
+            3,
+            "expected a JSON-schema dict, a pydantic model class, a dataclass type, or a "
+            "TypedDict type; got int 3",
+        ),
+        (str, "got the class str, which is neither a pydantic model, a dataclass nor a TypedDict"),
         (Tag("x"), "got an instance of Tag; pass the class Tag"),
         ([Tag], "got list [<class"),
         (list[Tag], "got GenericAlias list["),

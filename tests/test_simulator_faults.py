@@ -140,3 +140,30 @@ async def test_cut_stream_stops_before_the_finish_and_spares_unstreamed_requests
 async def test_first_fault_that_fires_wins():
     model = _model({"kind": "rate_limit", "match": {"user": "x"}}, {"kind": "server_error"})
     assert await _statuses(model, [chat_body("x"), chat_body("y")]) == [429, 500]
+
+
+async def test_a_rate_limit_fault_can_omit_retry_after():
+    model = _model({"kind": "rate_limit", "send_retry_after": False})
+    response = await model.handle(CHAT, chat_body())
+    assert response.status == 429
+    assert response.headers == {}
+    assert "retry after" not in response.json["error"]["message"]
+
+
+def test_rate_limit_headers_describe_the_max_rps_bucket():
+    model = _model(max_rps=2, rate_limit_headers=True)
+
+    async def main():
+        return [await model.handle(CHAT, chat_body(str(i))) for i in range(3)]
+
+    first, second, third = run_virtual(main())
+    assert first.headers == {
+        "x-ratelimit-limit-requests": "2",
+        "x-ratelimit-remaining-requests": "1",
+        "x-ratelimit-reset-requests": "500ms",
+    }
+    assert second.headers["x-ratelimit-remaining-requests"] == "0"
+    assert second.headers["x-ratelimit-reset-requests"] == "1.000s"
+    assert third.status == 429
+    assert third.headers["x-ratelimit-remaining-requests"] == "0"
+    assert third.headers["retry-after-ms"] == "500"

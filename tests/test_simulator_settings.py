@@ -73,6 +73,15 @@ def test_max_sightings_reads_attempts():
         ({"faults": [{"kind": "timeout", "status": 503}]}, "'status' applies only to kind"),
         ({"faults": [{"kind": "server_error", "status": 404}]}, "status from 500 to 599"),
         ({"faults": [{"kind": "rate_limit", "wait": 1}]}, "unknown keys ['wait']; allowed keys"),
+        (
+            {"faults": [{"kind": "rate_limit", "send_retry_after": "no"}]},
+            "send_retry_after must be true or false, got 'no'",
+        ),
+        (
+            {"faults": [{"kind": "timeout", "send_retry_after": False}]},
+            "'send_retry_after' applies only to kind 'rate_limit'",
+        ),
+        ({"rate_limit_headers": 1}, "rate_limit_headers must be true or false, got 1"),
     ],
 )
 def test_bad_settings_name_field_value_and_what_is_allowed(kwargs, message):

@@ -196,12 +196,12 @@ def test_structured_access_records_one_select_node_per_access():
 
     selects = [n for n in graph.nodes.values() if n.kind is NodeKind.OP]
     assert [(n.id, n.args, dict(n.kwargs), n.dependencies) for n in selects] == [
-        ("select", (ValueRef("extract"), "a"), {}, ("extract",)),
-        ("select_1", (ValueRef("select"), "b"), {}, ("select",)),
-        ("select_2", (ValueRef("extract"), "items"), {}, ("extract",)),
-        ("select_3", (ValueRef("select_2"), 0), {}, ("select_2",)),
-        ("select_4", (ValueRef("extract"), "missing"), {"default": "fallback"}, ("extract",)),
-        ("select_5", (ValueRef("extract"), "name"), {"default": "unused"}, ("extract",)),
+        ("select_a", (ValueRef("extract"), "a"), {}, ("extract",)),
+        ("select_b", (ValueRef("select_a"), "b"), {}, ("select_a",)),
+        ("select_items", (ValueRef("extract"), "items"), {}, ("extract",)),
+        ("select_0", (ValueRef("select_items"), 0), {}, ("select_items",)),
+        ("select_missing", (ValueRef("extract"), "missing"), {"default": "fallback"}, ("extract",)),
+        ("select_name", (ValueRef("extract"), "name"), {"default": "unused"}, ("extract",)),
     ]
     assert all(n.module is F.select for n in selects)
 
@@ -232,8 +232,8 @@ def test_structured_access_in_a_nested_module_is_named_under_its_path():
 
     graph = traced(Outer(), "x")
 
-    assert graph["inner.select"].module_path == "inner"
-    assert graph["inner.select_1"].dependencies == ("inner.select",)
+    assert graph["inner.select_a"].module_path == "inner"
+    assert graph["inner.select_b"].dependencies == ("inner.select_a",)
 
 
 def test_structured_llm_reply_is_indexed_with_select_nodes():
@@ -247,8 +247,8 @@ def test_structured_llm_reply_is_indexed_with_select_nodes():
 
     graph = traced(Judge(), "x")
 
-    assert graph.output == ValueRef("select")
-    assert graph["select"].args == (ValueRef("judge"), "score")
+    assert graph.output == ValueRef("select_score")
+    assert graph["select_score"].args == (ValueRef("judge"), "score")
 
 
 class Arithmetic(Module):

@@ -21,12 +21,14 @@ import email.utils
 import json
 import math
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Self
 
 import httpx
 
+from plait.clients._pool import PooledTransport
+from plait.clients._ratelimit import RateLimitHeaders, parse_rate_limit_headers
 from plait.errors import (
     AuthenticationError,
     BadRequestError,
@@ -195,21 +197,27 @@ class HTTPClient:
         self.endpoint = endpoint or self.base_url
         self._url = url.copy_with(path=url.path.rstrip("/") + path)  # keeps ?query and userinfo
         self._secret = secret
+        self._max_connections = max_connections
         self._client_options: dict[str, Any] = {
             "headers": {"content-type": "application/json", **headers},
             "timeout": timeout,
-            "limits": httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
             "transport": transport,
         }
         self._pool: httpx.AsyncClient | None = None
+        self.on_rate_limit_headers: Callable[[RateLimitHeaders], None] | None = None
+        """Called with the provider's rate-limit headers of each response that has them."""
 
     @property
     def _client(self) -> httpx.AsyncClient:
         # Built on first use: creating the pool (and its TLS context) costs ~100 ms.
         if self._pool is None:
-            self._pool = httpx.AsyncClient(**self._client_options)
+            options = self._client_options
+            if options["transport"] is None:
+                options = {
+                    **options,
+                    "transport": PooledTransport(max_connections=self._max_connections),
+                }
+            self._pool = httpx.AsyncClient(**options)
         return self._pool
 
     def __repr__(self) -> str:
@@ -292,6 +300,12 @@ class HTTPClient:
             None,
         )
 
+    def _observe(self, response: httpx.Response) -> None:
+        if self.on_rate_limit_headers is not None:
+            found = parse_rate_limit_headers(response.headers)
+            if found is not None:
+                self.on_rate_limit_headers(found)
+
     async def _post(self, body: dict[str, Any]) -> Any:
         """POST ``body`` and return the decoded JSON of a successful reply."""
         content = self._encode(body)
@@ -299,6 +313,7 @@ class HTTPClient:
             response = await self._client.post(self._url, content=content)
         except httpx.RequestError as exc:
             raise self._transport_error(exc, streaming=False) from exc
+        self._observe(response)
         if response.status_code >= 300:
             raise self._status_error(response)
         try:
@@ -314,6 +329,7 @@ class HTTPClient:
         streaming = False
         try:
             async with self._client.stream("POST", self._url, content=content) as response:
+                self._observe(response)
                 if response.status_code >= 300:
                     await response.aread()
                     raise self._status_error(response)

@@ -18,9 +18,12 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from plait._checks import Checks
+from plait._format import format_money
 from plait._tree import tree_map
 from plait.errors import ConfigError
 from plait.execution import events as ev
+from plait.execution.args import check_items
 from plait.execution.dynamic import is_dynamic
 from plait.execution.pool import SlotPool
 from plait.execution.result import DONE, BatchItem, build_profile
@@ -30,10 +33,10 @@ from plait.execution.run import (
     build_result,
     caller_output,
     check_aliases,
-    check_call,
     dynamic_graph,
     gc_tuned,
     graph_inputs,
+    open_endpoints,
     open_manager,
     result_error,
     split_options,
@@ -67,7 +70,7 @@ class BatchProgress:
         retrying = f", {self.retrying} retrying" if self.retrying else ""
         return (
             f"[{'#' * filled}{'.' * (width - filled)}] {self.done + self.failed}/{self.total}"
-            f"{failed}{retrying}, {self.tokens:,} tokens, ${self.cost:.4f}, {self.elapsed:.1f}s{eta}"
+            f"{failed}{retrying}, {self.tokens:,} tokens, {format_money(self.cost)}, {self.elapsed:.1f}s{eta}"
         )
 
 
@@ -154,34 +157,43 @@ async def stream_batch(
 ) -> AsyncIterator[BatchItem]:
     """Run ``module`` on every input, yielding `BatchItem`s in completion order.
 
-    Each input is passed as the single positional argument of ``forward``.
+    Each input is passed as the single positional argument of ``forward``; an
+    `Args` item spreads several (``Args(question, k=3)``). Every item is checked
+    against ``forward``'s signature before any request: a plain tuple or a dict
+    of parameter names given to a ``forward`` with several parameters is refused
+    (spread it with ``Args(*item)`` / ``Args(**item)``), never bound to the
+    first parameter.
     Stopping early (``break``, or closing the iterator) cancels every item
     still running; use ``contextlib.aclosing`` to make that immediate.
     With ``profile=True`` or ``on_profile``, the batch is profiled as one
     timeline when it ends: the `plait.profiling.Profile` goes to ``on_profile``
     and becomes every item's ``result.profile``.
     """
+    checks = Checks("stream_batch")
+    checks.function("on_progress", on_progress)
+    checks.function("on_profile", on_profile)
+    checks.raise_any()
     explicit, extra = split_options(dict(options))
     if extra:
         raise ConfigError(
-            f"unknown batch option(s) {', '.join(sorted(extra))}; each input is passed to forward() as its one argument"
+            f"unknown batch option(s) {', '.join(sorted(extra))}; each input is passed to "
+            "forward() as its one argument, or spread with plait.Args(q, k=3) per item"
         )
     opts, owner = effective_options(explicit, module)
     items = list(inputs)
     graphs: dict[Any, InferenceGraph] = {}
     plans: list[tuple[InferenceGraph, dict[str, Any]]] = []
     dynamic = is_dynamic(module)
-    for index, item in enumerate(items):
+    for index, (args, kwargs) in enumerate(check_items(module, items)):
         if dynamic:  # define-by-run: each item records its own graph as it runs
-            check_call(module, (item,), {})
-            graph = graphs[index] = dynamic_graph(module, (item,), {})
+            graph = graphs[index] = dynamic_graph(module, args, kwargs, like=graphs.get(0))
             plans.append((graph, {}))
             continue
-        key = repr(_shape(item))
+        key = repr((_shape(args), sorted(kwargs), _shape(tuple(kwargs.values()))))
         graph = graphs.get(key)
         if graph is None:
-            graph = graphs[key] = trace(module, item)
-        plans.append((graph, graph_inputs(graph, (item,), {})))
+            graph = graphs[key] = trace(module, *args, **kwargs)
+        plans.append((graph, graph_inputs(graph, args, kwargs)))
     resources = (
         opts.resources.config if isinstance(opts.resources, ResourceManager) else opts.resources
     )
@@ -192,6 +204,11 @@ async def stream_batch(
 
     stores = RunStores(opts, list(graphs.values()))
     async with gc_tuned(), open_manager(opts, owner) as manager:
+        try:
+            open_endpoints(manager, list(graphs.values()))
+        except BaseException:
+            stores.close()
+            raise
         pool = SlotPool(opts.max_concurrent or (manager.max_concurrent if manager else None))
         rng = random.Random()
         item_records: list[Any] = [None] * len(items)  # each item's records once it starts
@@ -299,8 +316,13 @@ async def stream_batch(
 async def run_batch(module: Any, inputs: Iterable[Any], **options: Any) -> list[BatchItem]:
     """Run ``module`` on every input; returns one `BatchItem` per input, in input order.
 
+    An input is ``forward``'s one argument, or an `Args` of several; items that
+    do not fit ``forward``'s signature are refused before any request (see
+    `stream_batch`).
+
     items = await run_batch(pipeline, texts, resources=resources)
     [item.output for item in items if item.ok]
+    items = await run_batch(rag, [Args(q, k=3) for q in questions], resources=resources)
     """
     collected: list[BatchItem] = []
     async with contextlib.aclosing(stream_batch(module, inputs, **options)) as stream:

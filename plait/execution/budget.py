@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from plait._format import format_money
 from plait.clients.base import Usage
 from plait.errors import BudgetExceeded
 
@@ -34,7 +35,7 @@ class Budget:
     def error(self) -> BudgetExceeded:
         limits = []
         if self.max_cost is not None:
-            limits.append(f"${self.cost:.4f} of max_cost=${self.max_cost:.4f}")
+            limits.append(f"{format_money(self.cost)} of max_cost={format_money(self.max_cost)}")
         if self.max_tokens is not None:
             limits.append(f"{self.tokens:,} of max_tokens={self.max_tokens:,} tokens")
         return BudgetExceeded(
@@ -43,6 +44,4 @@ class Budget:
         )
 
     def __repr__(self) -> str:
-        return (
-            f"Budget(cost={self.cost:.4f}/{self.max_cost}, tokens={self.tokens}/{self.max_tokens})"
-        )
+        return f"Budget(cost={format_money(self.cost)}/{self.max_cost}, tokens={self.tokens}/{self.max_tokens})"

@@ -16,12 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from plait.clients.base import ChatRequest, Usage
 from plait.errors import CheckpointError
 from plait.graph_analysis import encode
+from plait.schema import to_data
 from plait.values import Value, ValueKind, unwrap
 
 FORMAT = "plait-checkpoint/1"
@@ -119,7 +121,7 @@ class Checkpoint:
         usage: Usage,
         cost: float,
     ) -> None:
-        payload = unwrap(value.payload)
+        payload = to_data(unwrap(value.payload))  # a typed reply is saved as its JSON data
         try:
             encoded_payload = json.dumps(payload, ensure_ascii=False)
         except (TypeError, ValueError):
@@ -150,8 +152,12 @@ class Checkpoint:
         self._file.close()
 
 
-def restored_value(record: dict[str, Any], node_id: str) -> Value:
-    """The `Value` a checkpoint record stands for."""
-    return Value(
-        ValueKind(record["kind"]), record["payload"], node_id, dict(record.get("meta") or {})
-    )
+def restored_value(
+    record: dict[str, Any], node_id: str, rebuild: Callable[[Any], Any] | None = None
+) -> Value:
+    """The `Value` a checkpoint record stands for; ``rebuild`` restores a typed payload's type."""
+    kind = ValueKind(record["kind"])
+    payload = record["payload"]
+    if rebuild is not None and kind in (ValueKind.STRUCTURED, ValueKind.RESPONSE):
+        payload = rebuild(payload)
+    return Value(kind, payload, node_id, dict(record.get("meta") or {}))

@@ -38,11 +38,14 @@ from typing import Any, Protocol
 from plait._context import reset_active_tracer, set_active_tracer
 from plait.errors import CallError, ExecutionError, TraceError
 from plait.graph import GraphNode, InferenceGraph, NodeKind
+from plait.inference import LLMInference
+from plait.markers import has_marker
 from plait.module import Module
 from plait.tracing.frames import is_user_code
 from plait.tracing.proxy import TracedValue
-from plait.tracing.tracer import Tracer
-from plait.values import Value, ValueKind
+from plait.tracing.tracer import _TRACE_IDS, Tracer
+from plait.tracing.tracer import _forward_codes as forward_codes
+from plait.values import Value, ValueKind, ValueRef, unwrap
 
 
 class RecordingRun(Protocol):
@@ -89,6 +92,27 @@ class CallFrame:
 _FRAME: ContextVar[CallFrame | None] = ContextVar("plait_call_frame", default=None)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What a recorder needs to know of its root module: paths, forward code, parameter refs."""
+
+    paths: dict[int, str]
+    forward_codes: frozenset[CodeType]
+    param_refs: dict[int, str]
+    # Parameter refs each called module reads, filled as modules are called (shared).
+    module_params: dict[int, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, root: Module) -> Layout:
+        codes: set[CodeType] = set()
+        paths = {}
+        for path, module in root.named_modules():
+            paths[id(module)] = path
+            codes |= forward_codes(type(module))
+        params = {id(p): f"param:{name}" for name, p in root.named_parameters()}
+        return cls(paths, frozenset(codes), params)
+
+
 class Recorder(Tracer):
     """The active tracer while a run executes user code: records calls into that run."""
 
@@ -97,8 +121,23 @@ class Recorder(Tracer):
     def __init__(self, run: RecordingRun, stop_codes: frozenset[CodeType]) -> None:
         graph = run.graph
         root = graph.root if isinstance(graph.root, Module) else Module()
-        super().__init__(root)
+        layout = graph.layout if graph.layout is not None else Layout.of(root)
+        graph.layout = layout  # batch items share one: the module walk is done once
+        # The fields a Tracer has, from the shared layout (copied where recording adds to them).
+        self.id = next(_TRACE_IDS)
+        self.root = root
+        self._ids: dict[str, int] = {}
+        self._paths = dict(layout.paths)
+        self._forward_codes = set(layout.forward_codes)
+        self._used_paths = set(layout.paths.values())
+        self._unregistered: list[Module] = []
+        self._param_refs = dict(layout.param_refs)
+        self._scopes: dict[FrameType, str] = {}
+        self._scope_counts: dict[str, int] = {}
+        self._entry = None
+        self._input_paths: dict[str, tuple[str, tuple[Any, ...]]] = {}
         self.run = run
+        self._module_params = layout.module_params  # parameter refs per module, shared
         self._stop_codes = stop_codes  # the runner's functions that call user code
         # Shared with the graph: ids stay unique across traced and recorded nodes.
         self.nodes = graph.nodes
@@ -146,15 +185,6 @@ class Recorder(Tracer):
                 return module
         return self.root
 
-    def call_module(self, module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if self.run.closed:
-            raise ExecutionError(
-                f"{type(module).__name__} was called after its run finished; a call made in "
-                "a run must happen while the run executes (do not keep placeholders or start "
-                "calls from tasks that outlive forward())."
-            )
-        return super().call_module(module, args, kwargs)
-
     def _record(
         self,
         kind: NodeKind,
@@ -171,7 +201,11 @@ class Recorder(Tracer):
     ) -> TracedValue:
         frame = _FRAME.get()
         assert frame is not None
-        (args, kwargs), deps, params = self._convert((tuple(args), dict(kwargs)))
+        converted = self._convert_one(args) if len(args) == 1 and not kwargs else None
+        if converted is not None:
+            args, deps, params = converted
+        else:
+            (args, kwargs), deps, params = self._convert((tuple(args), dict(kwargs)))
         occurrence = frame.counts.get(base_id, 0)
         frame.counts[base_id] = occurrence + 1
         node_id = self._new_id(base_id)
@@ -189,11 +223,57 @@ class Recorder(Tracer):
             scope=(*frame.scope, *scope),
             side_effects=True,  # every call made runs: nothing is pruned in eager mode
             source=source,
-            control=tuple(r for r in frame.awaited if r not in deps and r in self.nodes),
+            control=_control(frame.awaited, deps, self.nodes) if frame.awaited else (),
             call_key=f"{frame.key}/{base_id}#{occurrence}",
         )
         self.run.add_node(node, frame.priority)
         return TracedValue(self, node_id, out_kind)
+
+    def _convert_one(
+        self, args: tuple[Any, ...]
+    ) -> tuple[tuple[Any, ...], tuple[str, ...], tuple[str, ...]] | None:
+        """`_convert` for the usual call, one plain string or placeholder (None: not that case)."""
+        arg = args[0]
+        kind = type(arg)
+        if kind is str and not has_marker(arg):
+            return args, (), ()
+        if kind is TracedValue and arg._tracer is self and not arg.conversion:
+            ref = arg.ref
+            if ref.startswith("param:"):
+                return (ValueRef(ref),), (), (ref,)
+            return (ValueRef(ref),), (ref,), ()
+        return None
+
+    def call_module(self, module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.run.closed:
+            raise ExecutionError(
+                f"{type(module).__name__} was called after its run finished; a call made in "
+                "a run must happen while the run executes (do not keep placeholders or start "
+                "calls from tasks that outlive forward())."
+            )
+        if isinstance(module, LLMInference) and len(args) == 1 and not kwargs:
+            # The usual call, made thousands of times: its forward(prompt) always binds.
+            path = self._paths.get(id(module))
+            if path is None:
+                path = self._path_of(module)
+            params = self._module_params.get(id(module))
+            if params is None:
+                params = tuple(self._param_ref(p) for p in module.parameters())
+                self._module_params[id(module)] = params
+            base_id = path or "llm_inference"
+            structured = module.response_schema is not None
+            return self._record(
+                NodeKind.LLM,
+                base_id,
+                base_id.rsplit(".", 1)[-1],
+                module,
+                path,
+                args,
+                kwargs,
+                out_kind=ValueKind.STRUCTURED if structured else ValueKind.TEXT,
+                extra_params=params,
+            )
+        return super().call_module(module, args, kwargs)
 
     def _scope_and_source(self) -> tuple[tuple[str, ...], str | None]:
         """Helper scopes between the executing caller and this call, and the user line.
@@ -247,8 +327,12 @@ class Recorder(Tracer):
                 raise self.run.call_error(ref, result)
             if whole:
                 return result
-            payload = result.payload
+            payload = unwrap(result.payload)  # an op's dict result holds a Value per leaf
         return _converted(payload, value.conversion)
+
+
+def _control(awaited: dict[str, None], deps: tuple[str, ...], nodes: Any) -> tuple[str, ...]:
+    return tuple(r for r in awaited if r not in deps and r in nodes)
 
 
 def _converted(payload: Any, conversion: str) -> Any:

@@ -83,7 +83,12 @@ class NodeQueued(Event):
 
 @dataclass(frozen=True, slots=True)
 class NodeStarted(Event):
-    """An attempt began; ``slot`` is the endpoint concurrency slot it occupies."""
+    """An attempt began: for an LLM node, the moment the request is handed to the client.
+
+    That is after the node got an endpoint slot (``slot``) and the rate limiter
+    let it go; each of those waits, when it took time, is reported before by
+    its own `NodeWaiting`.
+    """
 
     type: ClassVar[str] = "node_started"
     endpoint: str | None = None
@@ -101,12 +106,18 @@ class NodeDelta(Event):
 
 @dataclass(frozen=True, slots=True)
 class NodeWaiting(Event):
-    """A node waited ``seconds`` for ``reason``: "rate_limit" (limiter) or "backoff" (before a retry)."""
+    """A node waited ``seconds`` (ending at ``time``) for ``reason``.
+
+    ``"slot"``: for an endpoint concurrency slot (``slot`` is the one it got);
+    ``"rate_limit"``: in the endpoint's rate limiter, holding ``slot``;
+    ``"backoff"``: before a retry, holding no slot.
+    """
 
     type: ClassVar[str] = "node_waiting"
     endpoint: str | None = None
     reason: str = "rate_limit"
     seconds: float = 0.0
+    slot: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

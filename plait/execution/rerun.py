@@ -20,40 +20,24 @@ not make are absent from the new run). Calls recorded inside a traced graph
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from plait.errors import ConfigError
 from plait.execution.result import (
     DONE,
     NO_OVERRIDE,
+    NodeChange,
     NodeOverride,
     NodeRecord,
     RunResult,
-    install_whatif,
 )
 from plait.execution.run import dynamic_graph, execute_graph, run_blocking, split_options
 from plait.execution.settings import as_resources, effective_options
 from plait.graph import GraphNode, InferenceGraph, NodeKind
 from plait.parameter import Parameter
+from plait.schema import to_data
 from plait.values import Value, ValueKind, unwrap
-
-
-@dataclass(frozen=True, slots=True)
-class NodeChange:
-    """One node whose output differs between two runs: its output text before and after."""
-
-    node_id: str
-    module_path: str
-    before: str
-    after: str
-
-    def __repr__(self) -> str:
-        return f"NodeChange({self.node_id!r}: {_short(self.before)} -> {_short(self.after)})"
-
-
-def _short(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def output_text(value: Value | None) -> str:
@@ -65,7 +49,7 @@ def output_text(value: Value | None) -> str:
     if value.kind is ValueKind.TEXT and isinstance(value.payload, str):
         return value.payload
     if value.kind is ValueKind.STRUCTURED:
-        return json.dumps(unwrap(value), indent=2, ensure_ascii=False, default=repr)
+        return json.dumps(to_data(unwrap(value)), indent=2, ensure_ascii=False, default=repr)
     return repr(unwrap(value))
 
 
@@ -270,7 +254,5 @@ def adoptable(result: RunResult, node_id: str) -> str | None:
     prompt = getattr(node.module, "system_prompt", None)
     return (prompt.name or node.module_path) if isinstance(prompt, Parameter) else None
 
-
-install_whatif(rerun=rerun, rerun_sync=rerun_sync, diff=diff, adopt=adopt)
 
 __all__ = ["NodeChange", "adopt", "adoptable", "diff", "output_text", "rerun", "rerun_sync"]

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from plait._format import format_money
+from plait._upcalls import notebook_html, upcall
 from plait.clients.base import ChatRequest, Usage
 from plait.execution.events import Event
 from plait.graph import InferenceGraph
-from plait.values import Value, notebook_html, valueify
+from plait.values import Value, valueify
 
 if TYPE_CHECKING:
-    from plait.execution.rerun import NodeChange
     from plait.parameter import Parameter
-    from plait.profiling import BubbleReport, Profile
     from plait.resources.config import ResourceConfig
 
 # Node statuses, in the order a node moves through them.
@@ -123,13 +122,33 @@ class NodeOverride:
 
 NO_OVERRIDE = NodeOverride()
 
-# Installed by plait.execution.rerun (a floor above): the what-if methods of RunResult.
-_whatif: dict[str, Callable[..., Any]] = {}
+
+@dataclass(frozen=True, slots=True)
+class NodeChange:
+    """One node whose output differs between two runs: its output text before and after."""
+
+    node_id: str
+    module_path: str
+    before: str
+    after: str
+
+    def __repr__(self) -> str:
+        return f"NodeChange({self.node_id!r}: {_short(self.before)} -> {_short(self.after)})"
 
 
-def install_whatif(**functions: Callable[..., Any]) -> None:
-    """Connect `RunResult.rerun`, ``rerun_sync``, ``diff`` and ``adopt`` to their implementation."""
-    _whatif.update(functions)
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+class Profile(Protocol):
+    """What `RunResult` asks of a `plait.profiling.Profile` (a floor above, see `plait._upcalls`)."""
+
+    def bubbles(self) -> Any: ...
+    def chrome_trace(self) -> dict[str, Any]: ...
+    def save_chrome_trace(self, path: str | PathLike[str]) -> Path: ...
+    def plot_timeline(self) -> Any: ...
+    def plot_utilization(self) -> Any: ...
+    def plot_bubbles(self) -> Any: ...
 
 
 @dataclass(eq=False)
@@ -208,8 +227,6 @@ class RunResult:
         ]
         return pd.DataFrame(rows).set_index("node") if rows else pd.DataFrame()
 
-    # -- what-if re-runs: delegates to plait.execution.rerun (see design_docs/execution.md) -------
-
     async def rerun(
         self,
         node_id: str,
@@ -231,7 +248,7 @@ class RunResult:
             fixed = await result.rerun("summarize", system_prompt="Summarize in one line.")
             fixed.diff()
         """
-        return await _whatif["rerun"](
+        return await upcall("rerun")(
             self,
             node_id,
             system_prompt=system_prompt,
@@ -243,17 +260,15 @@ class RunResult:
 
     def rerun_sync(self, node_id: str, **edits: Any) -> RunResult:
         """`rerun`, blocking (also inside a running event loop)."""
-        return _whatif["rerun_sync"](self, node_id, **edits)
+        return upcall("rerun_sync")(self, node_id, **edits)
 
     def diff(self, other: RunResult | None = None) -> list[NodeChange]:
         """The nodes whose outputs differ from this run to ``other`` (default: from ``parent`` to this)."""
-        return _whatif["diff"](self, other)
+        return upcall("diff")(self, other)
 
     def adopt(self, node_id: str) -> Parameter:
         """Keep this re-run's edited system prompt at ``node_id``: write it into the Parameter the node reads."""
-        return _whatif["adopt"](self, node_id)
-
-    # -- profiling: thin delegates to plait.profiling (see design_docs/profiling.md) -----------
+        return upcall("adopt")(self, node_id)
 
     def build_profile(self) -> Profile:
         """A `Profile` of this run computed from its events (``profile=True`` keeps one in ``.profile``)."""
@@ -267,7 +282,7 @@ class RunResult:
     def _profiled(self) -> Profile:
         return self.profile if self.profile is not None else self.build_profile()
 
-    def bubbles(self) -> BubbleReport:
+    def bubbles(self) -> Any:
         """Busy/idle time per endpoint slot, idle time by cause, critical path, largest bubbles."""
         return self._profiled().bubbles()
 
@@ -299,7 +314,7 @@ class RunResult:
         edited = f", re-run at {', '.join(map(repr, self.overrides))}" if self.overrides else ""
         return (
             f"RunResult(status={self.status!r}, nodes: {summary}, "
-            f"tokens={self.usage.total_tokens}, cost=${self.cost:.4f}, makespan={self.makespan:.3f}s"
+            f"tokens={self.usage.total_tokens}, cost={format_money(self.cost)}, makespan={self.makespan:.3f}s"
             f"{edited})"
         )
 
@@ -315,10 +330,11 @@ def build_profile(
     graphs: dict[int | None, InferenceGraph],
 ) -> Profile:
     """A `plait.profiling.Profile` of ``events`` (a run's, or a whole batch's); analysed on first use."""
-    # plait.profiling sits a floor above execution: imported on use, never at import time.
-    from plait.profiling import Profile
-
-    return Profile(events, endpoints=endpoints, max_concurrent=max_concurrent, graphs=graphs)
+    # plait.profiling sits a floor above execution: reached through the seam, on use.
+    profile: Profile = upcall("profile")(
+        events, endpoints=endpoints, max_concurrent=max_concurrent, graphs=graphs
+    )
+    return profile
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import gc
 import inspect
 import itertools
@@ -20,16 +21,16 @@ from typing import Any
 
 import nest_asyncio
 
-from plait import module as module_mod
 from plait._tree import tree_leaves
 from plait.errors import BudgetExceeded, ConfigError, ExecutionError
 from plait.execution import events as ev
 from plait.execution.budget import Budget
 from plait.execution.cache import ResponseCache, cache_for
 from plait.execution.checkpoint import Checkpoint, stable_hash
-from plait.execution.dynamic import is_dynamic
+from plait.execution.dynamic import Layout, is_dynamic
 from plait.execution.observers import RunClock, open_observers
 from plait.execution.pool import SlotPool
+from plait.execution.records import attach_record
 from plait.execution.result import (
     BUDGET_EXCEEDED,
     CANCELLED,
@@ -54,22 +55,12 @@ from plait.values import Value, ValueKind, unwrap
 _run_ids = itertools.count(1)
 _SIGNATURES: dict[type, inspect.Signature] = {}  # forward() signatures, by module class
 
-# Installed by plait.optimization (which sits above this module): attaches a
-# training-mode run's forward record to its output, for feedback.backward().
-_attach_record: Callable[[Any, RunResult, int | None], Any] | None = None
-
-
-def install_training(attach: Callable[[Any, RunResult, int | None], Any]) -> None:
-    """Connect training-mode runs to plait.optimization."""
-    global _attach_record
-    _attach_record = attach
-
 
 def caller_output(module: Any, result: RunResult, item: int | None = None) -> Any:
     """``result.output`` as callers get it: carrying its forward record when ``module`` is training."""
-    if _attach_record is None or not getattr(module, "training", False):
+    if not getattr(module, "training", False):
         return result.output
-    return _attach_record(module, result, item)
+    return attach_record(module, result, item)
 
 
 def split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, dict[str, Any]]:
@@ -160,16 +151,30 @@ class EventLog:
 
 
 def dynamic_graph(
-    module: Module, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    module: Module,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    like: InferenceGraph | None = None,
 ) -> InferenceGraph:
-    """The graph of a define-by-run call of ``module``: empty, grown by the run as calls are made."""
+    """The graph of a define-by-run call of ``module``: empty, grown by the run as calls are made.
+
+    ``like``: another call's graph of the same module, whose parameters and layout it shares
+    (the items of a batch).
+    """
+    parameters = (
+        like.parameters
+        if like is not None
+        else {f"param:{name}": param for name, param in module.named_parameters()}
+    )
     graph = InferenceGraph(
         {},
         (),
         Value(ValueKind.ERROR, ExecutionError("forward() did not finish"), None),
-        {f"param:{name}": param for name, param in module.named_parameters()},
+        parameters,
         root=module,
     )
+    graph.layout = like.layout if like is not None else Layout.of(module)
     graph.dynamic = True
     graph.call = (tuple(args), dict(kwargs or {}))
     return graph
@@ -200,21 +205,29 @@ def graph_hash(graph: InferenceGraph) -> str:
     return graph.structural_hash()
 
 
-def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None) -> None:
-    """Fail before anything runs if a node uses an alias the resources do not define.
+def needed_aliases(graphs: list[InferenceGraph]) -> dict[str, list[str]]:
+    """Each endpoint alias the graphs may call, with the nodes (or module paths) that call it.
 
     A dynamic graph has no nodes yet: every model call registered under its
-    root module is checked instead (the calls it may make).
+    root module counts instead (the calls it may make).
     """
     needed: dict[str, list[str]] = {}
+    roots: set[int] = set()
     for graph in graphs:
-        if graph.dynamic:
+        if graph.dynamic and id(graph.root) not in roots:
+            roots.add(id(graph.root))
             for path, sub in graph.root.named_modules():
                 if isinstance(sub, LLMInference):
                     needed.setdefault(sub.alias, []).append(path)
         for node in graph.nodes.values():
             if node.kind is NodeKind.LLM and node.live:
                 needed.setdefault(node.alias, []).append(node.id)
+    return needed
+
+
+def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None) -> None:
+    """Fail before anything runs if a node uses an alias the resources do not define."""
+    needed = needed_aliases(graphs)
     if not needed:
         return
     if resources is None:
@@ -226,12 +239,27 @@ def check_aliases(graphs: list[InferenceGraph], resources: ResourceConfig | None
     missing = {alias: ids for alias, ids in needed.items() if alias not in resources}
     if missing:
         listed = "; ".join(
-            f"{alias!r} (used by {', '.join(ids[:3])})" for alias, ids in missing.items()
+            f"{alias!r} (used by {', '.join(ids[:3])}){_did_you_mean(alias, resources.aliases)}"
+            for alias, ids in missing.items()
         )
         raise ConfigError(
             f"the resources define no endpoint for {listed}; defined aliases: "
             f"{', '.join(resources.aliases) or '(none)'}. Add them to the ResourceConfig."
         )
+
+
+def _did_you_mean(alias: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(alias, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def open_endpoints(manager: ResourceManager | None, graphs: list[InferenceGraph]) -> None:
+    """Build every endpoint the graphs call, so a missing API key fails before any request."""
+    if manager is None:
+        return
+    for alias in sorted(needed_aliases(graphs)):
+        if alias in manager.config:
+            manager.endpoint(alias)
 
 
 @contextlib.asynccontextmanager
@@ -314,6 +342,13 @@ def build_result(
 
 async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     """Trace ``module(*args, **kwargs)`` and run it; node failures are recorded, not raised.
+
+    What is wrong before anything runs is raised, and nothing has been sent
+    then: `TraceError` (forward cannot be traced), `ConfigError` (bad run
+    options, an alias the resources do not define, a missing API key),
+    `CheckpointError` (a checkpoint written by another pipeline). Once nodes
+    run, every failure (provider errors, exhausted retries, a spent budget) is
+    recorded in the `RunResult`; cancelling the run raises ``CancelledError``.
 
     result = await execute(pipeline, "text", resources=resources)
     result.output, result.usage.total_tokens, result.cost
@@ -405,6 +440,11 @@ async def _execute_graph(
     fresh: Mapping[str, NodeOverride] | None = None,
 ) -> RunResult:
     async with open_manager(options, owner) as manager:
+        try:
+            open_endpoints(manager, [graph])
+        except BaseException:
+            stores.close()
+            raise
         pool = SlotPool(options.max_concurrent or (manager.max_concurrent if manager else None))
         graph_run = GraphRun(
             graph,
@@ -509,10 +549,3 @@ def run_sync(module: Any, *args: Any, **kwargs: Any) -> Any:
 def execute_sync(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     """`execute`, blocking (also inside a running event loop)."""
     return run_blocking(execute(module, *args, **kwargs))
-
-
-def _bound_call(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return run(module, *args, **kwargs)
-
-
-module_mod.install_execution(_bound_call, ExecutionSettings)

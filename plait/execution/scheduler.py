@@ -134,6 +134,7 @@ class GraphRun:
         self._recorder: Recorder | None = None
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._handled: set[int] = set()  # ids of call errors raised at an await
+        self._endpoints_ready: set[str | None] = set()  # aliases checked and in the pool
         self._age = 0.0
 
     def _emit(self, event: ev.Event) -> None:
@@ -224,7 +225,11 @@ class GraphRun:
         self.records[nid] = NodeRecord(nid, node.kind.value, node.module_path, node.alias)
         self._rank[nid] = priority
         values = self.values
-        pending = self._pending[nid] = sum(1 for d in node.dependencies if d not in values)
+        pending = 0
+        for dep in node.dependencies:
+            if dep not in values:
+                pending += 1
+        self._pending[nid] = pending
         self._emit(
             ev.NodeAdded(
                 self.now(),
@@ -236,12 +241,13 @@ class GraphRun:
                 node=node,
             )
         )
-        if node.kind is NodeKind.LLM:
+        if node.kind is NodeKind.LLM and node.alias not in self._endpoints_ready:
             problem = self._endpoint_problem(node.alias)
             if problem is not None:
                 self._finish(nid, *self._failed(nid, ConfigError(problem)))
                 return
             self.pool.add_endpoint(node.alias, self.manager.endpoint(node.alias).max_concurrent)
+            self._endpoints_ready.add(node.alias)
         if pending == 0:
             self._drain([nid])
 
@@ -475,6 +481,8 @@ class GraphRun:
         args = node.args
         if len(args) == 1 and not node.kwargs and type(args[0]) in _REF_TYPES:
             resolved: Any = ((self._resolve_leaf(args[0]),), {})  # the usual call: one argument
+        elif len(args) == 1 and not node.kwargs and type(args[0]) is str:
+            resolved = (args, {})  # a recorded call on a literal string (an awaited reply)
         else:
             resolved = tree_map(self._resolve_leaf, (args, dict(node.kwargs)))
         resolved = self.overrides.get(node.id, NO_OVERRIDE).with_input(resolved)
@@ -628,22 +636,28 @@ class GraphRun:
         limited_wait = 0.0
         while True:
             attempt += 1
+            queued = self.now()
             slot = await self.pool.acquire(alias, priority, self.item or 0)
             if self.budget is not None and self.budget.exhausted:  # checked once the slot is ours
                 self.pool.release(alias, slot)
                 error = self.budget.error()
                 return (Value(ValueKind.ERROR, error, nid, {"node": nid}), CANCELLED, error), None
-            record.status = RUNNING
             record.attempts = attempt
-            t = self.now()
-            if record.started_at is None:
-                record.started_at = t
-            self._emit(ev.NodeStarted(t, nid, alias, attempt, slot))
+            if (t := self.now()) > queued:
+                self._emit(ev.NodeWaiting(t, nid, alias, "slot", t - queued, slot=slot))
             try:
                 estimate, waited = await endpoint.admit(request)
+                t = self.now()
                 if waited > 0:
-                    self._emit(ev.NodeWaiting(self.now(), nid, alias, "rate_limit", waited))
+                    self._emit(ev.NodeWaiting(t, nid, alias, "rate_limit", waited, slot=slot))
+                # Started means handed to the client: after the slot and rate-limit waits.
+                record.status = RUNNING
+                if record.started_at is None:
+                    record.started_at = t
+                self._emit(ev.NodeStarted(t, nid, alias, attempt, slot))
                 response = await endpoint.send(request, estimate, on_delta=on_delta)
+                # A typed reply that does not validate raises TransientError: retried.
+                payload = node.module.reply_payload(response)
             except ProviderError as exc:
                 self.pool.release(alias, slot)
                 policy = endpoint.retry
@@ -682,7 +696,7 @@ class GraphRun:
             if cache_slot is not None:
                 cache_slot[0].put(cache_slot[1], response)
             try:
-                return self._llm_value(node, endpoint, response), slot
+                return self._llm_value(node, endpoint, response, payload), slot
             except BaseException:
                 self.pool.release(alias, slot)
                 raise
@@ -701,7 +715,7 @@ class GraphRun:
             saved = self.checkpoint.lookup(self.graph_hash, self._checkpoint_id(node.id), key)
             if saved is not None:
                 record.restored = True
-                return (restored_value(saved, node.id), DONE), None
+                return (restored_value(saved, node.id, node.module.restored), DONE), None
         cache = self.cache if self.cache is not None else cache_for(config.cache)
         if cache is None:
             return None, None
@@ -710,10 +724,12 @@ class GraphRun:
         if hit is None:
             return None, (cache, ckey)
         record.cached = True
-        return self._llm_value(node, endpoint, hit, cached=True), None
+        return self._llm_value(
+            node, endpoint, hit, node.module.reply_payload(hit), cached=True
+        ), None
 
     def _llm_value(
-        self, node: GraphNode, endpoint: Any, response: Any, *, cached: bool = False
+        self, node: GraphNode, endpoint: Any, response: Any, payload: Any, *, cached: bool = False
     ) -> tuple[Any, ...]:
         record = self.records[node.id]
         usage = response.usage
@@ -742,9 +758,7 @@ class GraphRun:
             "cost": cost,
             "cached": cached,
         }
-        if node.module.response_schema is not None:
-            return (Value(ValueKind.STRUCTURED, response.structured, node.id, meta), DONE)
-        return (Value(ValueKind.TEXT, response.text, node.id, meta), DONE)
+        return (Value(node.module.output_kind, payload, node.id, meta), DONE)
 
     # -- output --------------------------------------------------------------------------
 

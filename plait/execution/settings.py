@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, fields, replace
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from plait._checks import Checks
 from plait.errors import ConfigError
 from plait.resources.config import ResourceConfig
 from plait.resources.manager import ResourceManager
@@ -61,6 +63,18 @@ class RunOptions:
                 isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
             ):
                 problems.append(f"{name}={value!r}: must be a positive number")
+        checks = Checks("invalid run options")
+        if options.get("profile") is not None:
+            checks.flag("profile", options["profile"])
+        checks.path("checkpoint", options.get("checkpoint"))
+        cache = options.get("cache")
+        checks.check(
+            cache is None or isinstance(cache, bool | str | PathLike),
+            "cache",
+            cache,
+            "True, False or a directory path",
+        )
+        problems += checks.problems
         if problems:
             raise ConfigError("invalid run options: " + "; ".join(problems))
         options["resources"] = as_resources(options.get("resources"))

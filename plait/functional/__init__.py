@@ -13,7 +13,8 @@ Families: text (`render`, `format`, `concat`, `strip`, `lower`, `upper`),
 structured (`parse_structured`, `select`, `merge`), numeric (`add`, `sub`,
 `mul`, `div`, `sum`, `min`, `max`, `mean`), response (`extract_text`,
 `extract_meta`), control (`with_meta`, `unwrap_or`, `is_error`,
-`map_values`, `zip_values`, `stack_structured`) and `coerce`.
+`map_values`, `zip_values`, `stack_structured`), `coerce`, and the atomic
+transport op `chat_complete` (one model call; a RESPONSE value).
 
 >>> import plait.functional as F
 >>> F.add("3", 4).payload
@@ -33,13 +34,11 @@ from plait.functional.numeric import add, div, max, mean, min, mul, sub, sum
 from plait.functional.response import extract_meta, extract_text
 from plait.functional.structured import merge, parse_structured, select
 from plait.functional.text import concat, format, lower, render, strip, upper
-from plait.tracing.proxy import OPERATORS
-
-# Placeholders turn `v["key"]`, `v.get(...)` and `+ - * /` on numbers into these ops.
-OPERATORS.update(select=select, add=add, sub=sub, mul=mul, div=div)
+from plait.functional.transport import chat_complete
 
 __all__ = [
     "add",
+    "chat_complete",
     "coerce",
     "concat",
     "div",

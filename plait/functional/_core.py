@@ -23,7 +23,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from plait.tracing.ops import Op
+from plait.ops import Op
 from plait.values import Value, ValueKind, error_value, errors_in, unwrap, valueify
 
 
@@ -32,12 +32,14 @@ def functional(
     kind: ValueKind | None = None,
     options: Iterable[str] = (),
     short_circuit: bool = True,
+    label: str | None = None,
 ) -> Callable[[Callable[..., Any]], Op]:
     """Make ``body`` a functional op: valueified inputs, errors as data, one graph node.
 
     ``kind`` is the kind the op's placeholder has while tracing (None when it
     depends on the inputs). ``short_circuit=False`` hands ERROR inputs to the
     body instead of returning early (ops that inspect errors: `is_error`).
+    ``label`` names the option whose static value goes into the node's id.
     """
     option_names = frozenset(options)
 
@@ -65,7 +67,7 @@ def functional(
                 return error_value(exc, op=name, inputs=list(bound.arguments.values()))
             return _finish(result, name, inputs)
 
-        return Op(run, name=name, takes_values=True, fold=True, kind=kind)
+        return Op(run, name=name, takes_values=True, fold=True, kind=kind, label=label)
 
     return wrap
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from plait.functional._core import describe, functional
+from plait.schema import to_data
 from plait.values import Value, ValueKind, unwrap, valueify
 
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
@@ -47,7 +48,7 @@ def as_text(value: Value, op: str) -> str:
             return text
         raise TypeError(f"{op}: the RESPONSE has no 'text' field; got {describe(value)}")
     if kind is ValueKind.STRUCTURED or isinstance(payload, dict | list | tuple):
-        return json.dumps(unwrap(payload), ensure_ascii=False)
+        return json.dumps(to_data(unwrap(payload)), ensure_ascii=False)
     if isinstance(payload, bytes | bytearray):
         return payload.decode("utf-8")
     if kind is ValueKind.ERROR:

@@ -10,7 +10,7 @@ from typing import Any
 from plait._context import active_tracer
 from plait.functional._core import describe, functional, propagate
 from plait.module import Module
-from plait.tracing.ops import Op
+from plait.ops import Op
 from plait.values import Value, ValueKind, error_value, errors_in, unwrap, valueify
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from plait.functional._core import describe, functional
 from plait.functional.coercion import as_number
-from plait.tracing.ops import Op
+from plait.ops import Op
 from plait.values import Value, ValueKind, valueify
 
 Number = int | float

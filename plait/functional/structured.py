@@ -9,7 +9,7 @@ from typing import Any, TypedDict, is_typeddict
 
 from plait.functional._core import describe, fail, functional
 from plait.functional.coercion import as_text, parse_json
-from plait.schema import schema_of, validate
+from plait.schema import is_model_type, schema_of, validate
 from plait.values import Value, ValueKind, unwrap, valueify
 
 _MISSING: Any = object()
@@ -24,7 +24,12 @@ def _type_schema(tp: Any) -> dict[str, Any]:
 
 
 def _check(data: Any, schema: Any) -> list[str]:
-    if isinstance(schema, Mapping) or is_dataclass(schema) or is_typeddict(schema):
+    if (
+        isinstance(schema, Mapping)
+        or is_dataclass(schema)
+        or is_typeddict(schema)
+        or is_model_type(schema)
+    ):
         return validate(data, schema_of(schema))
     problems = validate({"value": data}, _type_schema(schema))
     return ["$" + p[len(_WRAPPED) :] if p.startswith(_WRAPPED) else p for p in problems]
@@ -92,6 +97,14 @@ def _step(node: Any, step: Any, shown: str) -> Any:
             return container[step]
         keys = ", ".join(map(str, container)) or "none"
         raise LookupError(f"{shown or 'the value'} has no key {step!r}; its keys are: {keys}")
+    fields = _field_names(container)
+    if fields is not None:  # a typed reply (pydantic model, dataclass): fields by name
+        if step in fields:
+            return getattr(container, step)
+        raise LookupError(
+            f"{shown or 'the value'} ({type(container).__name__}) has no field {step!r}; "
+            f"its fields are: {', '.join(fields) or 'none'}"
+        )
     if isinstance(container, Sequence) and not isinstance(container, str | bytes):
         index = int(step) if isinstance(step, str) and step.lstrip("-").isdigit() else step
         if isinstance(index, int) and -len(container) <= index < len(container):
@@ -103,7 +116,16 @@ def _step(node: Any, step: Any, shown: str) -> Any:
     raise TypeError(f"select: {shown or 'the value'} is {what}, not a dict or list")
 
 
-@functional(options=("path",))
+def _field_names(obj: Any) -> list[str] | None:
+    """The field names of a dataclass or pydantic model instance; None for anything else."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return list(obj.__dataclass_fields__)
+    if is_model_type(type(obj)):
+        return list(type(obj).model_fields)
+    return None
+
+
+@functional(options=("path",), label="path")
 def select(value: Value, path: str | int | Sequence[str | int], default: Any = _MISSING) -> Value:
     """The part of ``value`` at ``path``: ``"a.b"``, ``0``, or ``["a", 0, "b"]``.
 

@@ -15,7 +15,7 @@ accept, edit or reject before ``optimizer.apply()``; the audit log records
 every decision. `plait.optimization.demo` is a scripted offline task.
 """
 
-from plait.execution.run import install_training
+from plait.execution.records import ForwardRecord, attach_record, record_of
 from plait.optimization.backward import BackwardStep, BackwardStrategy, LLMBackward, RouteBackward
 from plait.optimization.feedback import FEEDBACK_KINDS, Feedback, FeedbackBatch
 from plait.optimization.judges import LLMJudge, PreferenceLoss, RankingLoss, RubricLoss
@@ -23,10 +23,7 @@ from plait.optimization.losses import CompositeLoss, HumanFeedback, Loss, Verifi
 from plait.optimization.optimizer import Optimizer
 from plait.optimization.ordering import UpdatePlan, plan_updates
 from plait.optimization.proposals import AuditLog, UpdateProposal
-from plait.optimization.records import ForwardRecord, attach_record, record_of
 from plait.optimization.train import TrainHistory, train
-
-install_training(attach_record)
 
 __all__ = [
     "FEEDBACK_KINDS",

@@ -30,12 +30,12 @@ from typing import Any, Protocol
 
 from plait._tree import tree_map
 from plait.errors import ConfigError
+from plait.execution.records import ForwardRecord
 from plait.execution.result import NodeRecord
 from plait.execution.run import run
 from plait.graph import GraphNode, InferenceGraph, NodeKind
 from plait.inference import LLMInference
 from plait.module import Module
-from plait.optimization.records import ForwardRecord
 from plait.parameter import Parameter
 from plait.values import FormatField, Value, ValueKind, ValueRef, unwrap
 

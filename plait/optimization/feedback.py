@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from plait.errors import ConfigError
+from plait.execution.records import ForwardRecord
 from plait.optimization.backward import BackwardStrategy, RouteBackward, propagate
-from plait.optimization.records import ForwardRecord
 
 FEEDBACK_KINDS = (
     "text",

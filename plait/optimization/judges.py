@@ -13,14 +13,16 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from plait._checks import Checks
 from plait.errors import ConfigError
 from plait.execution.batch import run_batch
+from plait.execution.records import record_of
 from plait.execution.result import BatchItem
+from plait.execution.settings import as_resources
 from plait.inference import LLMInference
 from plait.module import Module
 from plait.optimization.feedback import Feedback
 from plait.optimization.losses import Loss
-from plait.optimization.records import record_of
 
 JUDGE_SYSTEM = (
     "You evaluate the output of an AI system against the given criteria. Be strict and "
@@ -76,6 +78,10 @@ class _ModelLoss(Loss):
     """A loss whose verdicts come from the model behind ``alias``."""
 
     def __init__(self, alias: str, criteria: str, resources: Any) -> None:
+        checks = Checks(type(self).__name__)
+        checks.text("alias", alias)
+        checks.raise_any()
+        resources = as_resources(resources)
         if not isinstance(criteria, str) or not criteria.strip():
             raise ConfigError(
                 f"{type(self).__name__}({alias!r}) needs criteria: a non-empty description of "

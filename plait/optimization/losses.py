@@ -20,10 +20,11 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from plait._checks import Checks
 from plait.errors import ConfigError
+from plait.execution.records import record_of
 from plait.execution.result import BatchItem
 from plait.optimization.feedback import Feedback, FeedbackBatch
-from plait.optimization.records import record_of
 
 
 def is_batch(output: Any) -> bool:
@@ -147,6 +148,9 @@ class HumanFeedback(Loss):
     kind = "human"
 
     def __init__(self, responses: Callable[[Any], Any] | None = None) -> None:
+        checks = Checks("HumanFeedback")
+        checks.function("responses", responses)
+        checks.raise_any()
         self.responses = responses
 
     async def evaluate(self, output: Any, target: Any) -> Feedback:

@@ -16,8 +16,10 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from plait._checks import Checks
 from plait.errors import ConfigError
 from plait.execution.run import run
+from plait.execution.settings import as_resources
 from plait.inference import LLMInference
 from plait.module import Module
 from plait.optimization.feedback import Feedback
@@ -133,8 +135,14 @@ class Optimizer:
                 )
         if self._module is None and not self._given:
             raise ConfigError("Optimizer got no parameters to optimize (an empty iterable)")
-        if isinstance(max_feedback, bool) or not isinstance(max_feedback, int) or max_feedback < 1:
-            raise ConfigError(f"max_feedback must be a positive int, got {max_feedback!r}")
+        checks = Checks("Optimizer")
+        checks.text("alias", alias)
+        checks.number("max_feedback", max_feedback, low=1, integer=True)
+        checks.flag("skip_satisfied", skip_satisfied)
+        if not isinstance(audit_log, AuditLog):
+            checks.path("audit_log", audit_log)
+        checks.raise_any()
+        resources = as_resources(resources)
         self.alias = alias
         self.resources = resources
         self.audit = audit_log if isinstance(audit_log, AuditLog) else AuditLog(audit_log)

@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from plait._checks import Checks
+from plait._upcalls import notebook_html
 from plait.errors import ConfigError
 from plait.optimization.feedback import Feedback
 from plait.parameter import Parameter
-from plait.values import notebook_html
 
 PENDING, ACCEPTED, EDITED, REJECTED = "pending", "accepted", "edited", "rejected"
 
@@ -27,6 +28,9 @@ class AuditLog:
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
+        checks = Checks("AuditLog")
+        checks.path("path", path)
+        checks.raise_any()
         self.path = None if path is None else Path(path)
         self.entries: list[dict[str, Any]] = []
         if self.path is not None:

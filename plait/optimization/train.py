@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from plait._checks import Checks
+from plait._format import format_money
 from plait.errors import ConfigError
 from plait.execution.batch import run_batch
-from plait.execution.settings import ExecutionSettings
+from plait.execution.settings import ExecutionSettings, as_resources
 from plait.module import Module
 from plait.optimization.backward import BackwardStrategy
 from plait.optimization.losses import Loss, VerifierLoss
@@ -57,7 +59,8 @@ class TrainHistory:
         scores = " -> ".join("-" if s is None else f"{s:.2f}" for s in self.val_scores)
         return (
             f"TrainHistory(steps={len(self.rows) - 1}, val: {scores}, stop={self.stop_reason!r}, "
-            f"best_step={self.best_step}, cost=${self.cost:.4f})"
+            f"best_step={self.best_step}{', restored' if self.restored else ''}, "
+            f"cost={format_money(self.cost)})"
         )
 
 
@@ -94,15 +97,6 @@ def _mean(scores: Sequence[float | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
-def _check(name: str, value: Any, minimum: float, *, integer: bool) -> None:
-    kinds = int if integer else int | float
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, kinds) or value < minimum
-    ):
-        what = "an int" if integer else "a number"
-        raise ConfigError(f"train(): {name} must be {what} >= {minimum}, got {value!r}")
-
-
 async def train(
     module: Module,
     train_set: Iterable[Any],
@@ -128,17 +122,39 @@ async def train(
     or ``fn(output, target)`` as for `VerifierLoss`; default: ``loss``).
     Stops when ``max_cost`` is spent, when the validation score reaches
     ``target_score``, or after ``patience`` steps without improvement; with
-    ``restore_best`` the best validated values are loaded back at the end.
+    ``restore_best`` the module ends holding the best-scoring values seen
+    (the initial ones when no step beat the baseline; a tie keeps the earlier).
 
         history = await train(pipeline, data, loss=loss, optimizer=opt, val_set=val)
         history.to_dataframe()
     """
     pairs = _pairs(train_set, "train_set")
     val = _pairs(val_set, "val_set") if val_set is not None else []
-    _check("batch_size", batch_size, 1, integer=True)
-    _check("epochs", epochs, 1, integer=True)
-    _check("patience", patience, 1, integer=True)
-    _check("max_cost", max_cost, 0, integer=False)
+    checks = Checks("train()")
+    checks.instance("module", module, Module, "a plait Module")
+    checks.instance("loss", loss, Loss, "a Loss (e.g. VerifierLoss(fn), LLMJudge(...))")
+    checks.instance("optimizer", optimizer, Optimizer, "an Optimizer")
+    checks.number("batch_size", batch_size, low=1, integer=True)
+    checks.number("epochs", epochs, low=1, integer=True)
+    checks.number("patience", patience, low=1, integer=True, optional=True)
+    checks.number("max_cost", max_cost, low=0, optional=True)
+    checks.number("target_score", target_score, low=0, high=1, optional=True)
+    checks.flag("restore_best", restore_best)
+    checks.function("on_step", on_step)
+    checks.check(
+        metric is None or isinstance(metric, Loss) or callable(metric),
+        "metric",
+        metric,
+        "a Loss, a function(output, target), or None",
+    )
+    checks.check(
+        strategy is None or callable(strategy),
+        "strategy",
+        strategy,
+        "a BackwardStrategy (an async callable), or None",
+    )
+    checks.raise_any()
+    resources = as_resources(resources)
     scorer = (
         metric if isinstance(metric, Loss) else loss if metric is None else VerifierLoss(metric)
     )
@@ -215,11 +231,12 @@ async def train(
                         break
                 if stop != "completed":
                     break
+            # Ties and unscored last steps count too: the module must end holding the
+            # values that earned best_score, which are the initial ones if nothing beat them.
             restored = False
-            last = rows[-1]["val_score"]
-            if restore_best and best_score is not None and (last is None or last < best_score):
-                restored = module.state_dict() != best_state
+            if restore_best and best_score is not None and module.state_dict() != best_state:
                 module.load_state_dict(best_state)
+                restored = True
         finally:
             for param in module.parameters():
                 param.zero_feedback()

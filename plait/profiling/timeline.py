@@ -2,16 +2,18 @@
 
 One pass over the events gives, per node and attempt, where the time went:
 
-- an `Attempt` holds an endpoint slot from ``node_started`` to the event that
-  ends it (``node_retry``, ``node_completed``, ``node_failed``,
-  ``node_cancelled``); a ``node_waiting`` "rate_limit" event marks the part of
-  it spent in the rate limiter, ``[time - seconds, time]``;
+- an `Attempt` holds an endpoint slot from the moment it got it to the event
+  that ends it (``node_retry``, ``node_completed``, ``node_failed``,
+  ``node_cancelled``). ``node_started`` is when the request went to the client;
+  a ``node_waiting`` "rate_limit" event before it marks the part of the
+  attempt spent in the rate limiter, ``[time - seconds, time]``, so the
+  attempt starts there and is busy from ``node_started``;
 - a `Wait` is time a node spent not running: ``"upstream"`` (its inputs were
   not ready: from the run's start to its first event), ``"queue"`` (ready,
   waiting for a slot: from ``node_queued``, or from the end of a backoff, to
-  ``node_started``), ``"backoff"`` (from ``node_retry`` to the ``node_waiting``
-  "backoff" that ends it) and ``"rate_limit"`` (the limiter wait of an attempt,
-  on its slot);
+  the ``node_waiting`` "slot" that ends it, or to the attempt's start),
+  ``"backoff"`` (from ``node_retry`` to the ``node_waiting`` "backoff" that
+  ends it) and ``"rate_limit"`` (the limiter wait of an attempt, on its slot);
 - a `LocalRun` is a non-LLM node from ``node_started`` to its end, placed on
   the lowest local lane free at its start so runs on one lane never overlap;
 - a `RetryMark` is a failed attempt that will be retried (a 429 or a 5xx).
@@ -167,6 +169,7 @@ class _Builder:
         self.retries: list[RetryMark] = []
         self.running: dict[str, _Open] = {}  # key -> open attempt (or local run)
         self.waiting: dict[str, _Open] = {}  # key -> open queue/backoff wait
+        self.limited: dict[str, tuple[float, float]] = {}  # key -> limiter wait before its start
         self.first_seen: dict[str, float] = {}
         self.started: dict[str, float] = {}
         self.finished: dict[str, float] = {}
@@ -245,22 +248,31 @@ class _Builder:
             self.waiting[key] = _Open("queue", t, endpoint)
 
     def on_started(self, event: Any, key: str, t: float, endpoint: str | None) -> None:
-        self.started.setdefault(key, t)
-        self.close_wait(key, t)
         if endpoint is None:
+            self.started.setdefault(key, t)
+            self.close_wait(key, t)
             self.running[key] = _Open("local", t, None)
             return
-        self.running[key] = _Open("attempt", t, endpoint, event.slot, event.attempt)
+        # The slot was held from the start of the limiter wait that preceded, if any.
+        limited = self.limited.pop(key, None)
+        start = limited[0] if limited else t
+        self.started.setdefault(key, start)
+        self.close_wait(key, start)
+        self.running[key] = _Open("attempt", start, endpoint, event.slot, event.attempt, limited)
         self.slots_seen[endpoint] = max(self.slots_seen.get(endpoint, 0), event.slot + 1)
 
     def on_waiting(self, event: Any, key: str, t: float, endpoint: str | None) -> None:
         if event.reason == "backoff":
             self.close_wait(key, t)
             self.waiting[key] = _Open("queue", t, endpoint)
-            return
-        attempt = self.running.get(key)
-        if attempt is not None and attempt.kind == "attempt":
-            attempt.wait = (min(max(attempt.start, t - event.seconds), t), t)
+        elif event.reason == "slot":
+            self.close_wait(key, t)
+        elif event.reason == "rate_limit":
+            self.limited[key] = (max(t - event.seconds, self.waiting_since(key)), t)
+
+    def waiting_since(self, key: str) -> float:
+        open_ = self.waiting.get(key)
+        return open_.start if open_ is not None else 0.0
 
     def on_retry(self, event: Any, key: str, t: float, endpoint: str | None) -> None:
         open_ = self.running.get(key)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from plait.errors import ConfigError
+from plait.simulator.settings import SimulatorSettings
 
 Provider = Literal["openai", "anthropic", "simulated"]
 PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "simulated")
@@ -329,6 +330,20 @@ def _problems(values: dict[str, Any]) -> list[str]:
             )
         elif name in _RULES and not _RULES[name][0](value):
             problems.append(_bad(name, value, "must be " + _RULES[name][1]))
+        elif name in ("replies", "faults") and provider == "simulated":
+            problems += _simulator_problems(name, value)
+    return problems
+
+
+def _simulator_problems(name: str, items: tuple[Any, ...]) -> list[str]:
+    """Each bad reply rule or fault, checked now rather than on the first request."""
+    problems = []
+    for i, item in enumerate(items):
+        try:
+            SimulatorSettings(**{name: (item,)})
+        except ConfigError as error:
+            text = str(error).replace(f"SimulatorSettings.{name}[0]", f"{name}[{i}]")
+            problems.append(f"{name}[{i}]: {text}" if not text.startswith(name) else text)
     return problems
 
 

@@ -16,7 +16,28 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from plait.clients._ratelimit import RateLimitHeaders
 from plait.errors import ConfigError
+
+
+@dataclass(slots=True, eq=False)
+class _Quota:
+    """A provider quota as of loop time ``at``, and what this client started since."""
+
+    at: float
+    remaining: float
+    rate: float | None  # refill per second, when the headers give limit and reset
+    full_at: float | None
+    used: float = 0.0
+
+    def ready_at(self, amount: float) -> float:
+        """When ``amount`` more fits in the quota (``-inf`` when it fits now or cannot be told)."""
+        needed = self.used + amount - self.remaining
+        if needed <= 0:
+            return -math.inf
+        if self.rate is not None:
+            return self.at + needed / self.rate
+        return self.full_at if self.full_at is not None else -math.inf
 
 
 @dataclass(slots=True, eq=False)
@@ -38,11 +59,22 @@ class RateLimiter:
     requests wait for the debt to drain: it never deadlocks, and the long-run
     rate still honours tpm.
 
-    After a 429, `on_rate_limited` pauses every start and, when rpm is set,
-    multiplies the effective rpm by ``decrease`` (at most once per pause, since
-    the requests in flight when the limit hit tend to fail together, and never
-    below ``min_fraction`` of rpm); each `on_success` adds back ``recovery`` of
-    the configured rpm until it is reached again.
+    A 429 alone is not taken as "too fast": providers refuse single requests
+    for reasons of their own (shared capacity, per-second bursts), and the
+    refused request already waits its own Retry-After (the scheduler's retry
+    loop). `on_rate_limited` acts on the endpoint only on evidence that the
+    rate itself is too high: ``evidence`` consecutively started attempts
+    refused, or a 429 arriving while the provider's rate-limit headers say a
+    quota is used up (`observe`). Then it pauses every start for the
+    Retry-After (or ``backoff``) and, when rpm is set, multiplies the
+    effective rpm by ``decrease`` (once per pause, never below
+    ``min_fraction`` of rpm); each `on_success` adds back ``recovery`` of the
+    configured rpm until it is reached again.
+
+    `observe` also reads the provider's quota headers: while they say the
+    request (or token) quota is empty, starts wait for the refill they imply
+    (``limit - remaining`` used up over ``reset`` seconds gives the refill
+    rate), so a client without its own rpm still follows the provider's.
 
     One limiter serves one event loop at a time; moving to a new loop (each
     ``run_sync`` makes one) starts its clocks afresh and keeps the effective rate.
@@ -57,6 +89,7 @@ class RateLimiter:
         decrease: float = 0.5,
         recovery: float = 0.1,
         min_fraction: float = 0.125,
+        evidence: int = 4,
     ):
         problems = [
             f"{name}={value!r}: must be {allowed}"
@@ -67,6 +100,7 @@ class RateLimiter:
                 ("decrease", decrease, _fraction(decrease), "a number in (0, 1]"),
                 ("recovery", recovery, _fraction(recovery), "a number in (0, 1]"),
                 ("min_fraction", min_fraction, _fraction(min_fraction), "a number in (0, 1]"),
+                ("evidence", evidence, _count(evidence), "an integer >= 1"),
             )
             if not ok
         ]
@@ -79,6 +113,11 @@ class RateLimiter:
         self._decrease = decrease
         self._recovery = recovery
         self._min_fraction = min_fraction
+        self._evidence = evidence
+        self._refused: set[int] = set()  # attempt numbers refused with 429 lately
+        self._outcomes = 0  # numbers attempts whose callers pass none
+        self._exhausted = False  # the latest rate-limit headers said a quota is used up
+        self._quotas: dict[str, _Quota] = {}
         self._waiters: deque[_Waiter] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -154,12 +193,23 @@ class RateLimiter:
         if self._waiters:
             self._serve()
 
-    def on_rate_limited(self, retry_after: float | None = None) -> float:
-        """Pause every start for ``retry_after`` seconds (or the default backoff); return the pause.
+    def on_rate_limited(
+        self, retry_after: float | None = None, attempt: int | None = None
+    ) -> float:
+        """Record a 429; on evidence of an over-rate, pause every start and cut the rate.
 
-        The returned pause counts from now and covers any longer pause already set.
+        ``attempt`` numbers the refused attempt in start order (`Endpoint.send`
+        counts them); without it, reports are numbered in arrival order.
+        Returns the endpoint-wide pause from now: 0.0 for a lone 429.
         """
         now = self._now()
+        if attempt is None:
+            attempt = self._outcomes = self._outcomes + 1
+        self._refused.add(attempt)
+        if len(self._refused) > 4 * self._evidence + 64:
+            self._refused = {n for n in self._refused if n > attempt - 64}
+        if not (self._exhausted or self._run(attempt) >= self._evidence):
+            return 0.0
         already_paused = now < self._paused_until
         pause = self._backoff if retry_after is None else max(0.0, float(retry_after))
         self._paused_until = max(self._paused_until, now + pause)
@@ -170,13 +220,38 @@ class RateLimiter:
             self._serve()
         return self._paused_until - now
 
-    def on_success(self) -> None:
+    def on_success(self, attempt: int | None = None) -> None:
         """Record a successful request: step the effective rpm back towards rpm."""
+        if attempt is None:
+            self._outcomes += 1
         if self._rpm is None or self._effective_rpm is None or self._effective_rpm >= self._rpm:
             return
         self._effective_rpm = min(self._rpm, self._effective_rpm + self._rpm * self._recovery)
         if self._waiters:
             self._serve()
+
+    def observe(self, headers: RateLimitHeaders) -> None:
+        """Take in the provider's rate-limit headers from a response that just arrived."""
+        now = self._now()
+        self._exhausted = headers.exhausted
+        for name, quota in (("requests", headers.requests), ("tokens", headers.tokens)):
+            if quota is None:
+                continue
+            spent = None if quota.limit is None else quota.limit - quota.remaining
+            rate = spent / quota.reset if spent and spent > 0 and quota.reset else None
+            full_at = None if quota.reset is None else now + quota.reset
+            self._quotas[name] = _Quota(now, quota.remaining, rate, full_at)
+        if self._waiters:
+            self._serve()
+
+    def _run(self, attempt: int) -> int:
+        """How many consecutively started attempts around ``attempt`` were refused."""
+        run, below, above = 1, attempt - 1, attempt + 1
+        while below in self._refused:
+            run, below = run + 1, below - 1
+        while above in self._refused:
+            run, above = run + 1, above + 1
+        return run
 
     def __repr__(self) -> str:
         rate = f"rpm={self._rpm}"
@@ -192,6 +267,7 @@ class RateLimiter:
         return self._tpm / 60.0
 
     def _reset_clocks(self) -> None:
+        self._quotas = {}
         self._last_start = -math.inf
         self._tokens_full_at = -math.inf  # when the token bucket is full again
         self._paused_until = -math.inf
@@ -217,6 +293,9 @@ class RateLimiter:
             capacity = self._token_rate
             refill_needed = capacity - min(tokens, capacity)
             ready = max(ready, self._tokens_full_at - refill_needed / self._token_rate)
+        if self._quotas:
+            for name, quota in self._quotas.items():
+                ready = max(ready, quota.ready_at(max(tokens, 1) if name == "tokens" else 1))
         return ready
 
     def _half_spacing(self) -> float:
@@ -224,6 +303,9 @@ class RateLimiter:
 
     def _start(self, tokens: int, now: float) -> None:
         self._last_start = now
+        if self._quotas:
+            for name, quota in self._quotas.items():
+                quota.used += max(tokens, 1) if name == "tokens" else 1
         if self._tpm is not None:
             self._tokens_full_at = max(self._tokens_full_at, now) + tokens / self._token_rate
 
@@ -259,6 +341,10 @@ def _positive(value: object) -> bool:
         and math.isfinite(value)
         and value > 0
     )
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _fraction(value: object) -> bool:

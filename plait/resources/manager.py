@@ -2,7 +2,7 @@
 
 Each alias gets one `Endpoint`: a client (one shared ``httpx.AsyncClient`` for
 HTTP providers, or the in-process simulator), a `RateLimiter` (always present,
-so a 429 pauses the endpoint even without configured limits), a `RetryPolicy`
+so an over-rate run of 429s pauses the endpoint even without configured limits), a `RetryPolicy`
 and its prices. Concurrency slots and priorities are the scheduler's business;
 `Endpoint.admit` waits for the limiter and `Endpoint.send` makes exactly one
 attempt, settles the token count and tells the limiter how it went.
@@ -44,9 +44,12 @@ class Endpoint:
     retry: RetryPolicy
     simulator: SimulatedModel | None = None
     _metered: bool = field(init=False, default=False)
+    _attempts: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self._metered = self.config.tpm is not None
+        if hasattr(self.client, "on_rate_limit_headers"):
+            self.client.on_rate_limit_headers = self.limiter.observe  # type: ignore[attr-defined]
 
     @property
     def max_concurrent(self) -> int:
@@ -64,17 +67,19 @@ class Endpoint:
         self, request: ChatRequest, estimate: int = 0, *, on_delta: DeltaCallback | None = None
     ) -> ChatResponse:
         """Send one attempt (after `admit`); settles tokens and tells the limiter how it went."""
+        self._attempts += 1
+        attempt = self._attempts  # in start order, so the limiter can tell a run of 429s
         try:
             response = await self.client.complete(request, on_delta=on_delta)
         except ProviderError as exc:
             if isinstance(exc, RateLimitError):
-                self.limiter.on_rate_limited(exc.retry_after)
+                self.limiter.on_rate_limited(exc.retry_after, attempt)
             if exc.endpoint is None:
                 exc.endpoint = self.alias
             raise
         if self._metered:
             self.limiter.adjust(estimate, response.usage.total_tokens)
-        self.limiter.on_success()
+        self.limiter.on_success(attempt)
         return response
 
     def __repr__(self) -> str:

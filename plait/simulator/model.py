@@ -14,7 +14,9 @@ streamed or not; ``settings.seed`` only keys faults and jitter.
 
 Rules and faults (formats in `plait.simulator.settings`) are checked in
 order. Refusals answer at once: 400 for a malformed body, 429 for the
-``rate_limit`` fault and ``max_rps``. Other faults and normal replies come
+``rate_limit`` fault and ``max_rps``. With ``rate_limit_headers``, every
+answer to a request that reached the ``max_rps`` bucket says how full it is,
+as OpenAI does (``x-ratelimit-{limit,remaining,reset}-requests``). Other faults and normal replies come
 after the latency; a ``timeout`` hangs for its ``hang`` instead.
 """
 
@@ -268,16 +270,20 @@ class SimulatedModel:
         if settings.faults or settings.jitter:
             sighting = self._sightings.get(digest, 0)
             self._sightings[digest] = sighting + 1
+        quota: dict[str, str] = {}
         if settings.max_rps is not None:
             wait = self._admit(now, settings.max_rps)
+            if settings.rate_limit_headers:
+                quota = self._quota_headers(settings.max_rps)
             if wait is not None:
-                return self._rate_limited(api, entry, "max_rps", wait)
+                return self._rate_limited(api, entry, "max_rps", wait, quota)
         fault = self._pick_fault(chat, digest, sighting, entry.index, texts, flags)
         if fault is not None:
             entry.fault = fault.kind
             self._by_fault[fault.kind] += 1
             if fault.kind == "rate_limit":
-                return self._rate_limited(api, entry, "rate_limit", fault.retry_after or 0.0)
+                hint = fault.retry_after if fault.send_retry_after is not False else None
+                return self._rate_limited(api, entry, "rate_limit", hint, quota)
             if fault.kind == "timeout":
                 await asyncio.sleep(fault.hang or 0.0)
                 return SimResponse(None, {}, fault="timeout")
@@ -294,7 +300,10 @@ class SimulatedModel:
             return _error(api, status, f"simulated {kind.replace('_', ' ')} {status}", fault=kind)
         if kind == "connection_reset":
             return SimResponse(None, {}, fault=kind)
-        return self._render(api, chat, digest, reply, fault)
+        response = self._render(api, chat, digest, reply, fault)
+        if quota:
+            response.headers.update(quota)  # type: ignore[attr-defined]
+        return response
 
     def _render(
         self, api: str, chat: ChatInput, digest: str, reply: Reply, fault: FaultSpec | None
@@ -340,14 +349,34 @@ class SimulatedModel:
         self._bucket = (tokens, now)
         return (1 - tokens) / rate
 
-    def _rate_limited(self, api: str, entry: _Entry, kind: str, retry_after: float) -> SimResponse:
+    def _quota_headers(self, rate: float) -> dict[str, str]:
+        """OpenAI-style ``x-ratelimit-*-requests`` headers describing the max_rps bucket."""
+        capacity = max(1.0, rate)
+        tokens = self._bucket[0] if self._bucket is not None else capacity
+        reset = (capacity - tokens) / rate
+        return {
+            "x-ratelimit-limit-requests": str(int(capacity)),
+            "x-ratelimit-remaining-requests": str(int(tokens)),
+            "x-ratelimit-reset-requests": f"{reset * 1000:.0f}ms" if reset < 1 else f"{reset:.3f}s",
+        }
+
+    def _rate_limited(
+        self,
+        api: str,
+        entry: _Entry,
+        kind: str,
+        retry_after: float | None,
+        quota: Mapping[str, str],
+    ) -> SimResponse:
         entry.fault = kind
         if kind == "max_rps":
             self._by_fault[kind] += 1
-        headers = {
-            "retry-after": str(max(1, -int(-retry_after // 1))),
-            "retry-after-ms": str(round(retry_after * 1000)),
-        }
+        headers = dict(quota)
+        if retry_after is None:
+            message = f"simulated rate limit ({kind})"
+            return SimResponse(429, headers, json=wire.error_body(api, 429, message), fault=kind)
+        headers["retry-after"] = str(max(1, -int(-retry_after // 1)))
+        headers["retry-after-ms"] = str(round(retry_after * 1000))
         message = f"simulated rate limit ({kind}); retry after {retry_after:.3g}s"
         return SimResponse(429, headers, json=wire.error_body(api, 429, message), fault=kind)
 

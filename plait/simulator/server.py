@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import h11
 
+from plait._checks import Checks
 from plait.simulator.model import SimResponse, SimulatedModel
 from plait.simulator.settings import SimulatorSettings
 from plait.simulator.wire import error_body
@@ -49,6 +50,17 @@ class SimulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
     ):
+        checks = Checks("SimulatorServer")
+        checks.text("host", host)
+        checks.number("port", port, low=0, high=65535, integer=True)
+        checks.check(
+            settings_or_model is None
+            or isinstance(settings_or_model, SimulatorSettings | SimulatedModel),
+            "settings_or_model",
+            settings_or_model,
+            "a SimulatorSettings, a SimulatedModel, or None",
+        )
+        checks.raise_any()
         if isinstance(settings_or_model, SimulatedModel):
             self.model = settings_or_model
         else:

@@ -35,7 +35,8 @@ chance a request that qualifies gets it; ``attempts`` is ``"first"`` (only the
 first sighting of an identical request qualifies), ``"all"`` (default) or N
 (the first N sightings); ``after`` skips the first N requests the simulator
 receives; ``match`` narrows it like a rule. Per kind: ``rate_limit`` takes
-``retry_after`` (seconds, default 1), ``server_error`` takes ``status`` (500-599,
+``retry_after`` (seconds, default 1) and ``send_retry_after`` (default true;
+false sends the 429 without any Retry-After header), ``server_error`` takes ``status`` (500-599,
 default 500), ``client_error`` takes ``status`` (400-499 but 429, default 400:
 a request the provider refuses, which is not retried), ``timeout`` takes ``hang`` (seconds without answering, default 30),
 ``cut_stream`` takes ``chunks`` (events sent before the cut, default 2; applies
@@ -55,6 +56,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from plait._tree import tree_map
 from plait.errors import ConfigError
 
 FAULT_KINDS = (
@@ -69,6 +71,7 @@ FAULT_KINDS = (
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 _KIND_OPTIONS = {
     "retry_after": ("rate_limit",),
+    "send_retry_after": ("rate_limit",),
     "status": ("server_error", "client_error"),
     "hang": ("timeout",),
     "chunks": ("cut_stream",),
@@ -198,13 +201,7 @@ class RequestMatch:
 
 def map_strings(value: Any, fn: Any) -> Any:
     """Apply ``fn`` to every string inside a JSON value, keys excluded."""
-    if isinstance(value, str):
-        return fn(value)
-    if isinstance(value, Mapping):
-        return {k: map_strings(v, fn) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [map_strings(v, fn) for v in value]
-    return value
+    return tree_map(lambda leaf: fn(leaf) if isinstance(leaf, str) else leaf, value)
 
 
 def _check_template(template: str, names: frozenset[str], positional: int, where: str) -> str:
@@ -291,6 +288,7 @@ class FaultSpec:
     after: int = 0
     match: RequestMatch | Mapping[str, Any] | None = None
     retry_after: float | None = None
+    send_retry_after: bool | None = None
     status: int | None = None
     hang: float | None = None
     chunks: int | None = None
@@ -319,6 +317,8 @@ class FaultSpec:
         if self.kind == "rate_limit":
             retry = 1.0 if self.retry_after is None else self.retry_after
             object.__setattr__(self, "retry_after", _number(owner, "retry_after", retry))
+            if self.send_retry_after is not None and not isinstance(self.send_retry_after, bool):
+                raise _fail(owner, "send_retry_after", self.send_retry_after, "true or false")
         elif self.kind == "server_error":
             status = 500 if self.status is None else self.status
             if type(status) is not int or not 500 <= status <= 599:
@@ -359,7 +359,8 @@ class SimulatorSettings:
     before a response starts; ``ttft`` more before the first streamed chunk;
     ``tokens_per_second`` then paces the output (None: instant). ``max_rps``
     answers requests beyond that rate (bursts up to ``max(1, max_rps)``) with
-    429. ``seed`` keys the fault and jitter draws; replies depend only on the
+    429; ``rate_limit_headers`` makes every answer carry the bucket's state in
+    OpenAI's ``x-ratelimit-*-requests`` headers. ``seed`` keys the fault and jitter draws; replies depend only on the
     request. ``log_limit`` caps the request log (oldest dropped first).
     """
 
@@ -370,6 +371,7 @@ class SimulatorSettings:
     replies: Sequence[ReplyRule | Mapping[str, Any]] = ()
     faults: Sequence[FaultSpec | Mapping[str, Any]] = ()
     max_rps: float | None = None
+    rate_limit_headers: bool = False
     seed: int = 0
     log_limit: int | None = 10_000
 
@@ -381,6 +383,8 @@ class SimulatorSettings:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _number(owner, name, value, positive=True))
+        if not isinstance(self.rate_limit_headers, bool):
+            raise _fail(owner, "rate_limit_headers", self.rate_limit_headers, "true or false")
         if type(self.seed) is not int:
             raise _fail(owner, "seed", self.seed, "an integer")
         if self.log_limit is not None and (type(self.log_limit) is not int or self.log_limit < 0):

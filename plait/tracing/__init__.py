@@ -1,6 +1,6 @@
 """Tracing: turning ``forward()`` into an `InferenceGraph` (see `plait.tracing.tracer`)."""
 
-from plait.tracing.ops import Op, op
+from plait.ops import Op, op
 from plait.tracing.proxy import TracedValue
 from plait.tracing.tracer import Tracer, trace
 

@@ -5,7 +5,7 @@ also a ``str`` whose text is a marker, so f-strings, ``format``, ``%``, ``+``,
 ``*`` and ``join`` compose it into strings that keep the dependency; ``str()``,
 ``repr()`` and ``ascii()`` give placeholders that render that conversion at run
 time. Structured access (``v["key"]``, ``v[0]``, ``v.get(...)``) and arithmetic
-on numbers record nodes (ops registered in `OPERATORS` by ``plait.functional``).
+on numbers record nodes (the `plait.functional` ops in `OPERATORS`).
 Anything that needs the runtime content now (``bool``, ``len``, iteration,
 comparisons, hashing, ``int()``, str methods, attributes) raises a `TraceError`
 saying where, and how to move that work to run time.
@@ -18,12 +18,20 @@ from collections.abc import Callable
 from typing import Any
 
 from plait.errors import TraceError
-from plait.tracing.ops import Op
-from plait.tracing.strings import has_marker, marker
+from plait.functional.numeric import add, div, mul, sub
+from plait.functional.structured import select
+from plait.markers import has_marker, marker
+from plait.ops import Op
 from plait.values import Value, ValueKind
 
-# Operators on placeholders, filled by plait.functional: name -> op recording a node.
-OPERATORS: dict[str, Callable[..., Any]] = {}
+# Operators on placeholders: name -> the op recording a node.
+OPERATORS: dict[str, Callable[..., Any]] = {
+    "select": select,
+    "add": add,
+    "sub": sub,
+    "mul": mul,
+    "div": div,
+}
 
 _TEXT = (ValueKind.TEXT, ValueKind.FSTRING)
 _NUMERIC = (ValueKind.INT, ValueKind.FLOAT)
@@ -50,15 +58,6 @@ def trace_error(value: TracedValue, action: str, fix: str) -> TraceError:
         "reply (a router, a loop, an agent), make forward `async def` and `await` the call: "
         "plait then records the graph while it runs (define-by-run)."
     )
-
-
-def _operator(value: TracedValue, name: str) -> Callable[..., Any]:
-    found = OPERATORS.get(name)
-    if found is None:
-        raise trace_error(
-            value, f"`{name}` on a traced value", "Import plait.functional, which defines it."
-        )
-    return found
 
 
 def _is_number(x: Any) -> bool:
@@ -130,11 +129,11 @@ class TracedValue(str, Value):
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, slice):
             raise trace_error(self, "slicing `v[a:b]`", "Slice in an @plait.op function.")
-        return _operator(self, "select")(self, key)
+        return select(self, key)
 
     def get(self, key: Any, default: Any = None) -> Any:
         """Structured access with a default, recorded as a node."""
-        return _operator(self, "select")(self, key, default=default)
+        return select(self, key, default=default)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -171,6 +170,10 @@ class TracedValue(str, Value):
         raise trace_error(self, "`x in v`", "Test membership in an @plait.op function.")
 
     def __hash__(self) -> int:
+        if getattr(self._tracer, "dynamic", False):
+            # A recorded call's placeholder stands for one call: hashable by that identity,
+            # so asyncio.gather (which keys its arguments) can await several at once.
+            return str.__hash__(self)
         raise trace_error(
             self, "hashing it (a dict key or set member)", "Key dicts and sets on static values."
         )
@@ -199,7 +202,7 @@ def _binary(name: str, traced: TracedValue, left: Any, right: Any) -> Any:
     if "unknown" in kinds:
         return _PYTHON_OPS[name](left, right)
     if kinds == {"number"}:
-        return _operator(traced, name)(left, right)
+        return OPERATORS[name](left, right)
     if name == "add" and kinds == {"text"}:
         return str.__add__(left, right)
     if name == "mul" and kinds == {"text", "number"}:

@@ -24,17 +24,17 @@ from plait._context import reset_active_tracer, set_active_tracer
 from plait._tree import tree_leaves, tree_map, tree_map_with_path
 from plait.errors import ConfigError, TraceError
 from plait.graph import GraphNode, InferenceGraph, NodeKind
-from plait.module import Module
-from plait.parameter import Parameter
-from plait.tracing.frames import describe_frame, is_user_code, user_frame
-from plait.tracing.proxy import TracedValue
-from plait.tracing.strings import (
+from plait.markers import (
     altered_error,
     foreign_error,
     fstring_value,
     has_marker,
     marker,
 )
+from plait.module import Module
+from plait.parameter import Parameter
+from plait.tracing.frames import describe_frame, is_user_code, user_frame
+from plait.tracing.proxy import TracedValue
 from plait.values import FormatField, Value, ValueKind, ValueRef, kind_of
 
 _TRACE_IDS = itertools.count(1)
@@ -159,10 +159,9 @@ class Tracer:
         self._bind(module, args, kwargs)
         if module._is_leaf:
             is_llm = hasattr(module, "build_request")
-            if getattr(module, "response_schema", None) is not None:
-                out_kind = ValueKind.STRUCTURED
-            else:
-                out_kind = ValueKind.TEXT if is_llm else ValueKind.OTHER
+            out_kind = getattr(module, "output_kind", None) or (
+                ValueKind.TEXT if is_llm else ValueKind.OTHER
+            )
             base_id = path or _snake(type(module).__name__)  # a leaf root has path ""
             return self._record(
                 NodeKind.LLM if is_llm else NodeKind.MODULE,
@@ -214,10 +213,11 @@ class Tracer:
 
     def call_op(self, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         path = self.current_path()
+        name = op.node_name(args, kwargs)
         return self._record(
             NodeKind.OP,
-            f"{path}.{op.name}" if path else op.name,
-            op.name,
+            f"{path}.{name}" if path else name,
+            name,
             op,
             path,
             args,

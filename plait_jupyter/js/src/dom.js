@@ -66,7 +66,20 @@ export function seconds(value) {
   return value >= 1 ? `${value.toFixed(2)} s` : `${(value * 1000).toFixed(0)} ms`;
 }
 
-/** "$0.0012" for a cost. */
+/**
+ * A cost with enough digits to show it, as plait._format.format_money writes it:
+ * "$1.50", "$0.0123", "$0.000001" (at least two decimals, three significant digits below $1).
+ */
 export function dollars(value) {
-  return `$${(value ?? 0).toFixed(4)}`;
+  const amount = value ?? 0;
+  if (amount === 0 || !Number.isFinite(amount)) return `$${amount.toFixed(2)}`;
+  const sign = amount < 0 ? "-" : "";
+  const abs = Math.abs(amount);
+  if (abs >= 1) {
+    const shown = abs.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    return `${sign}$${shown}`;
+  }
+  const decimals = Math.min(Math.max(2, 2 - Math.floor(Math.log10(abs))), 15);
+  const [whole, frac = ""] = abs.toFixed(decimals).replace(/0+$/, "").split(".");
+  return `${sign}$${whole}.${frac.padEnd(2, "0")}`;
 }

@@ -1,6 +1,7 @@
 // GraphView: the live graph explorer of plait_jupyter (an anywidget front-end).
 //
-// State comes from the Python model: graph_data (nodes, edges, groups), node_states
+// State comes from the Python model: graph_data (nodes, edges, control edges, groups; sent again
+// as a graph recorded at run time grows, with the same serial), node_states
 // (coalesced on the Python side), node_details (final), plus "details" custom
 // messages carrying the details of nodes that changed during a run. "Edit & re-run": the
 // whatif state says whether re-runs are available and describes the re-run shown; "edit"
@@ -54,7 +55,7 @@ class Explorer {
     this.drafts = {}; // node id -> the edits typed so far
     this.build();
     this.listeners = [
-      ["change:graph_data", () => this.rebuild(true)],
+      ["change:graph_data", () => this.onGraphData()],
       ["change:group_by", () => this.rebuild(false)],
       ["change:collapsed", () => this.rebuild(false)],
       ["change:node_states", () => this.updateStates()],
@@ -69,7 +70,15 @@ class Explorer {
       ["msg:custom", (msg) => this.onMessage(msg)],
     ];
     for (const [name, fn] of this.listeners) model.on(name, fn);
-    this.rebuild(true);
+    this.onGraphData();
+  }
+
+  /** A new graph is laid out afresh; the same run's graph, grown, keeps its nodes in place. */
+  onGraphData() {
+    const data = this.model.get("graph_data") || {};
+    const grown = Boolean(data.serial) && data.serial === this.serial && this.placed;
+    this.serial = data.serial;
+    this.rebuild(!grown, grown);
   }
 
   destroy() {
@@ -265,7 +274,7 @@ class Explorer {
 
   // -- layout and drawing -------------------------------------------------------------
 
-  rebuild(refit) {
+  rebuild(refit, grown = false) {
     const t0 = performance.now();
     const data = this.model.get("graph_data") || {};
     const nodes = data.nodes || [];
@@ -280,9 +289,13 @@ class Explorer {
     const collapsed = new Set(this.model.get("collapsed"));
     const rect = this.stage.getBoundingClientRect();
     const aspect = rect.width > 0 && rect.height > 0 ? rect.width / rect.height : 1.8;
-    const laid = layoutGraph(data.nodes ? data : { nodes: [], edges: [], groups: {} }, groupBy, collapsed, aspect);
+    const previous = grown ? { nodes: this.placed, cols: this.cols } : null;
+    const running = (this.model.get("run_info") || {}).status === "running";
+    const laid = layoutGraph(data.nodes ? data : { nodes: [], edges: [], groups: {} }, groupBy, collapsed, aspect, previous, running);
     const t1 = performance.now();
-    this.draw(laid);
+    this.draw(laid, previous && previous.nodes);
+    this.placed = new Map(laid.nodes.map((n) => [n.id, n]));
+    this.cols = laid.cols;
     this.states = {};
     this.updateStates();
     this.updateGroupNodes();
@@ -291,7 +304,8 @@ class Explorer {
     this.root.dataset.renderMs = (t2 - t0).toFixed(1);
     this.root.dataset.nodeCount = String(this.nodeEls.size);
     if (refit) this.userMoved = false;
-    if (!this.userMoved) this.fit();
+    // While a graph grows, the view moves only when the drawing no longer fits in it.
+    if (!this.userMoved && !(grown && this.fitsView())) this.fit();
     requestAnimationFrame(() => {
       this.root.dataset.paintMs = (performance.now() - t0).toFixed(1);
       this.root.dataset.rendered = String(Number(this.root.dataset.rendered || 0) + 1);
@@ -302,19 +316,19 @@ class Explorer {
     this.renderStatus();
   }
 
-  draw(laid) {
+  draw(laid, previous = null) {
     const groupLayer = svg("g", { class: "pl-groups" });
     for (const g of laid.groups) {
       const info = this.groupsById.get(g.id);
       groupLayer.append(
         svg(
           "g",
-          { class: `pl-group pl-depth-${Math.min(g.depth, 4)}`, "data-group": g.id },
+          { class: `pl-group pl-depth-${Math.min(g.depth, 4)} pl-group-${info?.kind || "module"}`, "data-group": g.id },
           svg("rect", { x: g.x - g.w / 2, y: g.y - g.h / 2, width: g.w, height: g.h, rx: 8 }),
           svg(
             "text",
             { class: "pl-group-head", x: g.x - g.w / 2 + 8, y: g.y - g.h / 2 + 13 },
-            "▾ " + clip(info ? info.label : g.id, Math.max(4, Math.floor(g.w / 7))),
+            (info?.kind === "iteration" ? "▾ ↻ " : "▾ ") + clip(info ? info.label : g.id, Math.max(4, Math.floor(g.w / 7))),
             svg("title", {}, `${info ? info.label : g.id} (click to collapse)`),
           ),
         ),
@@ -323,17 +337,26 @@ class Explorer {
     const marker = `url(#${this.markerId()})`;
     const edgeLayer = svg("g", { class: "pl-edges" });
     for (const e of laid.edges) {
-      edgeLayer.append(svg("path", { d: edgePath(e.points), "marker-end": marker, class: e.hub ? "pl-hub-edge" : null }));
+      const cls = [e.hub ? "pl-hub-edge" : "", e.control ? "pl-control-edge" : ""].join(" ").trim();
+      edgeLayer.append(
+        svg(
+          "path",
+          { d: edgePath(e.points), "marker-end": marker, class: cls || null, "data-from": e.from, "data-to": e.to },
+          e.control ? svg("title", {}, `${this.nameOf(e.from)} → ${this.nameOf(e.to)}: control (called after its reply)`) : null,
+        ),
+      );
     }
     const nodeLayer = svg("g", { class: "pl-nodes" });
     this.nodeEls = new Map();
     this.groupNodeEls = new Map();
     for (const n of laid.nodes) {
       const el = n.group ? this.drawGroupNode(n) : this.drawNode(n);
+      if (previous && !previous.has(n.id)) el.classList.add("pl-new");
       nodeLayer.append(el);
     }
     this.viewport.replaceChildren(groupLayer, edgeLayer, nodeLayer);
-    this.layoutSize = { w: laid.width, h: laid.height };
+    this.bounds = laid.bounds;
+    this.hasControl = laid.edges.some((e) => e.control);
   }
 
   drawNode(n) {
@@ -421,6 +444,9 @@ class Explorer {
       ...STATES.filter((s) => counts[s] > 0 || !["skipped", "unused", "cached"].includes(s)).map((s) =>
         h("span", { class: "pl-legend-item", "data-state": s }, h("span", { class: `pl-swatch pl-state-${s}` }), `${s} ${counts[s]}`),
       ),
+      this.hasControl
+        ? h("span", { class: "pl-legend-item pl-legend-control", title: "dashed: called after that reply was awaited (control), not fed its output" }, h("span", { class: "pl-swatch-control" }), "control edge")
+        : null,
     );
   }
 
@@ -455,7 +481,7 @@ class Explorer {
     this.panel.replaceChildren(
       ...(editing
         ? this.editorPanel(id, node)
-        : inspectorContent(node, state, this.details[id] || {}, () => this.select(""), extras)),
+        : inspectorContent(node, state, this.details[id] || {}, () => this.select(""), extras, (n) => this.nameOf(n))),
     );
     this.panel.classList.toggle("pl-wide", editing || Boolean((this.whatif().changes || {})[id]));
     this.panel.hidden = false;
@@ -500,13 +526,28 @@ class Explorer {
 
   fit() {
     const rect = this.stage.getBoundingClientRect();
-    const size = this.layoutSize;
-    if (!size || !rect.width || !rect.height || !size.w) return;
+    const b = this.bounds;
+    if (!b || !rect.width || !rect.height || b.x1 <= b.x0) return;
     const margin = 14; // screen pixels around the drawing
-    const fitted = Math.min((rect.width - 2 * margin) / size.w, (rect.height - 2 * margin) / size.h, 1.2);
+    const [w, h] = [b.x1 - b.x0, b.y1 - b.y0];
+    const fitted = Math.min((rect.width - 2 * margin) / w, (rect.height - 2 * margin) / h, 1.2);
     const k = Math.min(Math.max(fitted, MIN_ZOOM), MAX_ZOOM);
-    this.view = { k, x: (rect.width - size.w * k) / 2, y: (rect.height - size.h * k) / 2 };
+    this.view = { k, x: (rect.width - w * k) / 2 - b.x0 * k, y: (rect.height - h * k) / 2 - b.y0 * k };
     this.apply();
+  }
+
+  /** Whether the whole drawing is inside the stage at the current zoom and pan. */
+  fitsView() {
+    const rect = this.stage.getBoundingClientRect();
+    const b = this.bounds;
+    if (!b || !rect.width) return false;
+    const { x, y, k } = this.view;
+    const m = 4;
+    return b.x0 * k + x >= m && b.y0 * k + y >= m && b.x1 * k + x <= rect.width - m && b.y1 * k + y <= rect.height - m;
+  }
+
+  nameOf(id) {
+    return this.nodesById?.get(id)?.name || id;
   }
 
   zoomBy(factor, cx, cy, byUser = false) {

@@ -27,6 +27,15 @@ export function pre(text, cls = "") {
   return h("pre", { class: `pl-pre ${cls}` }, text);
 }
 
+const AFTER_SHOWN = 6;
+
+/** "classify, verify (control)": the calls whose awaited replies came before this call. */
+function afterText(after, nameOf) {
+  const names = after.slice(-AFTER_SHOWN).map(nameOf);
+  const earlier = after.length - names.length;
+  return `${earlier ? `${earlier} earlier, ` : ""}${names.join(", ")} (control)`;
+}
+
 /**
  * Build the inspector's content for one node.
  * @param {import("./layout.js").NodeData} node
@@ -34,8 +43,9 @@ export function pre(text, cls = "") {
  * @param {Details} d
  * @param {() => void} onClose
  * @param {unknown[]} [extra]  shown right after the facts (the re-run's actions and diff)
+ * @param {(id: string) => string} [nameOf]  the name shown for a node key
  */
-export function inspectorContent(node, state, d, onClose, extra = []) {
+export function inspectorContent(node, state, d, onClose, extra = [], nameOf = (id) => id) {
   const where = [node.module_path, (node.scope || []).join(" / ")].filter(Boolean).join(" · ");
   const header = h(
     "div",
@@ -51,6 +61,8 @@ export function inspectorContent(node, state, d, onClose, extra = []) {
     row("kind", node.target ? `${node.kind} · ${node.target}` : node.kind),
     where ? row("where", where) : null,
     node.item !== null && node.item !== undefined ? row("batch item", String(node.item)) : null,
+    node.call_key ? row("call", node.call_key) : null,
+    node.after && node.after.length ? row("after", afterText(node.after, nameOf)) : null,
     d.endpoint ? row("endpoint", d.endpoint) : null,
     d.attempts ? row("attempts", String(d.attempts)) : null,
     d.started_at !== undefined && d.started_at !== null

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any, overload
 
+from plait._checks import Checks
 from plait._context import active_tracer
 from plait._tree import tree_leaves
+from plait.errors import ConfigError
+from plait.markers import has_marker
 from plait.parameter import Parameter
-from plait.tracing.strings import has_marker
 from plait.values import ValueKind
 
 
@@ -36,6 +39,9 @@ def has_runtime_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     return any(is_runtime(leaf) for leaf in tree_leaves((args, kwargs)))
 
 
+_NOT_WORD = re.compile(r"\W+")
+
+
 class Op:
     """A function executed at run time as one graph node.
 
@@ -44,6 +50,8 @@ class Op:
     at trace time instead of recording a node. ``kind``: the `ValueKind` of
     the result when known in advance (used by operators on placeholders).
     ``side_effects``: keep the node even when no output depends on it.
+    ``label``: the parameter whose static value names the node (``select_verdict``
+    rather than ``select_4``).
     """
 
     def __init__(
@@ -55,8 +63,10 @@ class Op:
         fold: bool = False,
         kind: ValueKind | None = None,
         side_effects: bool = False,
+        label: str | None = None,
     ) -> None:
         self.fn = fn
+        self.label = label
         self.name = name or fn.__name__
         self.takes_values = takes_values
         self.fold = fold
@@ -66,6 +76,23 @@ class Op:
         # Whether a functional op may call modules (map_values): it then runs like user code.
         self.calls_out = False
         functools.update_wrapper(self, fn)
+
+    def node_name(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """The name of the node a call records: the op's name, plus its label argument if static."""
+        if self.label is None:
+            return self.name
+        try:
+            value = (
+                inspect.signature(self.fn).bind_partial(*args, **kwargs).arguments.get(self.label)
+            )
+        except TypeError:
+            return self.name
+        if isinstance(value, list | tuple):
+            value = ".".join(map(str, value))
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            return self.name
+        words = _NOT_WORD.sub("_", str(value)).strip("_")[:32]
+        return f"{self.name}_{words}" if words else self.name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         tracer = active_tracer()
@@ -104,7 +131,16 @@ def op(
     3
     """
 
+    checks = Checks("plait.op")
+    checks.text("name", name, optional=True)
+    checks.flag("side_effects", side_effects)
+    if fn is not None:
+        checks.function("fn", fn, optional=False)
+    checks.raise_any()
+
     def wrap(f: Callable[..., Any]) -> Op:
+        if not callable(f):
+            raise ConfigError(f"@plait.op decorates a function; got {f!r:.60}")
         return Op(f, name=name, side_effects=side_effects)
 
     return wrap(fn) if fn is not None else wrap

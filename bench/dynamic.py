@@ -1,0 +1,139 @@
+"""Define-by-run against tracing: the cost per call of recording calls while the run executes.
+
+The same calls are made by a traced module (``def forward``: traced once per
+input shape, then scheduled as a graph) and by its define-by-run twin
+(``async def forward``: every call recorded as a node as it is made). Both run
+through `run_batch` on the in-process simulated endpoint at zero latency, so
+nothing but plait's Python runs: any difference is the dynamic path's own
+overhead. Shapes, each over a batch of items:
+
+- ``chain4``: four calls, each fed the previous reply (the dynamic twin passes
+  placeholders on without awaiting: the same graph, recorded live);
+- ``chain4-await``: the same chain, but the dynamic twin awaits every reply
+  before making the next call (the define-by-run style: control flow in Python);
+- ``fanout16``: sixteen calls on the input, then a join of all sixteen.
+
+Figure: process CPU µs per LLM call (CPU, not wall time, so other load on a
+shared machine distorts it less), median of alternating rounds; the ratio is
+dynamic / traced (target ≤ 1.1). Run: ``python bench/dynamic.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import Figure, Result, alternate, prompts, render_table, simulated_resources
+from plait import LLMInference, Module, ModuleList, run_batch
+
+TARGET = 1.1
+
+
+class TracedChain(Module):
+    def __init__(self, length: int = 4) -> None:
+        super().__init__()
+        self.steps = ModuleList(
+            LLMInference("fast", system_prompt=f"Step {i}.") for i in range(length)
+        )
+
+    def forward(self, text: str) -> str:
+        for step in self.steps:
+            text = step(text)
+        return text
+
+
+class DynamicChain(TracedChain):
+    async def forward(self, text: str) -> str:  # type: ignore[override]
+        for step in self.steps:
+            text = step(text)
+        return text
+
+
+class AwaitingChain(TracedChain):
+    async def forward(self, text: str) -> str:  # type: ignore[override]
+        for step in self.steps:
+            text = await step(text)
+        return text
+
+
+class TracedFanOut(Module):
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.branches = ModuleList(
+            LLMInference("fast", system_prompt=f"Angle {i}.") for i in range(width)
+        )
+        self.join = LLMInference("fast", system_prompt="Combine.")
+
+    def forward(self, text: str) -> str:
+        return self.join("\n".join(branch(text) for branch in self.branches))
+
+
+class DynamicFanOut(TracedFanOut):
+    async def forward(self, text: str) -> str:  # type: ignore[override]
+        return self.join("\n".join([branch(text) for branch in self.branches]))
+
+
+SHAPES = {
+    "chain4": (TracedChain, DynamicChain, 4),
+    "chain4-await": (TracedChain, AwaitingChain, 4),
+    "fanout16": (TracedFanOut, DynamicFanOut, 17),
+}
+
+
+async def measure(shape: str, items: int, concurrency: int, rounds: int) -> Figure:
+    traced_cls, dynamic_cls, calls_per_item = SHAPES[shape]
+    texts = prompts(items)
+    resources = simulated_resources(concurrency)
+    traced, dynamic = traced_cls(), dynamic_cls()
+
+    async def batch(module: Module) -> int:
+        done = await run_batch(module, texts, resources=resources, progress=False)
+        assert all(item.ok for item in done), [i.error for i in done if not i.ok][:1]
+        return len(done)
+
+    await batch(traced)  # warm-up: imports, caches, the simulator's first replies
+    await batch(dynamic)
+    timings = await alternate(rounds, lambda: batch(traced), lambda: batch(dynamic))
+    calls = items * calls_per_item
+    per_call = {side: timings.median(side, "cpu") / calls * 1e6 for side in ("baseline", "plait")}
+    return Figure(
+        benchmark=f"dynamic vs traced: {shape}, {items} items, cap {concurrency}",
+        metric="CPU per LLM call",
+        unit="µs",
+        baseline=per_call["baseline"],
+        plait=per_call["plait"],
+        target=TARGET,
+        baseline_name="traced",
+    )
+
+
+async def main(quick: bool) -> Result:
+    items = 100 if quick else 400
+    rounds = 3 if quick else 5
+    figures = []
+    for shape in SHAPES:
+        for concurrency in (8, 64, 256):
+            figures.append(await measure(shape, items, concurrency, rounds))
+    worst = max(figures, key=lambda f: f.ratio or 0.0)
+    best = min(figures, key=lambda f: f.ratio or 0.0)
+    return Result(
+        "dynamic",
+        tuple(figures),
+        {"worst": worst.benchmark, "worst_ratio": worst.ratio, "best_ratio": best.ratio},
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer items and rounds")
+    args = parser.parse_args()
+    result = asyncio.run(main(args.quick))
+    print(render_table(list(result.figures)))
+    print(
+        f"\nworst ratio {result.details['worst_ratio']:.3f}× ({result.details['worst']}); "
+        f"best {result.details['best_ratio']:.3f}×"
+    )
