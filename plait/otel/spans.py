@@ -29,6 +29,7 @@ from plait.otel import attributes as attrs
 
 _FINAL_EVENTS = frozenset({"node_completed", "node_failed", "node_cancelled"})
 _NOTES = frozenset({"node_retry", "node_waiting"})
+_WAITS = {"rate_limit": "plait.rate_limit_wait", "backoff": "plait.backoff"}  # wait reason -> event
 
 
 class RunSpans:
@@ -53,6 +54,8 @@ class RunSpans:
     def __call__(self, event: ev.Event) -> None:
         kind = event.type
         if kind in _NOTES:
+            if kind == "node_waiting" and event.reason not in _WAITS:
+                return  # a wait for a concurrency slot: queue time, the plait.queue_wait attribute
             self.notes.setdefault((event.item, event.node_id), []).append(event)
         elif kind == "node_added":  # define-by-run: the run's graph grew (as a copy) by this node
             self.added[(event.item, event.node_id)] = event.node
@@ -283,9 +286,8 @@ class RunSpans:
                 timestamp=self.clock.to_wall_ns(note.time),
             )
         elif isinstance(note, ev.NodeWaiting):
-            name = "plait.rate_limit_wait" if note.reason == "rate_limit" else "plait.backoff"
             span.add_event(
-                name,
+                _WAITS[note.reason],
                 {"plait.wait_seconds": note.seconds},
                 timestamp=self.clock.to_wall_ns(note.time - note.seconds),
             )
