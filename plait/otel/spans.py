@@ -187,9 +187,8 @@ class RunSpans:
         shown = [r for r in records.values() if r.kind != "input" and r.finished_at is not None]
         spans: dict[str, Span] = {}
         modules: dict[str, Span] = {}  # module path -> span of the module node called there
-        contexts: dict[
-            int, Any
-        ] = {}  # parent span id -> its context (one per parent, not per child)
+        # One context per parent span (by id), not one per child.
+        contexts: dict[int, Any] = {}
         groups = self._groups(shown, root)
         for record in shown:
             node = graph.nodes.get(record.id) or self.added.pop((item, record.id), None)
