@@ -119,7 +119,10 @@ async def test_retries_caps_and_rate_limits_hold_for_recorded_calls():
         questions = [f"integral {i}" if i % 2 else f"rose {i}" for i in range(10)]
         items = await run_batch(Polished(), questions, resources=resources, progress=False)
         stats = server.model.stats
+        arrivals = sorted(r.arrival for r in server.model.requests)
     assert all(item.ok for item in items)
+    # rpm=1200 per endpoint, two endpoints: at most 2 x (20 + 1) starts in any 1-second window.
+    assert max(sum(1 for t in arrivals if s <= t < s + 1.0) for s in arrivals) <= 42
     assert stats.by_status.get(503, 0) > 0  # faults were injected and retried away
     assert stats.peak_in_flight <= 4  # two endpoints, two slots each
     retried = sum(r.attempts > 1 for item in items for r in item.result.nodes.values())
@@ -232,3 +235,17 @@ async def test_backward_reaches_the_classifier_through_its_control_edge_and_not_
     }
     message = module.classify.system_prompt.feedback[0].content
     assert "Your reply decided that this call was made" in message
+
+
+async def test_a_global_cap_holds_across_endpoints_for_recorded_calls():
+    from test_dynamic import SPLIT_RULES, Splitter
+
+    with sim_server_thread(replies=SPLIT_RULES, latency=0.1) as server:
+        resources = http_resources(server.url, "fast", "smart", max_concurrent=4)
+        capped = plait.ResourceConfig(
+            {alias: resources[alias] for alias in resources.aliases}, max_concurrent=2
+        )
+        items = await run_batch(Splitter(), ["a", "b", "c"], resources=capped, progress=False)
+        peak = server.model.stats.peak_in_flight
+    assert all(item.ok for item in items)
+    assert peak == 2

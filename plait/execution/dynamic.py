@@ -11,8 +11,9 @@ uses). Like a launch in eager PyTorch or a Ray object ref: work is enqueued at
 once, ``await`` is the point that waits.
 
 Each call records its data edges (from the placeholders in its arguments) and
-its control edges: every placeholder awaited earlier in the same ``forward``,
-since what those replies said decided that this call is made. Each call also
+its control edges: the placeholders awaited earlier in the same ``forward``
+(less those already implied through another: a transitive reduction), since
+what those replies said decided that this call is made. Each call also
 gets a ``call_key`` (the caller's key, the call path and its occurrence in that
 caller) which identifies it in a later run that replays the same code: a
 checkpoint or a what-if re-run reuses a completed call when its key and its
@@ -29,10 +30,10 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from types import CodeType, FrameType
+from types import CodeType, FrameType, MappingProxyType
 from typing import Any, Protocol
 
 from plait._context import reset_active_tracer, set_active_tracer
@@ -56,7 +57,9 @@ class RecordingRun(Protocol):
 
     def add_node(self, node: GraphNode, priority: float) -> None: ...
 
-    def result_of(self, ref: str) -> Awaitable[Value]: ...
+    values: dict[str, Value]
+
+    def result_of(self, ref: str) -> Value | Awaitable[None]: ...
 
     def call_error(self, ref: str, value: Value) -> CallError: ...
 
@@ -89,6 +92,7 @@ class CallFrame:
     scope: tuple[str, ...] = ()
 
 
+_NO_KWARGS: Mapping[str, Any] = MappingProxyType({})  # shared by the one-argument calls
 _FRAME: ContextVar[CallFrame | None] = ContextVar("plait_call_frame", default=None)
 
 
@@ -204,6 +208,7 @@ class Recorder(Tracer):
         converted = self._convert_one(args) if len(args) == 1 and not kwargs else None
         if converted is not None:
             args, deps, params = converted
+            kwargs = _NO_KWARGS
         else:
             (args, kwargs), deps, params = self._convert((tuple(args), dict(kwargs)))
         occurrence = frame.counts.get(base_id, 0)
@@ -219,7 +224,7 @@ class Recorder(Tracer):
             args=args,
             kwargs=kwargs,
             dependencies=deps,
-            parameters=tuple(dict.fromkeys((*params, *extra_params))),
+            parameters=tuple(dict.fromkeys((*params, *extra_params))) if params else extra_params,
             scope=(*frame.scope, *scope),
             side_effects=True,  # every call made runs: nothing is pruned in eager mode
             source=source,
@@ -319,15 +324,30 @@ class Recorder(Tracer):
         if ref.startswith("param:"):
             payload = self.parameters[ref].value
         else:
-            result = await self.run.result_of(ref)
+            result = self.run.result_of(ref)
+            if not isinstance(result, Value):
+                await result
+                result = self.run.values[ref]
             frame = _FRAME.get()
             if frame is not None:
-                frame.awaited[ref] = None
+                # Later calls get a control edge from this reply. Replies awaited before this
+                # call was made are its own control edges already: dropping them keeps the
+                # edges a transitive reduction (a loop's rounds form a chain, not a clique).
+                awaited = frame.awaited
+                node = self.nodes.get(ref)
+                if node is not None:
+                    for earlier in node.control:
+                        awaited.pop(earlier, None)
+                    for earlier in node.dependencies:
+                        awaited.pop(earlier, None)
+                awaited[ref] = None
             if result.is_error:
                 raise self.run.call_error(ref, result)
             if whole:
                 return result
-            payload = unwrap(result.payload)  # an op's dict result holds a Value per leaf
+            payload = result.payload
+            if not isinstance(payload, str):
+                payload = unwrap(payload)  # an op's dict result holds a Value per leaf
         return _converted(payload, value.conversion)
 
 

@@ -177,7 +177,10 @@ class GraphRun:
             self.closed = True
             self._waiters.clear()
             if self._recorder is not None:
+                # Placeholders kept by user code still reach the recorder (and refuse calls
+                # now that the run is closed); the run drops it, so no cycle outlives the run.
                 self._recorder._scopes.clear()
+                self._recorder = None
 
     @property
     def recorder(self) -> Recorder:
@@ -264,18 +267,17 @@ class GraphRun:
             )
         return None
 
-    async def result_of(self, ref: str) -> Value:
-        """The output `Value` of node ``ref``, once it has finished."""
+    def result_of(self, ref: str) -> Value | asyncio.Future[None]:
+        """The output `Value` of node ``ref`` if it has finished, else a future set when it has."""
         value = self.values.get(ref)
-        if value is None:
-            if ref not in self.records:
-                raise ExecutionError(f"no node {ref!r} in this run")
-            waiter = self._waiters.get(ref)
-            if waiter is None:
-                waiter = self._waiters[ref] = asyncio.get_running_loop().create_future()
-            await waiter
-            value = self.values[ref]
-        return value
+        if value is not None:
+            return value
+        if ref not in self.records:
+            raise ExecutionError(f"no node {ref!r} in this run")
+        waiter = self._waiters.get(ref)
+        if waiter is None:
+            waiter = self._waiters[ref] = asyncio.get_running_loop().create_future()
+        return waiter
 
     def call_error(self, ref: str, value: Value) -> CallError:
         """The `CallError` raised where the placeholder of failed node ``ref`` is awaited."""
@@ -309,7 +311,9 @@ class GraphRun:
         output = self.recorder.convert_output(result)
         refs = [r for r in collect_refs(output) if r in self.records]
         for ref in refs:
-            await self.result_of(ref)
+            pending = self.result_of(ref)
+            if not isinstance(pending, Value):
+                await pending
         if node.kind is NodeKind.MODULE or node.kind is NodeKind.OP:
             extra = tuple(r for r in refs if r not in node.dependencies)
             if extra:  # its output came from these calls: they are its inputs too
@@ -595,7 +599,8 @@ class GraphRun:
         record = self.records[nid]
         try:
             args, kwargs = self._args(node)
-            error = first_error(args, kwargs)
+            plain = len(args) == 1 and not kwargs and type(args[0]) is str  # a recorded call's
+            error = None if plain else first_error(args, kwargs)
             if error is not None:
                 self._drain(self._finish(nid, *self._skipped(nid, error)))
                 return
