@@ -78,8 +78,9 @@ def control_edges(
 ) -> list[tuple[str, str]]:
     """The control edges worth drawing: ``c -> node`` unless another input already follows ``c``.
 
-    A call's control list holds every reply awaited before it in its caller,
-    so in a loop it grows with each round; only the latest few say something.
+    The recorder keeps the replies awaited since the caller's previous call;
+    one of those may still be implied by a data edge (or by a graph recorded
+    before that reduction), and is then not drawn.
     """
     out = []
     for nid, node in graph.nodes.items():
@@ -192,8 +193,8 @@ def graph_payload(
                     "kind": "item",
                 }
         outputs = set(graph.output_ids)
-        index, masks = _ancestor_masks(graph)
-        rounds = iterations(graph, masks, index)
+        order, masks = _ancestor_masks(graph)
+        rounds = iterations(graph, masks, order)
         callers = _callers(graph) if rounds else {}
         for node in graph.nodes.values():
             module_parts = _module_parts(node)
@@ -235,7 +236,7 @@ def graph_payload(
                 if dep in graph.nodes
             )
         controls.extend(
-            [node_key(item, a), node_key(item, b)] for a, b in control_edges(graph, masks, index)
+            [node_key(item, a), node_key(item, b)] for a, b in control_edges(graph, masks, order)
         )
     return {
         "title": title,

@@ -15,6 +15,7 @@ flushes.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,6 +42,7 @@ from plait_jupyter.inspector import node_details, view_state
 
 MAX_NODES = 5000
 _SERIALS = itertools.count(1)
+_SESSION = uuid.uuid4().hex[:12]
 UNUSED = "unused"  # a dead node: it reaches no output, so the run skips it
 CACHED = "cached"
 _EVENT_STATES = {
@@ -73,7 +75,7 @@ class RunState:
         self.batch = batch
         self.run_id = run_id
         self.max_nodes = max_nodes
-        self.serial = next(_SERIALS)
+        self.serial = f"{_SESSION}-{next(_SERIALS)}"  # unique in the page, across kernels
         self.status = "running"
         self.title = view_title(self.graphs, batch=batch, run_id=run_id)
         self.states: dict[str, str] = {}

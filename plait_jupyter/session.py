@@ -50,7 +50,8 @@ class CellSession:
         self.show = show if show is not None else _show_updatable
         self.runs: list[RunState] = []
         # Display handles of the live views: at the end each is re-published, so the text a
-        # saved notebook keeps for it describes the finished run, not the moment it was shown.
+        # saved notebook keeps for it describes the finished run, not the moment it was shown
+        # (except a graph recorded while it ran: a re-render would lay it out afresh).
         self._handles: list[tuple[Any, Any]] = []
         self.views: list[GraphView] = []
         self.progress_views: list[BatchProgressView] = []
@@ -82,7 +83,7 @@ class CellSession:
             if batch:
                 progress = BatchProgressView()
                 self.progress_views.append(progress)
-                self._handles.append((self.show(progress), progress))
+                self.show(progress)
                 handler = _with_progress(view.on_event, run, progress)
             self._handles.append((self.show(view), view))
         self.runs.append(run)
@@ -99,7 +100,7 @@ class CellSession:
         if not self.runs:
             return
         for handle, view in self._handles:
-            if handle is not None:
+            if handle is not None and not _grew(view):
                 handle.update(view)
         self.show(HTML(summary_html(self.runs, compact=self.quiet)))
         if self.profile:
@@ -109,6 +110,12 @@ class CellSession:
         for result in self.results:
             self.show(result.plot_timeline())
             self.show(result.plot_bubbles())
+
+
+def _grew(view: Any) -> bool:
+    """Whether ``view`` drew a graph recorded while it ran: re-rendering would re-lay it out."""
+    run = getattr(view, "run", None)
+    return run is not None and (run.recorded or bool(run.graph_data.get("recorded")))
 
 
 def _show_updatable(obj: Any) -> Any:

@@ -127,7 +127,7 @@ def test_a_plait_cell_draws_exactly_the_calls_made_with_control_edges_and_iterat
 def test_nodes_are_added_to_the_view_while_the_run_goes_on():
     view = GraphView()
     drawn: list[list[str]] = []
-    serials: set[int] = set()
+    serials: set[str] = set()
 
     def seen(change):
         drawn.append([n["id"] for n in change["new"].get("nodes", [])])
@@ -258,3 +258,34 @@ def test_batch_items_of_a_traced_graph_each_grow_their_own_calls():
         for nid, state in expected_states(item.result).items()
     }
     assert view.run_info["items_done"] == 2
+
+
+class Splitter(Module):
+    """A map over a generated list: sibling calls of one path are not a loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.split = LLMInference(
+            "fast",
+            system_prompt="Split into sub-questions.",
+            response_format={"type": "array", "items": {"type": "string"}},
+        )
+        self.answer = LLMInference("fast", system_prompt="Answer briefly.")
+        self.join = LLMInference("fast", system_prompt="Combine the answers.")
+
+    async def forward(self, question: str) -> object:
+        subs = await self.split(question)
+        return self.join("\n".join([self.answer(sub) for sub in subs]))
+
+
+def test_a_map_is_a_fan_out_not_iterations():
+    resources = ResourceConfig.simulated(
+        "fast", replies=[{"match": {"system": "Split"}, "json": ["q1", "q2", "q3"]}]
+    )
+    result = asyncio.run(execute(Splitter(), "big question", resources=resources))
+    view = GraphView(result)
+    answers = ["answer", "answer_1", "answer_2"]
+    assert [n["id"] for n in view.graph_data["nodes"]] == ["split", *answers, "join"]
+    assert view.graph_data["groups"]["module"] == []  # no "iteration" groups
+    assert view.graph_data["control_edges"] == [["split", a] for a in answers]
+    assert sorted(view.graph_data["edges"]) == [[a, "join"] for a in answers]

@@ -43,6 +43,12 @@ function groupState(states) {
   return "pending";
 }
 
+// The last layout of each run shown (by graph_data.serial, unique per run): a view drawn again
+// (JupyterLab re-renders a cell's output, or a second view of the widget) keeps the places of
+// the nodes already drawn.
+const LAYOUTS = new Map();
+const KEPT_LAYOUTS = 50;
+
 class Explorer {
   constructor(model, el) {
     this.model = model;
@@ -76,9 +82,18 @@ class Explorer {
   /** A new graph is laid out afresh; the same run's graph, grown, keeps its nodes in place. */
   onGraphData() {
     const data = this.model.get("graph_data") || {};
-    const grown = Boolean(data.serial) && data.serial === this.serial && this.placed;
+    const memo = data.serial ? LAYOUTS.get(data.serial) : undefined;
+    if (!this.placed && memo && memo.key === this.layoutKey()) {
+      Object.assign(this, { serial: memo.serial, placed: memo.placed, cols: memo.cols });
+    }
+    const grown = Boolean(data.serial) && data.serial === this.serial && Boolean(this.placed);
     this.serial = data.serial;
     this.rebuild(!grown, grown);
+  }
+
+  /** What a layout depends on besides the graph: the grouping and the collapsed groups. */
+  layoutKey() {
+    return `${this.model.get("group_by")}|${[...(this.model.get("collapsed") || [])].sort().join(",")}`;
   }
 
   destroy() {
@@ -296,6 +311,12 @@ class Explorer {
     this.draw(laid, previous && previous.nodes);
     this.placed = new Map(laid.nodes.map((n) => [n.id, n]));
     this.cols = laid.cols;
+    if (this.serial) {
+      LAYOUTS.delete(this.serial); // re-inserted last: the map stays in least-recent order
+      LAYOUTS.set(this.serial, { serial: this.serial, placed: this.placed, cols: this.cols, key: this.layoutKey() });
+      if (LAYOUTS.size > KEPT_LAYOUTS) LAYOUTS.delete(LAYOUTS.keys().next().value);
+    }
+    if (!grown) this.root.dataset.freshLayouts = String(Number(this.root.dataset.freshLayouts || 0) + 1);
     this.states = {};
     this.updateStates();
     this.updateGroupNodes();

@@ -499,7 +499,7 @@ function shelfSpots(boxes, aspect) {
 
 function gridSpots(boxes, cols, slots) {
   const colW = new Array(cols).fill(NODE_W + 2 * GROUP_PAD); // an item not started yet keeps its room
-  const rowH = new Array(Math.ceil((Math.max(...slots) + 1) / cols)).fill(0);
+  const rowH = new Array(Math.ceil((Math.max(-1, ...slots) + 1) / cols)).fill(0);
   boxes.forEach((b, i) => {
     const [c, r] = [slots[i] % cols, Math.floor(slots[i] / cols)];
     colW[c] = Math.max(colW[c], b.x1 - b.x0);
