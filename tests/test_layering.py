@@ -62,7 +62,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "optimization/profiling",
-        ("plait.optimization", "plait.profiling", "plait.stock", "plait.evaluation"),
+        ("plait.optimization", "plait.profiling", "plait.stock", "plait.evaluation", "plait.otel"),
     ),
     ("facade", ("plait", "plait.demo", "plait.__main__")),
     ("plait_jupyter", ("plait_jupyter",)),

@@ -8,6 +8,20 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 pip install -q -e ".[jupyter,dev]"
 
+# Arize Phoenix, for the OpenTelemetry round-trip test (tests/test_otel_phoenix.py), pins many
+# packages of its own: it lives in its own venv, and the test starts `phoenix serve` from there.
+# If it cannot be installed the test skips, unless PLAIT_REQUIRE_PHOENIX=1 (CI) makes that fatal.
+if [ ! -x .venv-phoenix/bin/phoenix ]; then
+  if python -m venv .venv-phoenix && .venv-phoenix/bin/pip install -q "arize-phoenix>=20.26,<21"; then
+    :
+  elif [ "${PLAIT_REQUIRE_PHOENIX:-}" = 1 ]; then
+    echo "setup_tests: installing arize-phoenix into .venv-phoenix failed" >&2
+    exit 1
+  else
+    echo "setup_tests: arize-phoenix could not be installed; the Phoenix round-trip test will skip" >&2
+  fi
+fi
+
 if ! command -v chromium >/dev/null 2>&1; then
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "setup_tests: chromium is missing and apt-get is not available; install Chromium" \

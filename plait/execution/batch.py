@@ -206,6 +206,7 @@ class _BatchRun:
             "batch",
             graphs=tuple(g for g, _ in self.plans),
             records=self.records,
+            resources=self.manager.config if self.manager is not None else None,
         )
 
     async def run_item(self, index: int) -> None:

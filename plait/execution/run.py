@@ -14,6 +14,7 @@ import gc
 import inspect
 import itertools
 import random
+import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
@@ -28,6 +29,7 @@ from plait.execution.budget import Budget
 from plait.execution.cache import ResponseCache, cache_for
 from plait.execution.checkpoint import Checkpoint, stable_hash
 from plait.execution.dynamic import Layout, is_dynamic
+from plait.execution.observers import RunClock, open_observers
 from plait.execution.pool import SlotPool
 from plait.execution.records import attach_record
 from plait.execution.result import (
@@ -138,13 +140,14 @@ class gc_tuned:
 
 
 class EventLog:
-    """Collects a run's events and forwards each to the ``on_event`` callbacks."""
+    """Collects a run's events and forwards each to the ``on_event`` callbacks and run observers."""
 
     def __init__(self, callbacks: tuple[Callable[[ev.Event], None], ...], start: float) -> None:
         self.events: list[ev.Event] = []
-        self.callbacks = callbacks
         self.start = start
         self._loop_time = asyncio.get_running_loop().time
+        clock = RunClock(time.time_ns() - round((self._loop_time() - start) * 1e9))
+        self.callbacks = callbacks + open_observers(clock)
 
     def now(self) -> float:
         return self._loop_time() - self.start
@@ -496,6 +499,7 @@ async def _execute_graph(
                 f"run-{next(_run_ids)}",
                 graphs=(graph,),
                 records=(graph_run.records,),
+                resources=manager.config if manager is not None else None,
             )
         )
         status = DONE
