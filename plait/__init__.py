@@ -22,7 +22,15 @@ from plait import (
     stock,
 )
 from plait.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
-from plait.errors import CallError, ConfigError, ExecutionError, PlaitError, TraceError
+from plait.errors import (
+    CallError,
+    ConfigError,
+    ExecutionError,
+    PlaitError,
+    StoreError,
+    TraceError,
+)
+from plait.evaluation import Comparison, EvalResult, RunStore, evaluate, evaluate_sync
 from plait.execution import (
     Args,
     BatchItem,
@@ -54,8 +62,10 @@ __all__ = [
     "Args",
     "BatchItem",
     "CallError",
+    "Comparison",
     "ConfigError",
     "EndpointConfig",
+    "EvalResult",
     "ExecutionError",
     "ExecutionSettings",
     "Feedback",
@@ -74,13 +84,17 @@ __all__ = [
     "PlaitError",
     "ResourceConfig",
     "RunResult",
+    "RunStore",
     "Sequential",
+    "StoreError",
     "TraceError",
     "Tracer",
     "Value",
     "ValueKind",
     "ValueRef",
     "collect_refs",
+    "evaluate",
+    "evaluate_sync",
     "execute",
     "execute_sync",
     "first_error",

@@ -10,6 +10,7 @@ conveniences on low-floor classes are implemented on a higher floor:
 - ``RunResult.rerun`` / ``rerun_sync`` / ``diff`` / ``adopt`` live in
   `plait.execution.rerun`, which builds on the runner that makes RunResults;
 - ``RunResult.build_profile`` makes a `plait.profiling.Profile`;
+- the ``store`` run option saves runs and batches with `plait.evaluation.runs`;
 - ``plait.functional.chat_complete`` is an `LLMInference` call
   (`plait.inference.ChatComplete`), which sits on the execution floor;
 - ``_repr_html_`` of plait's classes renders with `plait_jupyter.reprs`
@@ -39,6 +40,7 @@ UPCALLS: dict[str, tuple[str, str]] = {
     "diff": ("plait.execution.rerun", "diff"),
     "adopt": ("plait.execution.rerun", "adopt"),
     "profile": ("plait.profiling.profile", "Profile"),
+    "run_recorder": ("plait.evaluation.runs", "recorder"),
     "notebook_html": ("plait_jupyter.reprs", "html_of"),
 }
 

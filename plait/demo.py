@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     reports = [f"Report {i}: revenue up {i}% on last quarter." for i in range(40)]
     items = asyncio.run(plait.run_batch(pipeline, reports, resources=resources, progress=False))
-    seconds = max(i.result.makespan for i in items)
+    seconds = max(i.result.makespan for i in items if i.result is not None)
     lines.append(f"a batch of {len(items)} reports: {sum(i.ok for i in items)} ok")
     lines.append(f"  (80 calls of 50 ms at 8 concurrent: {seconds:.2f} s, lower bound 0.50 s)")
     lines += [

@@ -5,6 +5,7 @@
     ├── TraceError             a runtime value was used at trace time
     ├── GraphError             a graph breaks its own invariants (cycle, dangling id)
     ├── CheckpointError        a checkpoint file cannot be used for this run
+    ├── StoreError             a run store file cannot be opened, read or written
     ├── ExecutionError         nodes of a run failed; carries every failure and the partial result
     │   ├── BudgetExceeded     a run stopped because it spent its cost or token budget
     │   └── CallError          a call made in an async forward failed; raised at its ``await``
@@ -45,6 +46,10 @@ class GraphError(PlaitError):
 
 class CheckpointError(PlaitError):
     """A checkpoint cannot be used: written by another graph, or unreadable."""
+
+
+class StoreError(PlaitError):
+    """A `RunStore` file cannot be used: not a store, a newer schema, or a record that is not there."""
 
 
 class ExecutionError(PlaitError):

@@ -268,8 +268,6 @@ class InferenceGraph:
             raise GraphError("invalid graph: " + "; ".join(problems))
         self.topological_order()
 
-    # -- analysis and export (plait.graph_analysis, plait.graph_export) ----------------------
-
     def critical_path(self, durations: Mapping[str, float]) -> tuple[list[str], float]:
         """The heaviest chain of live nodes under ``durations`` (by node id) and its total."""
         return graph_analysis.critical_path(self, durations)

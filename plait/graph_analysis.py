@@ -58,6 +58,10 @@ class NodeView(Protocol):
     def source(self) -> str | None: ...
     @property
     def alias(self) -> str | None: ...
+    @property
+    def control(self) -> tuple[str, ...]: ...
+    @property
+    def call_key(self) -> str | None: ...
 
 
 class GraphView(Protocol):
@@ -310,8 +314,9 @@ def critical_path(graph: GraphView, durations: Mapping[str, float]) -> tuple[lis
         via[nid] = prev
     if not best:
         return [], 0.0
-    end: str | None = max(best, key=best.__getitem__)
-    total = best[end][0]
+    last = max(best, key=best.__getitem__)
+    total = best[last][0]
+    end: str | None = last
     path: list[str] = []
     while end is not None:
         path.append(end)

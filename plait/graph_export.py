@@ -63,9 +63,6 @@ def _param_name(ref: str) -> str:
     return ref.removeprefix("param:")
 
 
-# -- JSON ---------------------------------------------------------------------------------
-
-
 def _node_dict(node: NodeView, param_refs: dict[int, str]) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "id": node.id,
@@ -132,9 +129,6 @@ def to_json(graph: GraphView, *, indent: int | None = 2) -> str:
     return json.dumps(to_dict(graph), indent=indent, allow_nan=False)
 
 
-# -- grouping -----------------------------------------------------------------------------
-
-
 class _Group:
     """One level of the group tree: its label, its nodes, and its subgroups in first-seen order."""
 
@@ -182,8 +176,6 @@ def _label_lines(node: NodeView) -> list[str]:
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
-
-# -- DOT ----------------------------------------------------------------------------------
 
 _DOT_SHAPES = {"input": "ellipse", "llm": "box", "op": "box", "module": "box3d"}
 
@@ -250,8 +242,6 @@ def _edges(graph: GraphView) -> Iterator[tuple[NodeView, str]]:
                 yield node, dep
 
 
-# -- Mermaid ------------------------------------------------------------------------------
-
 _MERMAID_SHAPES: dict[str, tuple[str, str]] = {
     "input": ("([", "])"),
     "llm": ("(", ")"),
@@ -305,8 +295,6 @@ def to_mermaid(graph: GraphView, *, group_by: str | None = "module") -> str:
             lines.append(f"  class {','.join(chosen)} {name}")
     return "\n".join(lines) + "\n"
 
-
-# -- text ---------------------------------------------------------------------------------
 
 _COLUMNS: tuple[tuple[str, Callable[[NodeView], str]], ...] = (
     ("id", lambda n: n.id),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Self
 
 from plait._context import active_tracer
 from plait._upcalls import notebook_html, upcall
@@ -68,8 +68,11 @@ class Module:
     def _call_outside_run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self.forward(*args, **kwargs)
 
-    def bind(self, resources: Any = None, **options: Any) -> Module:
+    def bind(self, resources: object = None, **options: Any) -> Self:
         """Attach resources and run options, so that ``await module(x)`` runs the pipeline.
+
+        ``resources`` and ``options`` are what `ExecutionSettings` accepts (a
+        `ResourceConfig`, a dict of endpoints or a ``.toml`` path), checked there.
 
         pipeline.bind(resources=ResourceConfig.simulated("fast", "smart"))
         await pipeline("input text")
@@ -77,8 +80,6 @@ class Module:
         settings = upcall("execution_settings")(resources, **options)
         object.__setattr__(self, "_settings", settings)
         return self
-
-    # -- registration ---------------------------------------------------------
 
     def __setattr__(self, name: str, value: Any) -> None:
         registry = self.__dict__.get("_parameters")
@@ -123,8 +124,6 @@ class Module:
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *self._parameters, *self._modules})
-
-    # -- introspection ----------------------------------------------------------
 
     def named_modules(
         self, prefix: str = "", *, memo: set[int] | None = None
@@ -172,8 +171,6 @@ class Module:
         for _, module in self.named_modules():
             yield module
 
-    # -- modes --------------------------------------------------------------------
-
     def train(self, mode: bool = True) -> Module:
         """Set training mode here and below: runs keep forward records for backward."""
         for module in self.modules():
@@ -188,8 +185,6 @@ class Module:
         for param in self.parameters():
             param.requires_grad_(requires_grad)
         return self
-
-    # -- state ----------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """Every parameter's value by dotted name (JSON-serialisable when the values are)."""
@@ -258,8 +253,6 @@ class Module:
                 "of parameter name -> value written by Module.save)"
             )
         return self.load_state_dict(state, strict=strict)
-
-    # -- display --------------------------------------------------------------------
 
     def extra_repr(self) -> str:
         """Details shown inside this module's repr; override to add configuration."""

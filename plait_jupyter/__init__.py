@@ -10,7 +10,8 @@ In a notebook::
 `GraphView` also works on its own: ``GraphView(result)``, ``GraphView(graph)``,
 ``GraphView(await run_batch(...))``, or ``on_event=view.on_event`` for a live run.
 ``OptimizerReview(optimizer)`` reviews an optimizer step: accept, edit or reject
-each proposal, then apply.
+each proposal, then apply. ``EvalView(result)`` / ``EvalView(before.compare(after))``
+shows an evaluation or a comparison as a table whose rows open their graphs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from plait_jupyter import reprs
+from plait_jupyter.evaluation import EvalView
 from plait_jupyter.graph_view import GraphView
 from plait_jupyter.magics import PlaitMagics, transform_plait_cells
 from plait_jupyter.progress import BatchProgressView
@@ -42,6 +44,7 @@ def unload_ipython_extension(shell: Any) -> None:
 __all__ = [
     "BatchProgressView",
     "CellSession",
+    "EvalView",
     "GraphView",
     "OptimizerReview",
     "PlaitMagics",

@@ -82,7 +82,7 @@ def control_edges(
     one of those may still be implied by a data edge (or by a graph recorded
     before that reduction), and is then not drawn.
     """
-    out = []
+    out: list[tuple[str, str]] = []
     for nid, node in graph.nodes.items():
         if not node.control:
             continue
@@ -114,8 +114,8 @@ def iterations(
         key = node.call_key
         if not key or "#" not in key:
             continue
-        caller, _, last = key.rpartition("/")
-        path, _, occurrence = last.rpartition("#")
+        caller, _, call = key.rpartition("/")
+        path, _, occurrence = call.rpartition("#")
         if occurrence.isdigit():
             calls.setdefault(caller, []).append((index[nid], nid, path, int(occurrence)))
     out: dict[str, tuple[str, int, int]] = {}
@@ -123,7 +123,7 @@ def iterations(
         by_path: dict[str, list[tuple[int, str]]] = {}
         for i, nid, path, _ in made:
             by_path.setdefault(path, []).append((i, nid))
-        spans = []
+        spans: list[tuple[int, int, str]] = []
         for path, seq in by_path.items():
             if len(seq) > 1 and all(
                 masks[after] >> before & 1 for (before, _), (_, after) in pairwise(seq)

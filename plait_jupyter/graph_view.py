@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -39,7 +39,8 @@ import traitlets
 
 from plait._checks import Checks
 from plait.errors import ConfigError
-from plait.execution.events import Event
+from plait.evaluation.snapshot import SNAPSHOT_FORMAT
+from plait.execution.events import Event, RunStarted
 from plait.execution.result import BatchItem, RunResult
 from plait.execution.run import result_error
 from plait.graph import InferenceGraph
@@ -107,10 +108,18 @@ class GraphView(anywidget.AnyWidget):
         if source is not None:
             self.show(source)
 
-    def show(self, source: InferenceGraph | RunResult | Sequence[BatchItem]) -> None:
-        """Draw a graph (nodes pending), a finished run, or a finished batch."""
+    def show(
+        self, source: InferenceGraph | RunResult | Sequence[BatchItem] | Mapping[str, Any]
+    ) -> None:
+        """Draw a graph (nodes pending), a finished run, a finished batch, or a stored run.
+
+        A stored run is the plain data a `RunStore` keeps per example
+        (``EvalRow.snapshot``); it is shown as recorded and cannot be re-run.
+        """
         self._items = None
-        if isinstance(source, RunResult):
+        if isinstance(source, Mapping) and source.get("format") == SNAPSHOT_FORMAT:
+            run = RunState.from_snapshot(source, max_nodes=self.max_nodes)
+        elif isinstance(source, RunResult):
             run = RunState.from_result(source, max_nodes=self.max_nodes)
         elif isinstance(source, InferenceGraph):
             run = RunState.from_graph(source, max_nodes=self.max_nodes)
@@ -119,14 +128,15 @@ class GraphView(anywidget.AnyWidget):
             self._items = sorted(source, key=lambda item: item.index)
         else:
             raise TypeError(
-                f"GraphView shows an InferenceGraph, a RunResult or a list of BatchItems; "
+                f"GraphView shows an InferenceGraph, a RunResult, a list of BatchItems or a "
+                f"stored run (EvalRow.snapshot); "
                 f"got {type(source).__name__}"
             )
         self._attach(run)
 
     def on_event(self, event: Event) -> None:
         """Follow a run: pass as ``on_event=view.on_event`` (a new run replaces the shown one)."""
-        if event.type == "run_started":
+        if isinstance(event, RunStarted):
             batch = event.run_id == "batch"
             self._items = None
             self._attach(
@@ -186,8 +196,6 @@ class GraphView(anywidget.AnyWidget):
         """The `RunResult` of the run shown, once it has finished (None for batches)."""
         return None if self.run is None else self.run.result
 
-    # -- edit & re-run ------------------------------------------------------------------------
-
     def _rerunnable(self) -> bool:
         return self._items is not None or self.result is not None
 
@@ -199,7 +207,10 @@ class GraphView(anywidget.AnyWidget):
                 raise ConfigError(
                     f"no node {key!r} in this batch view; keys look like '0/summarize'"
                 )
-            return self._items[int(item)].result, node_id, int(item)
+            result = self._items[int(item)].result
+            if result is None:
+                raise ConfigError(f"batch item {item} carries no RunResult to re-run")
+            return result, node_id, int(item)
         if self.result is None:
             raise ConfigError(
                 "this view shows no finished run to re-run: show one with GraphView(result) "

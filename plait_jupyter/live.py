@@ -17,10 +17,18 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from plait.execution.batch import BatchProgress
-from plait.execution.events import Event
+from plait.execution.events import (
+    Event,
+    NodeCompleted,
+    NodeDelta,
+    NodeFailed,
+    NodeRetry,
+    NodeUsage,
+    RunFinished,
+)
 from plait.execution.result import (
     CANCELLED,
     DONE,
@@ -41,6 +49,46 @@ from plait_jupyter.graph_data import graph_payload, node_key, view_title
 from plait_jupyter.inspector import node_details, view_state
 
 MAX_NODES = 5000
+
+
+class _StoredNode:
+    """A node of a stored graph, with what the view's payload reads from a `GraphNode`."""
+
+    def __init__(self, data: Mapping[str, Any], control: Any, call_key: Any) -> None:
+        self.id = data["id"]
+        self.name = data["name"]
+        self.kind = data["kind"]
+        self.target = data["target"]
+        self.module_path = data["module_path"]
+        self.scope = tuple(data["scope"])
+        self.live = data["live"]
+        self.dependencies = tuple(data["dependencies"])
+        self.control = tuple(control or ())
+        self.call_key = call_key
+
+
+class StoredGraph:
+    """A stored run's graph (its ``to_dict()`` form and control edges), as much as a view draws.
+
+    Never ``dynamic`` here: a stored run is finished, nothing is left to record.
+    """
+
+    root = None
+    dynamic = False
+    output = None
+
+    def __init__(self, snapshot: Mapping[str, Any]) -> None:
+        control, keys = snapshot.get("control", {}), snapshot.get("call_keys", {})
+        self.nodes = {
+            n["id"]: _StoredNode(n, control.get(n["id"]), keys.get(n["id"]))
+            for n in snapshot["graph"]["nodes"]
+        }
+        self.output_ids = tuple(snapshot["graph"]["outputs"])
+
+    def live_ids(self) -> list[str]:
+        return [nid for nid, node in self.nodes.items() if node.live]
+
+
 _SERIALS = itertools.count(1)
 _SESSION = uuid.uuid4().hex[:12]
 UNUSED = "unused"  # a dead node: it reaches no output, so the run skips it
@@ -107,8 +155,6 @@ class RunState:
         self.items_done = 0
         self.items_failed = 0
 
-    # -- construction from finished runs --------------------------------------------------
-
     @classmethod
     def from_graph(cls, graph: InferenceGraph, *, max_nodes: int = MAX_NODES) -> RunState:
         """A graph that has not run: live nodes pending, dead ones unused."""
@@ -131,17 +177,33 @@ class RunState:
             raise ValueError(
                 f"batch items {missing[:5]} carry no RunResult; pass the items run_batch returned"
             )
+        results = [item.result for item in ordered if item.result is not None]
         state = cls(
-            [item.result.graph for item in ordered],
-            [item.result.nodes for item in ordered],
+            [result.graph for result in results],
+            [result.nodes for result in results],
             batch=True,
             run_id="batch",
             max_nodes=max_nodes,
         )
-        state.finish("done", max(item.result.makespan for item in ordered) if ordered else 0.0)
+        state.finish("done", max(result.makespan for result in results) if results else 0.0)
         return state
 
-    # -- the graph drawn ----------------------------------------------------------------------
+    @classmethod
+    def from_snapshot(cls, snapshot: Mapping[str, Any], *, max_nodes: int = MAX_NODES) -> RunState:
+        """A run kept as plain data (`plait.evaluation.snapshot.run_snapshot`, e.g. from a store)."""
+        # A StoredGraph offers what a view reads of an InferenceGraph (nodes, output ids).
+        state = cls([cast(Any, StoredGraph(snapshot))], [None], max_nodes=max_nodes)
+        state.title = state.graph_data["title"] = f"{snapshot.get('root', 'graph')} · stored run"
+        state.graph_data["recorded"] = bool(snapshot.get("recorded"))
+        for node_id, detail in snapshot["nodes"].items():
+            if node_id in state.states:
+                state.states[node_id] = detail["status"]
+                state.details[node_id] = dict(detail)
+                state.tokens += detail["input_tokens"] + detail["output_tokens"]
+                state.cost += detail["cost"]
+        state.status = snapshot.get("status", DONE)
+        state.elapsed = snapshot.get("makespan", 0.0)
+        return state
 
     def refresh_graph(self, *, force: bool = False) -> bool:
         """Rebuild ``graph_data`` if the graphs grew (or ``force``); True if it was rebuilt."""
@@ -185,14 +247,12 @@ class RunState:
         if self.batch and (item or 0) < len(self._left):
             self._left[item or 0] += 1
 
-    # -- live updates -----------------------------------------------------------------------
-
     def apply(self, event: Event) -> None:
         """Update states and totals from one event of this run."""
         self.elapsed = max(self.elapsed, event.time)
         kind = event.type
-        if kind == "run_finished":
-            self.result = getattr(event, "result", None)
+        if isinstance(event, RunFinished):
+            self.result = event.result
             if self.result is not None and not self.batch:
                 self.graphs = (self.result.graph,)  # the run's own, final graph
             self.finish(event.status, event.time)
@@ -202,12 +262,12 @@ class RunState:
         item = event.item if self.batch else None
         key = node_key(item, event.node_id)
         tracked = (item, event.node_id)
-        if kind == "usage":
+        if isinstance(event, NodeUsage):
             self.tokens += event.usage.total_tokens
             self.cost += event.cost
-        elif kind == "node_delta":
+        elif isinstance(event, NodeDelta):
             self._streams.setdefault(key, []).append(event.text)
-        elif kind == "node_retry":
+        elif isinstance(event, NodeRetry):
             self._retrying.add(tracked)
             self._retries.setdefault(key, []).append(
                 {"attempt": event.attempt, "error": event.error, "delay": event.delay}
@@ -217,9 +277,9 @@ class RunState:
         elif kind == "node_added":
             self._added(item, event)
         state = _EVENT_STATES.get(kind)
-        if kind == "node_completed":
+        if isinstance(event, NodeCompleted):
             state = CACHED if event.cached or event.restored else DONE
-        elif kind == "node_failed":
+        elif isinstance(event, NodeFailed):
             state = SKIPPED if event.skipped else FAILED
         if kind in _FINAL_EVENTS:
             self._retrying.discard(tracked)
@@ -290,12 +350,12 @@ class RunState:
         # A recorded graph learns more when calls return (a module node's edges): rebuild once.
         self.refresh_graph(force=self.recorded)
         for key in self.states:
-            record = self._record(key)
-            if record is not None:
-                self.states[key] = view_state(record)
+            found = self._record(key)
+            if found is not None:
+                self.states[key] = view_state(found)
             elif self.states[key] != UNUSED and status not in (DONE, "not run"):
                 self.states[key] = CANCELLED
-            if record is not None or key in self.details:
+            if found is not None or key in self.details:
                 self.details[key] = self._detail(key)
         self._dirty.clear()
         if self.batch:
@@ -314,8 +374,6 @@ class RunState:
                 else:
                     failed += 1
         self.items_done, self.items_failed = done, failed
-
-    # -- summaries ----------------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
         """The ``run_info`` of a view: status, totals and (for batches) item counts."""

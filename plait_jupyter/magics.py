@@ -94,6 +94,12 @@ class PlaitMagics(Magics):
         self.last_reviews: list[OptimizerReview] = []
         self.cells = 0
 
+    def _user_ns(self) -> dict[str, Any]:
+        shell = self.shell
+        assert shell is not None  # IPython sets it when it registers the magics
+        namespace: dict[str, Any] = shell.user_ns
+        return namespace
+
     @magic_arguments()
     @argument(
         "command",
@@ -140,7 +146,7 @@ class PlaitMagics(Magics):
         self.last_cell = session
         self.last_reviews = []
         self.cells += 1
-        before = optimizer_steps(self.shell.user_ns) if args.review else None
+        before = optimizer_steps(self._user_ns()) if args.review else None
         async with ExecutionSettings(resources=resources, on_event=session.on_event):
             await run_body(self.shell, body)
         session.finish()
@@ -148,8 +154,7 @@ class PlaitMagics(Magics):
         if before is not None:
             # Shown even if the body raised after proposing: the proposals are there to review.
             self.last_reviews = [
-                OptimizerReview(optimizer)
-                for optimizer in proposed_since(self.shell.user_ns, before)
+                OptimizerReview(optimizer) for optimizer in proposed_since(self._user_ns(), before)
             ]
             for review in self.last_reviews:
                 session.show(review)
@@ -157,7 +162,7 @@ class PlaitMagics(Magics):
     def _resources(self, name: str | None) -> Any:
         if name is None:
             return None
-        namespace = self.shell.user_ns
+        namespace = self._user_ns()
         if name in namespace:
             return namespace[name]
         if name.endswith(".toml") and os.path.isfile(name):

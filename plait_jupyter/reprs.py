@@ -1,4 +1,4 @@
-"""Rich notebook reprs (HTML) for `Value`, `Module`, `InferenceGraph`, `RunResult`, `UpdateProposal`.
+"""Rich notebook HTML reprs: `Value`, `Module`, `InferenceGraph`, `RunResult`, `UpdateProposal`, evaluations.
 
 Every piece of data is escaped with `html.escape`, so a model reply or a prompt
 containing markup shows as text. Those classes' ``_repr_html_`` reach `html_of`
@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from plait._format import format_money
+from plait.evaluation.result import Comparison, EvalResult
 from plait.execution.result import RunResult
 from plait.graph import InferenceGraph
 from plait.module import Module
@@ -248,12 +249,81 @@ def proposal_html(proposal: UpdateProposal) -> str:
     )
 
 
+def _score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def eval_html(result: EvalResult) -> str:
+    """An `EvalResult`: score, totals, the parameter values, and the rows that did not pass."""
+    stored = f" · stored as #{result.record_id}" if result.record_id is not None else ""
+    title = (
+        f"{badge('EvalResult')} <b>{esc(result.name)}</b> · score <b>{_score(result.score)}</b> · "
+        f"{len(result.rows)} examples · {len(result.errors)} errors · "
+        f"{result.tokens:,} tokens · ${result.cost:.4f}{esc(stored)}"
+    )
+    failures = result.failures()
+    rows = [
+        [
+            esc(r.index),
+            esc(clip(str(r.input), 120)),
+            output_preview(r.output, 120),
+            esc(_score(r.score)),
+            esc(clip(r.error or r.message, 160)),
+        ]
+        for r in failures[:MAX_ROWS]
+    ]
+    params = "".join(
+        f"<div><b>{esc(name)}</b>{pre(editable_text(value))}</div>"
+        for name, value in result.params.items()
+    )
+    return box(
+        title,
+        f"<details><summary>parameters ({len(result.params)})</summary>{params}</details>",
+        f"<div>{len(failures)} not passed (EvalView(result) opens each one's graph)</div>",
+        table(["#", "input", "output", "score", "message / error"], rows),
+        _rows_note(len(rows), len(failures)),
+    )
+
+
+def comparison_html(comparison: Comparison) -> str:
+    """A `Comparison`: both scores, the prompt diff, and the examples whose score moved."""
+    delta = "–" if comparison.delta is None else f"{comparison.delta:+.3f}"
+    title = (
+        f"{badge('Comparison')} score {_score(comparison.before.score)} → "
+        f"<b>{_score(comparison.after.score)}</b> ({esc(delta)}) · {len(comparison.rows)} examples · "
+        f"{len(comparison.improved())} improved · {len(comparison.regressed())} regressed"
+    )
+    prompts = "".join(
+        f"<div><b>{esc(name)}</b>{diff_html(diff)}</div>"
+        for name, diff in comparison.param_diffs().items()
+    )
+    moved = [r for r in comparison.rows if r.delta]
+    rows = [
+        [
+            esc(clip(str(r.input), 100)),
+            diff_html(r.diff()),
+            esc(_score(r.score_before)),
+            esc(_score(r.score_after)),
+            esc(f"{r.delta:+.2f}"),
+        ]
+        for r in moved[:MAX_ROWS]
+    ]
+    return box(
+        title,
+        prompts or "<div>Same parameter values in both runs.</div>",
+        table(["input", "output (before → after)", "before", "after", "delta"], rows),
+        _rows_note(len(rows), len(moved)),
+    )
+
+
 REPRS: dict[type, Callable[[Any], str]] = {
     Value: value_html,
     Module: module_html,
     InferenceGraph: graph_html,
     RunResult: result_html,
     UpdateProposal: proposal_html,
+    EvalResult: eval_html,
+    Comparison: comparison_html,
 }
 
 

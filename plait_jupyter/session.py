@@ -77,6 +77,7 @@ class CellSession:
         else:
             view = GraphView()
             view.on_event(event)
+            assert view.run is not None  # attached by the run_started event
             run = view.run
             handler = view.on_event
             self.views.append(view)

@@ -7,17 +7,9 @@ Prints "done <n ok>" when the whole batch finished.
 import asyncio
 import sys
 
-from plait import LLMInference, Module, ResourceConfig, run_batch
+from _models import Chain
 
-
-class Chain(Module):
-    def __init__(self):
-        super().__init__()
-        self.first = LLMInference("fast", system_prompt="Step one.")
-        self.second = LLMInference("fast", system_prompt="Step two.")
-
-    def forward(self, text):
-        return self.second(f"Refine: {self.first(text)}")
+from plait import ResourceConfig, run_batch
 
 
 async def main(url: str, checkpoint: str, n: int) -> None:

@@ -10,35 +10,29 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from _models import SummarizeThenAnalyze
 from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 import plait
 import plait.functional as F
-from plait import LLMInference, Module, Parameter, ResourceConfig, op
+from plait import LLMInference, Module, ResourceConfig, op
 from plait_jupyter import GraphView, PlaitMagics
 
 XSS = '<img src=x onerror="window.__pwned=1">'
 SECRET = "sk-test-SECRET-4f1c9a"  # configured on endpoints; must never reach a widget
 
 
-class SummarizeThenAnalyze(Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.instructions = Parameter("Be concise and concrete.", description="analysis style")
-        self.summarize = LLMInference("fast", system_prompt="Summarize the input.")
-        self.analyze = LLMInference("fast", system_prompt=self.instructions)
-
-    def forward(self, text: str) -> Any:
-        summary = self.summarize(text)
-        return self.analyze(f"Summary:\n{summary}\n\nAnalysis:")
+def one_endpoint_pipeline() -> SummarizeThenAnalyze:
+    """The anchor example with both calls on "fast", the one endpoint `resources` configures."""
+    return SummarizeThenAnalyze(analyze_alias="fast")
 
 
 def add_review(llm: LLMInference, topic: Any) -> Any:
     return F.strip(llm(f"Review {topic}"))
 
 
-class Reviews(Module):
+class JudgedReviews(Module):
     """Three calls of one helper (three scope groups), then a join."""
 
     def __init__(self) -> None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from _models import learnable
+
 import plait.functional as F
-from plait import LLMInference, Module, Parameter, ResourceConfig
+from plait import LLMInference, Module, ResourceConfig
 from plait.optimization.optimizer import UPDATER_SYSTEM
 from plait.resources.manager import ResourceManager
-
-
-def learnable(text: str) -> Parameter:
-    return Parameter(text, description=f"prompt that says {text!r}")
 
 
 def manager(*aliases: str, **replies: Any) -> ResourceManager:
@@ -39,18 +37,6 @@ ECHO_UPDATER = (
         "json": {"updates": [{"name": "{name}", "value": "{value} [improved]", "rationale": "r"}]},
     },
 )
-
-
-class Chain(Module):
-    """text -> first -> second: two LLM calls, each with a learnable system prompt."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.first = LLMInference("fast", system_prompt=learnable("First prompt."))
-        self.second = LLMInference("fast", system_prompt=learnable("Second prompt."))
-
-    def forward(self, text: str) -> Any:
-        return self.second(self.first(text))
 
 
 class Diamond(Module):

@@ -114,7 +114,7 @@ def merge(*streams: Stream, makespan: float) -> list[ev.Event]:
     return [ev.RunStarted(0.0, None), *body, ev.RunFinished(makespan, None)]
 
 
-class Chain(Module):
+class ThreeSteps(Module):
     """x -> a -> b -> c, all on "fast"."""
 
     def __init__(self) -> None:

@@ -12,26 +12,9 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from plait import InferenceGraph, LLMInference, Module, NodeKind, Parameter, trace
+from plait import InferenceGraph, Module, NodeKind, trace
 from plait._tree import tree_map
 from plait.values import Value, ValueKind, ValueRef, render_fstring, unwrap, valueify
-
-
-class SummarizeThenAnalyze(Module):
-    """The seed's anchor example."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.instructions = Parameter(
-            value="Be concise and concrete.",
-            description="Controls the style and structure of analysis output.",
-        )
-        self.summarize = LLMInference(alias="fast", system_prompt="Summarize the input.")
-        self.analyze = LLMInference(alias="smart", system_prompt=self.instructions)
-
-    def forward(self, text: str) -> str:
-        summary = self.summarize(text)
-        return self.analyze(f"Summary:\n{summary}\n\nAnalysis:")
 
 
 class Compose(Module):

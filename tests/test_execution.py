@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 from _exec_support import eager, http_resources
+from _models import SummarizeThenAnalyze
 from _sim_support import sim_server_thread
 
 import plait.functional as F
@@ -14,25 +15,12 @@ from plait import (
     ExecutionSettings,
     LLMInference,
     Module,
-    Parameter,
     ResourceConfig,
     execute,
     run,
     run_sync,
 )
 from plait.errors import BadRequestError
-
-
-class SummarizeThenAnalyze(Module):
-    def __init__(self):
-        super().__init__()
-        self.instructions = Parameter("Be concise and concrete.", description="analysis style")
-        self.summarize = LLMInference("fast", system_prompt="Summarize the input.")
-        self.analyze = LLMInference("smart", system_prompt=self.instructions)
-
-    def forward(self, text):
-        summary = self.summarize(text)
-        return self.analyze(f"Summary:\n{summary}\n\nAnalysis:")
 
 
 class FanOut(Module):

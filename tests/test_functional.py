@@ -83,9 +83,6 @@ def test_ops_keep_their_names_docs_and_signatures():
     assert F.upper.kind is ValueKind.TEXT and F.select.kind is None
 
 
-# -- the shared rules -------------------------------------------------------------
-
-
 def test_first_error_in_argument_order_wins_and_the_rest_are_causes():
     out = F.concat("x", ERR_A, "y", ERR_B)
     assert out.kind is ValueKind.ERROR
@@ -193,9 +190,6 @@ def test_ops_never_raise_for_nonsense_input(name, junk):
     assert isinstance(out, Value)
 
 
-# -- text --------------------------------------------------------------------------
-
-
 def test_render_fills_named_fields():
     out = F.render("Rate {item} from 1 to {top}.", {"item": "this essay", "top": 5})
     assert out == Value(ValueKind.TEXT, "Rate this essay from 1 to 5.")
@@ -263,9 +257,6 @@ def test_text_ops_refuse_unrendered_fstrings():
     out = F.upper(Value(ValueKind.FSTRING, ("a", FormatField("n1"))))
     assert "never filled in" in str(out.payload)
     assert F.upper(Value(ValueKind.FSTRING, ("a", "b"))).payload == "AB"
-
-
-# -- coerce ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -25,9 +25,6 @@ class Tags(TypedDict):
     tags: list[str]
 
 
-# -- parse_structured --------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     "text",
     [
@@ -120,9 +117,6 @@ def test_parse_structured_checks_structured_input_without_reparsing():
     assert F.parse_structured(valueify({"score": "x"}), Verdict).kind is ValueKind.ERROR
 
 
-# -- select / merge ------------------------------------------------------------------
-
-
 def test_select_dotted_path():
     assert F.select({"a": {"b": 1}}, "a.b").payload == 1
 
@@ -185,9 +179,6 @@ def test_merge_refuses_non_dicts():
         "(parse JSON text first with F.parse_structured)"
     )
     assert F.merge({"a": 1}, ERR_A).payload is ERR_A.payload
-
-
-# -- numeric -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -278,9 +269,6 @@ def test_aggregates_short_circuit_on_error_elements():
     assert out.meta["op"] == "sum"
 
 
-# -- response ------------------------------------------------------------------------
-
-
 class Usage:
     input_tokens = 10
     output_tokens = 5
@@ -367,9 +355,6 @@ def test_extract_meta_unknown_key_lists_the_choices():
 
 def test_extract_meta_of_a_plain_value_is_all_unknown():
     assert set(unwrap(F.extract_meta("text")).values()) == {None}
-
-
-# -- control -------------------------------------------------------------------------
 
 
 def test_with_meta_adds_metadata_and_keeps_the_rest():

@@ -43,7 +43,7 @@ class ParseReply(Module):
         return F.parse_structured(self.llm(question))
 
 
-class Pipeline(Module):
+class WrapsParseReply(Module):
     def __init__(self):
         super().__init__()
         self.inner = ParseReply()
@@ -64,7 +64,7 @@ def test_parse_structured_of_an_llm_call_is_its_own_node():
 
 
 def test_op_nodes_keep_the_module_path_when_nested():
-    graph = trace(Pipeline(), "q")
+    graph = trace(WrapsParseReply(), "q")
     assert list(graph.nodes) == ["question", "inner.llm", "inner.parse_structured"]
     assert graph.nodes["inner.parse_structured"].module_path == "inner"
     assert graph.nodes["inner.parse_structured"].dependencies == ("inner.llm",)
@@ -196,13 +196,13 @@ def test_traced_op_graph_gives_what_eager_calls_give():
     )
 
 
-class Chain(Module):
+class ParseThenAdd(Module):
     def forward(self, reply):
         return F.add(F.select(F.parse_structured(reply), "score"), 1)
 
 
 def test_a_failing_node_short_circuits_the_nodes_after_it():
-    graph = trace(Chain(), "reply")
+    graph = trace(ParseThenAdd(), "reply")
     out = run_ops(graph, reply="not json")
     assert out.kind is ValueKind.ERROR
     assert "the text is not JSON" in str(out.payload)

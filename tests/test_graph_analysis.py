@@ -15,24 +15,14 @@ import plait
 from plait import Module, NodeKind
 from plait.errors import ConfigError, GraphError
 from plait.graph_analysis import encode
-from tests._graph_support import (
-    Pipeline,
-    Reviews,
-    chain_graph,
-    graph_of,
-    node,
-    other_word_count,
-    word_count,
-)
+from tests._graph_support import chain_graph, graph_of, node, other_word_count
+from tests._models import Pipeline, Reviews, word_count
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _hash(module: Module, text: str = "input text") -> str:
     return plait.trace(module, text).structural_hash()
-
-
-# -- critical path ------------------------------------------------------------------------
 
 
 def test_critical_path_of_a_chain_is_the_whole_chain():
@@ -127,9 +117,6 @@ def test_critical_path_names_the_cycle():
         graph.critical_path({})
 
 
-# -- structural hash: stability -----------------------------------------------------------
-
-
 def test_hash_is_sha256_hex_and_equal_for_equal_modules():
     first, second = _hash(Pipeline()), _hash(Pipeline())
     assert first == second
@@ -137,7 +124,7 @@ def test_hash_is_sha256_hex_and_equal_for_equal_modules():
 
 
 def test_hash_is_the_same_in_a_fresh_process():
-    code = "from tests._graph_support import Pipeline; import plait; print(plait.trace(Pipeline(), 'x').structural_hash())"
+    code = "from tests._models import Pipeline; import plait; print(plait.trace(Pipeline(), 'x').structural_hash())"
     hashes = set()
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": seed}
@@ -227,9 +214,6 @@ def test_encode_tags_what_json_cannot_say():
     loop: list[Any] = []
     loop.append(loop)
     assert encode(loop) == [{"$cycle": "builtins.list"}]
-
-
-# -- structural hash: sensitivity ---------------------------------------------------------
 
 
 @dataclasses.dataclass

@@ -12,7 +12,8 @@ import pytest
 import plait
 from plait import GraphNode, LLMInference, Module, NodeKind, ValueRef
 from plait.errors import ConfigError
-from tests._graph_support import Pipeline, Reviews, chain_graph, graph_of, node
+from tests._graph_support import chain_graph, graph_of, node
+from tests._models import Pipeline, Reviews
 
 NASTY = 'say "hi"\\\n<script>alert(1)</script> # & `x`'
 
@@ -100,9 +101,6 @@ def _nasty_graph() -> plait.InferenceGraph:
     return graph_of(*nodes, outputs=(NASTY,))
 
 
-# -- DOT ----------------------------------------------------------------------------------
-
-
 def test_dot_of_the_anchor_pipeline():
     parsed = _parse_dot(plait.trace(Pipeline(), "x").to_dot())
     assert list(parsed["nodes"]) == ["text", "summarize", "analyze", "word_count"]
@@ -168,9 +166,6 @@ def test_unknown_grouping_is_refused():
         graph.to_mermaid(group_by="modules")
 
 
-# -- Mermaid ------------------------------------------------------------------------------
-
-
 def test_mermaid_of_a_grouped_graph():
     text = plait.trace(Reviews(), "t", "e").to_mermaid()
     declared, edges = _check_mermaid(text)
@@ -222,9 +217,6 @@ def test_mermaid_groups_by_scope():
     ]
 
 
-# -- JSON ---------------------------------------------------------------------------------
-
-
 def test_json_lists_nodes_inputs_outputs_and_parameters():
     graph = plait.trace(Pipeline(), "x")
     data = json.loads(graph.to_json())
@@ -258,7 +250,7 @@ def test_json_lists_nodes_inputs_outputs_and_parameters():
         ["param:instructions"],
         True,
     )
-    assert count["op"] == {"name": "word_count", "function": "tests._graph_support.word_count"}
+    assert count["op"] == {"name": "word_count", "function": "tests._models.word_count"}
     assert count["kwargs"] == {"unit": "words"}
 
 
@@ -297,9 +289,6 @@ def test_json_escapes_nasty_ids():
     data = json.loads(_nasty_graph().to_json())
     assert data["nodes"][1]["id"] == NASTY
     assert data["nodes"][1]["args"] == [{"$ref": "text"}, NASTY]
-
-
-# -- table and repr -----------------------------------------------------------------------
 
 
 def test_format_table_lists_every_node_and_marks_dead_ones():
@@ -376,9 +365,6 @@ def test_graph_node_target():
             return self.llm(self.leaf(x))
 
     assert plait.trace(Outer(), "x")["leaf"].target == "Leaf"
-
-
-# -- large graphs -------------------------------------------------------------------------
 
 
 def test_exports_of_a_10000_node_graph():

@@ -3,11 +3,11 @@
 import pytest
 from _jupyter_support import (
     Fragile,
-    Reviews,
-    SummarizeThenAnalyze,
+    JudgedReviews,
     final_texts,
     html_outputs,
     magics,
+    one_endpoint_pipeline,
     resources,
     run_cell,
     shell,
@@ -36,7 +36,7 @@ def test_load_ext_registers_the_line_and_cell_magic():
 
 def test_an_await_cell_runs_and_its_view_matches_the_run_result():
     cell = "%%plait --resources res\nresult = await execute(Pipeline(), 'hello')\nresult.output\n"
-    outcome, captured = run_cell(cell, res=resources(), Pipeline=SummarizeThenAnalyze)
+    outcome, captured = run_cell(cell, res=resources(), Pipeline=one_endpoint_pipeline)
     assert outcome.success
     session = magics().last_cell
     (view,) = session.views
@@ -62,7 +62,7 @@ def test_an_await_cell_runs_and_its_view_matches_the_run_result():
 
 def test_a_sync_cell_with_run_sync_is_drawn_too():
     cell = "%%plait --resources res\nout = run_sync(Pipeline(), 'plain sync code')\n"
-    outcome, captured = run_cell(cell, res=resources(), Pipeline=SummarizeThenAnalyze)
+    outcome, captured = run_cell(cell, res=resources(), Pipeline=one_endpoint_pipeline)
     assert outcome.success
     (view,) = magics().last_cell.views
     assert set(view.node_states.values()) == {"done"}
@@ -72,7 +72,7 @@ def test_a_sync_cell_with_run_sync_is_drawn_too():
 
 def test_run_cell_magic_called_directly_runs_await_code_without_the_transform():
     ip = shell()
-    ip.user_ns.update(res=resources(), Pipeline=SummarizeThenAnalyze)
+    ip.user_ns.update(res=resources(), Pipeline=one_endpoint_pipeline)
     ip.run_cell_magic("plait", "--quiet --resources res", "direct = await run(Pipeline(), 'x')\n")
     assert ip.user_ns["direct"].startswith("[")
     assert magics().last_cell.views == []
@@ -85,7 +85,7 @@ def test_every_run_in_a_cell_gets_its_own_view_and_one_summary_row_each():
         "a = await execute(Pipeline(), 'one')\n"
         "b = await execute(Pipeline(), 'two')\n"
     )
-    _, captured = run_cell(cell, res=resources(), Pipeline=SummarizeThenAnalyze)
+    _, captured = run_cell(cell, res=resources(), Pipeline=one_endpoint_pipeline)
     views = magics().last_cell.views
     assert [v.result for v in views] == [shell().user_ns["a"], shell().user_ns["b"]]
     (summary,) = [h for h in html_outputs(captured) if "plait" in h and "runs" in h]
@@ -99,7 +99,7 @@ def test_concurrent_runs_in_one_cell_are_routed_to_their_own_views():
         "x, y = await asyncio.gather(execute(Pipeline(), 'left'), execute(Other(), ['a', 'b']))\n"
     )
     outcome, _ = run_cell(
-        cell, res=resources(latency=0.01), Pipeline=SummarizeThenAnalyze, Other=Reviews
+        cell, res=resources(latency=0.01), Pipeline=one_endpoint_pipeline, Other=JudgedReviews
     )
     assert outcome.success
     ns = shell().user_ns
@@ -126,7 +126,7 @@ def test_failures_show_as_failed_and_skipped_nodes_with_the_error_in_the_summary
 
 def test_an_exception_in_the_body_fails_the_cell_after_drawing_what_ran():
     cell = "%%plait --resources res\nout = await run(Pipeline(), 'x')\nraise KeyError('boom')\n"
-    outcome, captured = run_cell(cell, res=resources(), Pipeline=SummarizeThenAnalyze)
+    outcome, captured = run_cell(cell, res=resources(), Pipeline=one_endpoint_pipeline)
     assert isinstance(outcome.error_in_exec, KeyError)
     assert "boom" in captured.stdout
     assert set(magics().last_cell.views[0].node_states.values()) == {"done"}
@@ -143,7 +143,7 @@ def test_resources_come_from_a_toml_file(tmp_path):
     path = tmp_path / "endpoints.toml"
     path.write_text('[endpoints.fast]\nprovider = "simulated"\n')
     cell = f"%%plait --resources {path}\nr = await execute(Pipeline(), 'toml')\n"
-    outcome, _ = run_cell(cell, Pipeline=SummarizeThenAnalyze)
+    outcome, _ = run_cell(cell, Pipeline=one_endpoint_pipeline)
     assert outcome.success and shell().user_ns["r"].ok
 
 
@@ -161,7 +161,7 @@ def test_without_resources_option_runs_use_their_own_or_the_active_settings():
         "    inner = await execute(Pipeline(), 'ctx')\n"
     )
     outcome, _ = run_cell(
-        body, Pipeline=SummarizeThenAnalyze, ExecutionSettings=ExecutionSettings, res=resources()
+        body, Pipeline=one_endpoint_pipeline, ExecutionSettings=ExecutionSettings, res=resources()
     )
     assert outcome.success
     ns = shell().user_ns
@@ -171,14 +171,14 @@ def test_without_resources_option_runs_use_their_own_or_the_active_settings():
 
 def test_quiet_shows_no_live_view_but_still_a_summary():
     cell = "%%plait --quiet --resources res\nq = await execute(Pipeline(), 'quiet')\n"
-    _, captured = run_cell(cell, res=resources(), Pipeline=SummarizeThenAnalyze)
+    _, captured = run_cell(cell, res=resources(), Pipeline=one_endpoint_pipeline)
     assert widget_ids(captured) == []
     assert any("1 run" in h for h in html_outputs(captured))
 
 
 def test_profile_shows_the_timeline_and_bubble_plots_and_review_is_accepted():
     cell = "%%plait --review --profile --resources res\np = await execute(Pipeline(), 'x')\n"
-    outcome, captured = run_cell(cell, res=resources(), Pipeline=SummarizeThenAnalyze)
+    outcome, captured = run_cell(cell, res=resources(), Pipeline=one_endpoint_pipeline)
     assert outcome.success and magics().last_cell.review
     shown = final_texts(captured)
     assert shown[0] == "GraphView(3 nodes, done)" and "HTML" in shown[1]
@@ -188,7 +188,7 @@ def test_profile_shows_the_timeline_and_bubble_plots_and_review_is_accepted():
 
 def test_a_batch_cell_shows_a_progress_bar_and_one_view_of_every_item():
     cell = "%%plait --resources res\nitems = await run_batch(Pipeline(), ['a', 'b', 'c', 'd'])\n"
-    outcome, captured = run_cell(cell, res=resources(), Pipeline=SummarizeThenAnalyze)
+    outcome, captured = run_cell(cell, res=resources(), Pipeline=one_endpoint_pipeline)
     assert outcome.success
     session = magics().last_cell
     (progress,) = session.progress_views
@@ -209,7 +209,7 @@ def test_line_magic_status_last_and_settings():
     run_cell(
         "%%plait --resources res\nz = await execute(Pipeline(), 'z')\n",
         res=resources(),
-        Pipeline=SummarizeThenAnalyze,
+        Pipeline=one_endpoint_pipeline,
     )
     ip = shell()
     assert ip.run_line_magic("plait", "last") is ip.user_ns["z"]
@@ -236,7 +236,7 @@ def test_the_transform_rewrites_only_plait_cells():
 
 def test_the_saved_text_of_a_live_view_describes_the_finished_run():
     cell = "%%plait --resources res\nr = await execute(Pipeline(), 'saved')\n"
-    outcome, captured = run_cell(cell, res=resources(), Pipeline=SummarizeThenAnalyze)
+    outcome, captured = run_cell(cell, res=resources(), Pipeline=one_endpoint_pipeline)
     assert outcome.success
     first = captured.outputs[0]
     assert first.data["text/plain"] == "GraphView(3 nodes, running)"  # when it was shown

@@ -1,6 +1,6 @@
 """Rich HTML reprs: what they show, and that model output and user data are escaped."""
 
-from _jupyter_support import XSS, Fragile, SummarizeThenAnalyze, resources, shell
+from _jupyter_support import XSS, Fragile, one_endpoint_pipeline, resources, shell
 
 from plait import Parameter, Value, ValueKind, execute, trace
 from plait.execution.events import RunFinished
@@ -29,7 +29,7 @@ def test_structured_and_error_values_are_shown_as_json_and_as_the_error():
 
 
 def test_module_html_lists_children_and_parameters_with_descriptions():
-    pipeline = SummarizeThenAnalyze()
+    pipeline = one_endpoint_pipeline()
     pipeline.instructions.apply_update(XSS)
     html = module_html(pipeline)
     assert "SummarizeThenAnalyze" in html and "1 parameter" in html
@@ -38,13 +38,13 @@ def test_module_html_lists_children_and_parameters_with_descriptions():
 
 
 def test_graph_html_is_a_node_table():
-    html = graph_html(trace(SummarizeThenAnalyze(), "x"))
+    html = graph_html(trace(one_endpoint_pipeline(), "x"))
     assert "3 nodes" in html and "outputs: analyze" in html
     assert html.count("<tr>") == 4
 
 
 async def test_result_html_escapes_model_output_and_lists_failures():
-    result = await execute(SummarizeThenAnalyze(), "x", resources=evil_resources())
+    result = await execute(one_endpoint_pipeline(), "x", resources=evil_resources())
     html = result_html(result)
     assert ESCAPED in html and "<img" not in html
     failed = result_html(await execute(Fragile(), "x", resources=resources()))
@@ -52,7 +52,7 @@ async def test_result_html_escapes_model_output_and_lists_failures():
 
 
 async def test_cell_summary_escapes_outputs_and_failures():
-    result = await execute(SummarizeThenAnalyze(), "x", resources=evil_resources())
+    result = await execute(one_endpoint_pipeline(), "x", resources=evil_resources())
     run = RunState([result.graph], [result.nodes], run_id="run-1")
     run.apply(RunFinished(result.makespan, None, result.status, result=result))
     html = summary_html([run])
@@ -64,7 +64,7 @@ def test_reprs_are_registered_on_the_shell_for_subclasses_too():
     ip = shell()
     data, _ = ip.display_formatter.format(Value(ValueKind.TEXT, XSS))
     assert ESCAPED in data["text/html"]
-    data, _ = ip.display_formatter.format(SummarizeThenAnalyze())
+    data, _ = ip.display_formatter.format(one_endpoint_pipeline())
     assert "SummarizeThenAnalyze" in data["text/html"]
     data, _ = ip.display_formatter.format(Parameter("p", description="d"))
     assert "text/html" not in data

@@ -3,13 +3,7 @@
 import asyncio
 
 import pytest
-from _jupyter_support import (
-    SECRET,
-    Reviews,
-    SummarizeThenAnalyze,
-    resources,
-    state_json,
-)
+from _jupyter_support import SECRET, JudgedReviews, one_endpoint_pipeline, resources, state_json
 
 from plait import LLMInference, Module, execute, run_batch, trace
 from plait.clients.base import ChatRequest, Usage
@@ -43,7 +37,7 @@ class WithDeadBranch(Module):
 class Outer(Module):
     def __init__(self) -> None:
         super().__init__()
-        self.inner = SummarizeThenAnalyze()
+        self.inner = one_endpoint_pipeline()
         self.final = LLMInference("fast")
 
     def forward(self, text):
@@ -65,7 +59,7 @@ def test_a_graph_is_drawn_pending_with_dead_nodes_unused():
 
 
 async def test_a_finished_result_is_drawn_with_its_records():
-    result = await execute(SummarizeThenAnalyze(), "hi", resources=resources())
+    result = await execute(one_endpoint_pipeline(), "hi", resources=resources())
     view = GraphView(result)
     assert view.node_states == {"text": "done", "summarize": "done", "analyze": "done"}
     details = view.node_details["analyze"]
@@ -87,7 +81,7 @@ def test_nodes_are_grouped_by_module_path_and_by_helper_scope():
         "inner.analyze": "inner",
         "final": None,
     }
-    reviews = GraphView(trace(Reviews(), ["a", "b", "c"]))
+    reviews = GraphView(trace(JudgedReviews(), ["a", "b", "c"]))
     scopes = groups_of(reviews, "scope")
     assert scopes["writer"] == scopes["strip"] == "add_review#1"
     assert scopes["writer_2"] == scopes["strip_2"] == "add_review#3"
@@ -96,7 +90,7 @@ def test_nodes_are_grouped_by_module_path_and_by_helper_scope():
 
 
 async def test_a_batch_is_drawn_item_by_item_up_to_max_nodes():
-    items = await run_batch(SummarizeThenAnalyze(), ["a", "b", "c"], resources=resources())
+    items = await run_batch(one_endpoint_pipeline(), ["a", "b", "c"], resources=resources())
     view = GraphView(items)
     assert sorted(view.node_states) == sorted(
         f"{i}/{nid}" for i in range(3) for nid in ("text", "summarize", "analyze")
@@ -112,7 +106,7 @@ def _started(graph, records):
 
 
 def test_states_follow_the_events_of_a_run():
-    graph = trace(SummarizeThenAnalyze(), "x")
+    graph = trace(one_endpoint_pipeline(), "x")
     records = {nid: NodeRecord(nid, "llm", nid) for nid in graph.nodes}
     view = GraphView(interval=0.0)
     view.on_event(_started(graph, records))
@@ -143,7 +137,7 @@ def test_states_follow_the_events_of_a_run():
 
 
 def test_state_messages_are_coalesced_and_the_final_state_is_always_sent():
-    graph = trace(Reviews(), [f"t{i}" for i in range(50)])
+    graph = trace(JudgedReviews(), [f"t{i}" for i in range(50)])
     clock = FakeClock()
     view = GraphView(clock=clock, interval=0.1)
     view.on_event(_started(graph, {}))
@@ -163,7 +157,7 @@ def test_state_messages_are_coalesced_and_the_final_state_is_always_sent():
 
 
 def test_details_of_changed_nodes_travel_in_the_flush_while_the_run_goes_on():
-    graph = trace(SummarizeThenAnalyze(), "x")
+    graph = trace(one_endpoint_pipeline(), "x")
     records = {nid: NodeRecord(nid, "llm", nid) for nid in graph.nodes}
     view = GraphView(interval=0.0)
     messages = []
@@ -180,7 +174,7 @@ def test_details_of_changed_nodes_travel_in_the_flush_while_the_run_goes_on():
 
 
 async def test_streamed_text_shows_in_the_details_until_the_output_arrives():
-    graph = trace(SummarizeThenAnalyze(), "x")
+    graph = trace(one_endpoint_pipeline(), "x")
     records = {nid: NodeRecord(nid, "llm", nid) for nid in graph.nodes}
     view = GraphView(interval=0.0)
     view.on_event(_started(graph, records))
@@ -193,7 +187,7 @@ async def test_a_live_view_ends_equal_to_the_run_result_with_retries_counted():
     view = GraphView()
     faults = [{"kind": "server_error", "attempts": "first", "match": {"system": "Summarize"}}]
     result = await execute(
-        SummarizeThenAnalyze(), "x", resources=resources(faults=faults), on_event=view.on_event
+        one_endpoint_pipeline(), "x", resources=resources(faults=faults), on_event=view.on_event
     )
     assert result.nodes["summarize"].attempts == 2
     assert view.node_states == {nid: r.status for nid, r in result.nodes.items()}
@@ -205,7 +199,7 @@ async def test_a_live_view_ends_equal_to_the_run_result_with_retries_counted():
 
 async def test_no_api_key_reaches_the_widget_state():
     view = GraphView()
-    await execute(SummarizeThenAnalyze(), "x", resources=resources(), on_event=view.on_event)
+    await execute(one_endpoint_pipeline(), "x", resources=resources(), on_event=view.on_event)
     assert view.node_states["analyze"] == "done"
     assert SECRET not in state_json(view)
 
@@ -281,7 +275,7 @@ async def test_throttle_on_a_loop_flushes_a_deferred_change_when_its_window_ends
 
 
 def test_run_started_hands_observers_the_graph_and_records_but_exports_neither():
-    graph = trace(SummarizeThenAnalyze(), "x")
+    graph = trace(one_endpoint_pipeline(), "x")
     event = _started(graph, {})
     assert event.graphs == (graph,)
     assert ev.event_to_dict(event) == {

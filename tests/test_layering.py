@@ -62,7 +62,14 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "optimization/profiling",
-        ("plait.optimization", "plait.profiling", "plait.stock", "plait.ray"),
+        (
+            "plait.optimization",
+            "plait.profiling",
+            "plait.stock",
+            "plait.evaluation",
+            "plait.otel",
+            "plait.ray",
+        ),
     ),
     ("facade", ("plait", "plait.demo", "plait.__main__")),
     ("plait_jupyter", ("plait_jupyter",)),

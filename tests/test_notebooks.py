@@ -35,6 +35,7 @@ NAMES = (
     "04_profiling",
     "05_optimization",
     "06_control_flow",
+    "07_evaluate_and_compare",
     "08_scale_out_on_ray",
 )
 CELL_TIMEOUT = 120  # seconds per cell; each notebook takes well under a minute in total

@@ -7,7 +7,8 @@ import json
 import pickle
 
 import pytest
-from _optim_support import Chain, Diamond, Structured, Styled, TwoStage, learnable, manager
+from _models import Chain, learnable
+from _optim_support import Diamond, Structured, Styled, TwoStage, manager
 
 import plait
 from plait import LLMInference, Module

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from _optim_support import Chain, manager
+from _models import Chain
+from _optim_support import manager
 
 import plait
 from plait import ExecutionSettings, ResourceConfig

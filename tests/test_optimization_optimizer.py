@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from _optim_support import ECHO_UPDATER, Chain, TwoStage, learnable, manager
+from _models import Chain, learnable
+from _optim_support import ECHO_UPDATER, TwoStage, manager
 
 import plait
 from plait.errors import ConfigError

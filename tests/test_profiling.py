@@ -8,10 +8,10 @@ from _clock import run_virtual
 from _profile_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    Chain,
     FanOut,
     Review,
     Stream,
+    ThreeSteps,
     check_trace_format,
     faulty_resources,
     require_chromium,
@@ -45,8 +45,8 @@ def test_public_names_are_sorted_and_present():
 
 def test_profile_true_keeps_a_profile_built_from_the_runs_own_events():
     async def main():
-        plain = await execute(Chain(), "t", resources=FAST)
-        profiled = await execute(Chain(), "t", resources=FAST, profile=True)
+        plain = await execute(ThreeSteps(), "t", resources=FAST)
+        profiled = await execute(ThreeSteps(), "t", resources=FAST, profile=True)
         return plain, profiled
 
     plain, profiled = virtual(main)
@@ -79,7 +79,7 @@ def test_a_batch_is_profiled_as_one_timeline_shared_by_its_items():
 
     async def main():
         return await run_batch(
-            Chain(),
+            ThreeSteps(),
             ["one", "two"],
             resources=FAST,
             progress=False,
@@ -103,7 +103,7 @@ def test_on_profile_alone_turns_batch_profiling_on_and_sees_a_cut_short_stream()
 
     async def main():
         stream = stream_batch(
-            Chain(), ["a", "b", "c"], resources=FAST, progress=False, on_profile=seen.append
+            ThreeSteps(), ["a", "b", "c"], resources=FAST, progress=False, on_profile=seen.append
         )
         async for _ in stream:
             break
@@ -263,7 +263,7 @@ def test_provider_error_text_is_escaped_in_hover_labels():
 
 
 def test_graphs_come_from_the_run_started_event_when_not_given():
-    result = virtual(lambda: execute(Chain(), "t", resources=FAST))
+    result = virtual(lambda: execute(ThreeSteps(), "t", resources=FAST))
     report = Profile(result.events, endpoints=result.endpoints).bubbles()
     assert report.critical_path == ["x", "a", "b", "c"]
     assert report.critical_path_length == pytest.approx(0.3)
@@ -271,7 +271,7 @@ def test_graphs_come_from_the_run_started_event_when_not_given():
 
 def test_a_batch_items_own_result_profiles_its_own_events():
     async def main():
-        return await run_batch(Chain(), ["one", "two"], resources=FAST, progress=False)
+        return await run_batch(ThreeSteps(), ["one", "two"], resources=FAST, progress=False)
 
     items = virtual(main)
     report = items[1].result.bubbles()

@@ -1,7 +1,7 @@
 """Bubble analysis on hand-built schedules whose right answer is worked out by hand."""
 
 import pytest
-from _profile_support import Chain, FanOut, Stream, merge
+from _profile_support import FanOut, Stream, ThreeSteps, merge
 
 from plait import trace
 from plait.profiling import IDLE_CAUSES, Bubble, Profile
@@ -27,7 +27,7 @@ def chain_stream():
 
 
 def test_a_chain_on_one_slot_keeps_it_busy_back_to_back():
-    rep = report(chain_stream(), {"fast": 1}, graphs={None: trace(Chain(), "t")})
+    rep = report(chain_stream(), {"fast": 1}, graphs={None: trace(ThreeSteps(), "t")})
     assert rep.makespan == 3
     assert rep.busy == pytest.approx(3, abs=EXACT)
     assert rep.idle == pytest.approx(0, abs=EXACT)
@@ -133,7 +133,7 @@ def test_a_429_is_a_retry_mark_with_its_status():
 
 
 def test_a_batch_of_two_items_is_one_timeline_sharing_the_slots():
-    graph = trace(Chain(), "t")
+    graph = trace(ThreeSteps(), "t")
     first, second = Stream("x", item=0), Stream("x", item=1)
     first.call("a", start=0, end=1, slot=0)
     second.call("a", start=0, end=1, slot=1)
@@ -202,7 +202,7 @@ def test_summary_and_dataframes_report_the_same_numbers():
     s = Stream("x")
     s.call("a", start=0, end=1)
     s.call("b", start=1, end=2)
-    rep = report(s.finish(2), {"fast": 2}, graphs={None: trace(Chain(), "t")})
+    rep = report(s.finish(2), {"fast": 2}, graphs={None: trace(ThreeSteps(), "t")})
     text = rep.summary()
     assert "makespan 2.000s, utilization 50% (1 endpoint(s), 2 slot(s))" in text
     assert "fast slot 1: 0.000-1.000s (1.000s) dependency" in text

@@ -24,6 +24,12 @@ def test_public_names_are_pinned():
         "reply",
         "stock",
         "valueify",
+        "evaluate",
+        "evaluate_sync",
+        "EvalResult",
+        "Comparison",
+        "RunStore",
+        "StoreError",
     }
     assert required <= set(plait.__all__)
     for name in plait.__all__:

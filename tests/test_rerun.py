@@ -2,7 +2,7 @@
 
 import pytest
 from _exec_support import http_resources
-from _jupyter_support import SummarizeThenAnalyze, resources
+from _jupyter_support import one_endpoint_pipeline, resources
 from _sim_support import sim_server_thread
 
 import plait.functional as F
@@ -275,9 +275,6 @@ async def test_bad_reruns_are_refused_with_the_fix():
         await parent.rerun("b", tempurature=0.5)
 
 
-# -- the graph explorer's "Edit & re-run" ------------------------------------------------------
-
-
 @op
 def pack(text):
     return {"text": text, "n": 1}
@@ -304,7 +301,7 @@ def joined(runs):
 
 
 async def test_the_view_reruns_an_edited_node_and_marks_what_changed():
-    result = await execute(SummarizeThenAnalyze(), "Revenue rose.", resources=resources())
+    result = await execute(one_endpoint_pipeline(), "Revenue rose.", resources=resources())
     view = GraphView(result)
     assert view.whatif == {"available": True}
     form = view.edit_form("summarize")
@@ -341,7 +338,7 @@ async def test_the_view_reruns_an_edited_node_and_marks_what_changed():
 
 
 async def test_adopt_from_the_view_writes_the_parameter():
-    module = SummarizeThenAnalyze()
+    module = one_endpoint_pipeline()
     view = GraphView(await execute(module, "Revenue rose.", resources=resources()))
     await view.rerun("analyze", system_prompt="Be blunt.")
     assert view.whatif["adopt"] == {"parameter": "instructions", "done": False}
@@ -370,7 +367,7 @@ async def test_an_op_input_is_edited_as_json_and_bad_json_is_reported():
 
 
 async def test_a_batch_view_reruns_one_item():
-    items = await run_batch(SummarizeThenAnalyze(), ["one", "two"], resources=resources())
+    items = await run_batch(one_endpoint_pipeline(), ["one", "two"], resources=resources())
     view = GraphView(items)
     assert view.whatif == {"available": True}
     new = await view.rerun("1/summarize", input="three")
@@ -383,12 +380,12 @@ async def test_a_batch_view_reruns_one_item():
 
 
 async def test_a_view_without_a_finished_run_explains_why_it_cannot_rerun():
-    view = GraphView(trace(SummarizeThenAnalyze(), "x"))
+    view = GraphView(trace(one_endpoint_pipeline(), "x"))
     assert view.whatif == {"available": False}
     sent = []
     view.send = sent.append
     view.receive({"type": "edit", "node": "summarize"})
     assert sent[0]["error"].startswith("ConfigError: this view shows no finished run to re-run")
     live = GraphView()
-    await execute(SummarizeThenAnalyze(), "x", resources=resources(), on_event=live.on_event)
+    await execute(one_endpoint_pipeline(), "x", resources=resources(), on_event=live.on_event)
     assert live.whatif == {"available": True}

@@ -12,7 +12,7 @@ def add_review(router, topic, llm):
     return router(f"Route: {draft}")
 
 
-class Reviews(Module):
+class RoutedReviews(Module):
     def __init__(self) -> None:
         super().__init__()
         self.router = LLMInference("fast")
@@ -23,7 +23,7 @@ class Reviews(Module):
 
 
 def test_helper_called_three_times_gives_three_scopes():
-    graph = traced(Reviews(), "x")
+    graph = traced(RoutedReviews(), "x")
 
     assert {nid: n.scope for nid, n in graph.nodes.items() if n.kind is NodeKind.LLM} == {
         "writer": ("add_review#1",),

@@ -21,7 +21,7 @@ import email.utils
 import json
 import math
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Self
 
@@ -143,12 +143,12 @@ async def iter_sse(lines: AsyncIterable[str]) -> AsyncIterator[tuple[str, str]]:
     and unknown fields skipped, event type defaulting to ``"message"``), except
     that a last event missing its blank line is still delivered.
     """
-    event, data = "", []
+    event, data = "", list[str]()
     async for line in lines:
         if not line:
             if data:
                 yield event or "message", "\n".join(data)
-            event, data = "", []
+            event, data = "", list[str]()
             continue
         name, _, value = line.partition(":")
         if value[:1] == " ":
@@ -266,7 +266,7 @@ class HTTPClient:
         message = str(detail.get("message") or detail)
         code = detail.get("code") if isinstance(detail.get("code"), str) else None
         kind = detail.get("type")
-        cls = classify(STATUS_BY_ERROR_TYPE.get(kind, 500), message, code or kind)
+        cls = classify(STATUS_BY_ERROR_TYPE.get(str(kind), 500), message, code or kind)
         return self._error(cls, f"{_PREFIX[cls]} (mid-stream): {message}", 200)
 
     def _encode(self, body: dict[str, Any]) -> bytes:
@@ -323,7 +323,7 @@ class HTTPClient:
                 TransientError, f"reply body is not JSON: {response.text[:200]!r}", 200
             ) from exc
 
-    async def _events(self, body: dict[str, Any]) -> AsyncIterator[tuple[str, str]]:
+    async def _events(self, body: dict[str, Any]) -> AsyncGenerator[tuple[str, Any], None]:
         """POST ``body`` and yield the reply's server-sent events; close it with `aclosing`."""
         content = self._encode(body)
         streaming = False

@@ -106,7 +106,7 @@ class _Corked(httpcore.AsyncNetworkStream):
 class _PooledStream(httpx.AsyncByteStream):
     """A response body that gives its connection back to the pool when closed."""
 
-    __slots__ = ("_connection", "_pool", "_stream")
+    __slots__ = ("_connection", "_parts", "_pool", "_stream")
 
     def __init__(
         self, stream: Any, pool: PooledTransport, connection: httpcore.AsyncHTTP11Connection
@@ -114,10 +114,12 @@ class _PooledStream(httpx.AsyncByteStream):
         self._stream = stream
         self._pool = pool
         self._connection: httpcore.AsyncHTTP11Connection | None = connection
+        self._parts: Any = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._parts = self._stream.__aiter__()
         try:
-            async for part in self._stream:
+            async for part in self._parts:
                 yield part
         except Exception as exc:
             mapped = _mapped(exc)
@@ -130,6 +132,10 @@ class _PooledStream(httpx.AsyncByteStream):
         if connection is None:
             return
         try:
+            # A body left half-read: close httpcore's generator here, in this task, rather
+            # than leave it to the garbage collector.
+            if self._parts is not None and hasattr(self._parts, "aclose"):
+                await self._parts.aclose()
             await self._stream.aclose()
         finally:
             self._pool._release(connection)

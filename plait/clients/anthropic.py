@@ -156,8 +156,8 @@ class AnthropicClient(HTTPClient):
                 blocks.extend(self._tool_use(call) for call in message["tool_calls"])
                 turns.append({"role": "assistant", "content": blocks})
             else:
-                blocks = _blocks(content) if isinstance(content, list) else content
-                turns.append({"role": role, "content": blocks})
+                text_or_blocks = _blocks(content) if isinstance(content, list) else content
+                turns.append({"role": role, "content": text_or_blocks})
         return "\n\n".join(system), turns
 
     def _tool_use(self, call: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,7 +215,7 @@ class AnthropicClient(HTTPClient):
             ToolCall(call_id, name, self._tool_arguments(name, raw))
             for call_id, name, raw in reply.calls
         )
-        finish_reason = _FINISH_REASONS.get(reply.stop_reason, reply.stop_reason)
+        finish_reason = _FINISH_REASONS.get(reply.stop_reason or "", reply.stop_reason)
         structured = None
         text = "".join(reply.texts)
         if request.response_format is not None:

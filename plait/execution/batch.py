@@ -14,7 +14,7 @@ import contextlib
 import random
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -26,7 +26,7 @@ from plait.execution import events as ev
 from plait.execution.args import check_items
 from plait.execution.dynamic import is_dynamic
 from plait.execution.pool import SlotPool
-from plait.execution.result import DONE, BatchItem, build_profile
+from plait.execution.result import DONE, BatchItem, RunResult, build_profile
 from plait.execution.run import (
     EventLog,
     RunStores,
@@ -39,11 +39,13 @@ from plait.execution.run import (
     open_endpoints,
     open_manager,
     result_error,
+    run_recorder,
     split_options,
 )
 from plait.execution.scheduler import GraphRun
 from plait.execution.settings import effective_options
 from plait.graph import InferenceGraph
+from plait.module import Module
 from plait.resources.manager import ResourceManager
 from plait.tracing import trace
 from plait.values import kind_of
@@ -95,7 +97,7 @@ class _Progress:
             self.retrying.add(key)
         elif event.type == "node_started":
             self.retrying.discard(key)
-        elif event.type == "usage":
+        elif isinstance(event, ev.NodeUsage):
             self.tokens += event.usage.total_tokens
             self.cost += event.cost
 
@@ -166,8 +168,141 @@ def _backend(backend: Any) -> Any:
     )
 
 
+def _plan(
+    module: Module, items: list[Any], dynamic: bool
+) -> tuple[list[InferenceGraph], list[tuple[InferenceGraph, dict[str, Any]]]]:
+    """Each item's graph and input values, after checking every item against ``forward``.
+
+    Traced once per shape of the arguments; define-by-run, one graph per item
+    that records its calls as it runs.
+    """
+    graphs: dict[Any, InferenceGraph] = {}
+    plans: list[tuple[InferenceGraph, dict[str, Any]]] = []
+    for index, (args, kwargs) in enumerate(check_items(module, items)):
+        if dynamic:
+            graph = graphs[index] = dynamic_graph(module, args, kwargs, like=graphs.get(0))
+            plans.append((graph, {}))
+            continue
+        key = repr((_shape(args), sorted(kwargs), _shape(tuple(kwargs.values()))))
+        traced = graphs.get(key)
+        if traced is None:
+            traced = graphs[key] = trace(module, *args, **kwargs)
+        plans.append((traced, graph_inputs(traced, args, kwargs)))
+    return list(graphs.values()), plans
+
+
+class _BatchRun:
+    """The items of one batch running on a shared manager, pool and event log."""
+
+    def __init__(
+        self,
+        module: Module,
+        items: list[Any],
+        plans: list[tuple[InferenceGraph, dict[str, Any]]],
+        *,
+        log: EventLog,
+        tracker: _Progress,
+        stores: RunStores,
+        manager: ResourceManager | None,
+        pool: SlotPool,
+        dynamic: bool,
+        recorder: Any = None,
+    ) -> None:
+        self.module, self.items, self.plans, self.dynamic = module, items, plans, dynamic
+        self.recorder = recorder  # saves each finished item to the run store, if one is set
+        self.log, self.tracker, self.stores = log, tracker, stores
+        self.manager, self.pool = manager, pool
+        self.rng = random.Random()
+        self.records: list[Any] = [None] * len(items)  # each item's records once it starts
+        self.results: list[RunResult] = []  # to attach the batch profile to
+        self.graphs: dict[int | None, InferenceGraph] = dict(enumerate(g for g, _ in plans))
+        self.finished: asyncio.Queue[BatchItem] = asyncio.Queue()
+
+    def started(self) -> ev.RunStarted:
+        return ev.RunStarted(
+            0.0,
+            None,
+            sum(len(g.live_ids()) for g, _ in self.plans),
+            "batch",
+            graphs=tuple(g for g, _ in self.plans),
+            records=self.records,
+            resources=self.manager.config if self.manager is not None else None,
+        )
+
+    async def run_item(self, index: int) -> None:
+        graph, values = self.plans[index]
+        log, events = self.log, list[ev.Event]()
+
+        def emit(event: ev.Event) -> None:
+            events.append(event)
+            log.emit(event)
+
+        graph_run = GraphRun(
+            graph,
+            values,
+            manager=self.manager,
+            pool=self.pool,
+            emit=emit,
+            clock=log.now,
+            rng=self.rng,
+            item=index,
+            root_call=(self.module, *graph.call) if self.dynamic else None,
+            **self.stores.for_graph(graph),
+        )
+        self.records[index] = graph_run.records
+        start = log.now()
+        await graph_run.run()
+        self.graphs[index] = graph_run.graph  # its own copy if calls were recorded
+        result = build_result(graph_run, log, DONE, log.now() - start, self.stores.budget)
+        result.events = events
+        self.results.append(result)
+        error = result_error(result)
+        ok = error is None
+        self.tracker.item_finished(ok)
+        output = caller_output(self.module, result, index) if ok else None
+        done = BatchItem(index, self.items[index], ok, output, error, result)
+        if self.recorder is not None:
+            self.recorder.add(done)
+        self.finished.put_nowait(done)
+
+    async def run_all(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for index in range(len(self.items)):
+                tg.create_task(self.run_item(index), name=f"batch item {index}")
+
+    async def in_completion_order(
+        self, runner: asyncio.Task[None]
+    ) -> AsyncGenerator[BatchItem, None]:
+        """Each item as it finishes; re-raises if the batch itself broke."""
+        finished = self.finished
+        for _ in range(len(self.items)):
+            if finished.empty() and not runner.done():
+                getter = asyncio.ensure_future(finished.get())
+                await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield getter.result()
+                    continue
+                getter.cancel()
+            if runner.done():
+                runner.result()
+            yield finished.get_nowait()
+
+    def attach_profile(self, on_profile: Callable[[Any], None] | None) -> None:
+        """Profile the whole batch as one timeline; every item's result shares it."""
+        profile = build_profile(
+            self.log.events,
+            endpoints=self.pool.capacities(),
+            max_concurrent=self.pool.global_cap,
+            graphs=self.graphs,
+        )
+        for result in self.results:
+            result.profile = profile
+        if on_profile is not None:
+            on_profile(profile)
+
+
 async def stream_batch(
-    module: Any,
+    module: Module,
     inputs: Iterable[Any],
     *,
     on_progress: Callable[[BatchProgress], None] | None = None,
@@ -175,7 +310,7 @@ async def stream_batch(
     on_profile: Callable[[Any], None] | None = None,
     backend: Any = "local",
     **options: Any,
-) -> AsyncIterator[BatchItem]:
+) -> AsyncGenerator[BatchItem, None]:
     """Run ``module`` on every input, yielding `BatchItem`s in completion order.
 
     Each input is passed as the single positional argument of ``forward``; an
@@ -216,109 +351,41 @@ async def stream_batch(
         )
     opts, owner = effective_options(explicit, module)
     items = list(inputs)
-    graphs: dict[Any, InferenceGraph] = {}
-    plans: list[tuple[InferenceGraph, dict[str, Any]]] = []
     dynamic = is_dynamic(module)
-    for index, (args, kwargs) in enumerate(check_items(module, items)):
-        if dynamic:  # define-by-run: each item records its own graph as it runs
-            graph = graphs[index] = dynamic_graph(module, args, kwargs, like=graphs.get(0))
-            plans.append((graph, {}))
-            continue
-        key = repr((_shape(args), sorted(kwargs), _shape(tuple(kwargs.values()))))
-        graph = graphs.get(key)
-        if graph is None:
-            graph = graphs[key] = trace(module, *args, **kwargs)
-        plans.append((graph, graph_inputs(graph, args, kwargs)))
+    graphs, plans = _plan(module, items, dynamic)
     resources = (
         opts.resources.config if isinstance(opts.resources, ResourceManager) else opts.resources
     )
-    check_aliases(list(graphs.values()), resources)
+    check_aliases(graphs, resources)
     tracker = _Progress(len(items), on_progress, _progress_stream(progress))
     log = EventLog((*opts.on_event, tracker.on_event), asyncio.get_running_loop().time())
-    finished: asyncio.Queue[BatchItem] = asyncio.Queue()
-
-    stores = RunStores(opts, list(graphs.values()))
+    stores = RunStores(opts, graphs)
+    recorder = run_recorder(opts.store, "batch", module, len(items))
     async with gc_tuned(), open_manager(opts, owner) as manager:
         try:
-            open_endpoints(manager, list(graphs.values()))
+            open_endpoints(manager, graphs)
         except BaseException:
             stores.close()
             raise
         pool = SlotPool(opts.max_concurrent or (manager.max_concurrent if manager else None))
-        rng = random.Random()
-        item_records: list[Any] = [None] * len(items)  # each item's records once it starts
-        item_graphs = {index: graph for index, (graph, _) in enumerate(plans)}
-        results: list[Any] = []  # each item's RunResult, to attach the batch profile to
-
-        async def one(index: int) -> None:
-            graph, values = plans[index]
-            events: list[ev.Event] = []
-
-            def emit(event: ev.Event) -> None:
-                events.append(event)
-                log.emit(event)
-
-            graph_run = GraphRun(
-                graph,
-                values,
-                manager=manager,
-                pool=pool,
-                emit=emit,
-                clock=log.now,
-                rng=rng,
-                item=index,
-                root_call=(module, *graph.call) if dynamic else None,
-                **stores.for_graph(graph),
-            )
-            item_records[index] = graph_run.records
-            start = log.now()
-            await graph_run.run()
-            item_graphs[index] = graph_run.graph  # its own copy if calls were recorded
-            result = build_result(graph_run, log, DONE, log.now() - start, stores.budget)
-            result.events = events
-            results.append(result)
-            error = result_error(result)
-            ok = error is None
-            tracker.item_finished(ok)
-            finished.put_nowait(
-                BatchItem(
-                    index,
-                    items[index],
-                    ok,
-                    caller_output(module, result, index) if ok else None,
-                    error,
-                    result,
-                )
-            )
-
-        async def run_all() -> None:
-            async with asyncio.TaskGroup() as tg:
-                for index in range(len(items)):
-                    tg.create_task(one(index), name=f"batch item {index}")
-
-        log.emit(
-            ev.RunStarted(
-                0.0,
-                None,
-                sum(len(g.live_ids()) for g, _ in plans),
-                "batch",
-                graphs=tuple(g for g, _ in plans),
-                records=item_records,
-            )
+        batch = _BatchRun(
+            module,
+            items,
+            plans,
+            log=log,
+            tracker=tracker,
+            stores=stores,
+            manager=manager,
+            pool=pool,
+            dynamic=dynamic,
+            recorder=recorder,
         )
-        runner = asyncio.create_task(run_all(), name="plait batch")
+        log.emit(batch.started())
+        runner = asyncio.create_task(batch.run_all(), name="plait batch")
         try:
-            for _ in range(len(items)):
-                if finished.empty() and not runner.done():
-                    getter = asyncio.ensure_future(finished.get())
-                    await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
-                    if getter.done():
-                        yield getter.result()
-                        continue
-                    getter.cancel()
-                if runner.done():
-                    runner.result()  # re-raises if the batch itself broke
-                yield finished.get_nowait()
+            async with contextlib.aclosing(batch.in_completion_order(runner)) as completed:
+                async for item in completed:
+                    yield item
             await runner
         finally:
             cancelled = not runner.done()
@@ -327,27 +394,14 @@ async def stream_batch(
                 with contextlib.suppress(asyncio.CancelledError):
                     await runner
             stores.close()  # after every item has stopped writing to it
-            log.emit(
-                ev.RunFinished(
-                    log.now(),
-                    None,
-                    "cancelled" if cancelled else "done",
-                )
-            )
+            if recorder is not None:
+                recorder.finish("cancelled" if cancelled else "done")
+            log.emit(ev.RunFinished(log.now(), None, "cancelled" if cancelled else "done"))
             if opts.profile or on_profile is not None:
-                profile = build_profile(
-                    log.events,
-                    endpoints=pool.capacities(),
-                    max_concurrent=pool.global_cap,
-                    graphs=item_graphs,
-                )
-                for result in results:
-                    result.profile = profile
-                if on_profile is not None:
-                    on_profile(profile)
+                batch.attach_profile(on_profile)
 
 
-async def run_batch(module: Any, inputs: Iterable[Any], **options: Any) -> list[BatchItem]:
+async def run_batch(module: Module, inputs: Iterable[Any], **options: Any) -> list[BatchItem]:
     """Run ``module`` on every input; returns one `BatchItem` per input, in input order.
 
     An input is ``forward``'s one argument, or an `Args` of several; items that

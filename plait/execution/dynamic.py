@@ -149,7 +149,7 @@ class Recorder(Tracer):
         for ref, param in graph.parameters.items():
             self._param_refs.setdefault(id(param), ref)
 
-    @property  # type: ignore[override]
+    @property
     def _stack(self) -> list[tuple[str, Module]]:
         frame = _FRAME.get()
         if frame is None:
@@ -197,7 +197,7 @@ class Recorder(Tracer):
         module: Any,
         module_path: str,
         args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        kwargs: Mapping[str, Any],
         *,
         out_kind: ValueKind,
         side_effects: bool = False,

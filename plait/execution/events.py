@@ -37,7 +37,7 @@ class RunStarted(Event):
     One entry per batch item (a single run has one), indexed by ``item``; a
     batch item's records appear when it starts (None before). Records are
     filled in as the run proceeds, so an observer can show inputs, prompts and
-    outputs live.
+    outputs live. ``resources`` is the run's `ResourceConfig` (None if it has none).
     """
 
     type: ClassVar[str] = "run_started"
@@ -45,6 +45,7 @@ class RunStarted(Event):
     run_id: str = ""
     graphs: tuple[Any, ...] = field(default=(), repr=False, compare=False, metadata=_LIVE)
     records: Sequence[Any] = field(default=(), repr=False, compare=False, metadata=_LIVE)
+    resources: Any = field(default=None, repr=False, compare=False, metadata=_LIVE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,8 +167,8 @@ def _wrap(value: Any, record: ForwardRecord) -> Any:
     if scalar is not None:
         return scalar(value, record)
     if isinstance(value, dict):
-        items = {k: _wrap(v, record.child(k)) for k, v in value.items()}
-        return RecordedDict(items, record) if kind is dict else kind(items)
+        entries = {k: _wrap(v, record.child(k)) for k, v in value.items()}
+        return RecordedDict(entries, record) if kind is dict else kind(entries)
     if isinstance(value, list | tuple):
         items = [_wrap(v, record.child(i)) for i, v in enumerate(value)]
         if kind is list:

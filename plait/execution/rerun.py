@@ -139,13 +139,14 @@ async def rerun(
         )
     chosen = as_resources(resources) if resources is not None else parent.resources
     run_options, owner = effective_options(replace(explicit, resources=chosen), graph.root)
-    replay = {
-        graph.nodes[nid].call_key: record
-        for nid, record in parent.nodes.items()
-        if nid in graph.nodes and graph.nodes[nid].call_key is not None
-    }
+    replay: dict[str, NodeRecord] = {}
+    for nid, record in parent.nodes.items():
+        key = graph.nodes[nid].call_key if nid in graph.nodes else None
+        if key is not None:
+            replay[key] = record
     if graph.dynamic:
-        fresh = {node.call_key: override or NO_OVERRIDE}
+        assert node.call_key is not None  # every node of a recorded graph has one
+        fresh: dict[str, NodeOverride] = {node.call_key: override or NO_OVERRIDE}
         return await execute_graph(
             dynamic_graph(graph.root, *graph.call),
             {},

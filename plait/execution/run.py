@@ -14,19 +14,22 @@ import gc
 import inspect
 import itertools
 import random
+import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import nest_asyncio
 
 from plait._tree import tree_leaves
+from plait._upcalls import upcall
 from plait.errors import BudgetExceeded, ConfigError, ExecutionError
 from plait.execution import events as ev
 from plait.execution.budget import Budget
 from plait.execution.cache import ResponseCache, cache_for
 from plait.execution.checkpoint import Checkpoint, stable_hash
 from plait.execution.dynamic import Layout, is_dynamic
+from plait.execution.observers import RunClock, open_observers
 from plait.execution.pool import SlotPool
 from plait.execution.records import attach_record
 from plait.execution.result import (
@@ -36,6 +39,7 @@ from plait.execution.result import (
     FAILED,
     NO_OVERRIDE,
     SKIPPED,
+    BatchItem,
     NodeOverride,
     NodeRecord,
     RunResult,
@@ -50,11 +54,24 @@ from plait.resources.manager import ResourceManager
 from plait.tracing import trace
 from plait.values import Value, ValueKind, unwrap
 
+T = TypeVar("T")
 _run_ids = itertools.count(1)
 _SIGNATURES: dict[type, inspect.Signature] = {}  # forward() signatures, by module class
 
 
-def caller_output(module: Any, result: RunResult, item: int | None = None) -> Any:
+def run_recorder(store: Any, kind: str, module: Any, count: int) -> Any:
+    """What saves a run ("run") or batch ("batch") of ``count`` items, or None without a store.
+
+    The ``store`` run option: `plait.evaluation.runs.recorder`, through the
+    upcall seam (the store sits a floor above). Opened before anything is
+    sent, so a bad store path fails first.
+    """
+    if store is None or store is False:
+        return None
+    return upcall("run_recorder")(store, kind, module, count)
+
+
+def caller_output(module: Module, result: RunResult, item: int | None = None) -> Any:
     """``result.output`` as callers get it: carrying its forward record when ``module`` is training."""
     if not getattr(module, "training", False):
         return result.output
@@ -123,13 +140,14 @@ class gc_tuned:
 
 
 class EventLog:
-    """Collects a run's events and forwards each to the ``on_event`` callbacks."""
+    """Collects a run's events and forwards each to the ``on_event`` callbacks and run observers."""
 
     def __init__(self, callbacks: tuple[Callable[[ev.Event], None], ...], start: float) -> None:
         self.events: list[ev.Event] = []
-        self.callbacks = callbacks
         self.start = start
         self._loop_time = asyncio.get_running_loop().time
+        clock = RunClock(time.time_ns() - round((self._loop_time() - start) * 1e9))
+        self.callbacks = callbacks + open_observers(clock)
 
     def now(self) -> float:
         return self._loop_time() - self.start
@@ -218,7 +236,7 @@ def needed_aliases(graphs: list[InferenceGraph]) -> dict[str, list[str]]:
                     needed.setdefault(sub.alias, []).append(path)
         for node in graph.nodes.values():
             if node.kind is NodeKind.LLM and node.live:
-                needed.setdefault(node.alias, []).append(node.id)
+                needed.setdefault(str(node.alias), []).append(node.id)
     return needed
 
 
@@ -337,7 +355,7 @@ def build_result(
     )
 
 
-async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
+async def execute(module: Module, *args: Any, **kwargs: Any) -> RunResult:
     """Trace ``module(*args, **kwargs)`` and run it; node failures are recorded, not raised.
 
     What is wrong before anything runs is raised, and nothing has been sent
@@ -352,13 +370,28 @@ async def execute(module: Any, *args: Any, **kwargs: Any) -> RunResult:
     """
     explicit, forward_kwargs = split_options(dict(kwargs))
     options, owner = effective_options(explicit, module)
-    if is_dynamic(module):
+    dynamic = is_dynamic(module)
+    if dynamic:
         check_call(module, args, forward_kwargs)
-        return await execute_graph(
-            dynamic_graph(module, args, forward_kwargs), {}, options, owner, dynamic=True
+        graph, inputs = dynamic_graph(module, args, forward_kwargs), {}
+    else:
+        graph = trace(module, *args, **forward_kwargs)
+        inputs = graph_inputs(graph, args, forward_kwargs)
+    recorder = run_recorder(options.store, "run", module, 1)
+    if recorder is None:
+        return await execute_graph(graph, inputs, options, owner, dynamic=dynamic)
+    status = "cancelled"
+    try:
+        result = await execute_graph(graph, inputs, options, owner, dynamic=dynamic)
+        error = result_error(result)
+        given = (
+            args[0] if len(args) == 1 and not forward_kwargs else {"args": args, **forward_kwargs}
         )
-    graph = trace(module, *args, **forward_kwargs)
-    return await execute_graph(graph, graph_inputs(graph, args, forward_kwargs), options, owner)
+        recorder.add(BatchItem(0, given, error is None, result.output, error, result))
+        status = "done"
+    finally:
+        recorder.finish(status)
+    return result
 
 
 def check_call(module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -466,6 +499,7 @@ async def _execute_graph(
                 f"run-{next(_run_ids)}",
                 graphs=(graph,),
                 records=(graph_run.records,),
+                resources=manager.config if manager is not None else None,
             )
         )
         status = DONE
@@ -499,7 +533,7 @@ def failure_message(result: RunResult) -> str:
     return "\n".join(lines)
 
 
-async def run(module: Any, *args: Any, **kwargs: Any) -> Any:
+async def run(module: Module, *args: Any, **kwargs: Any) -> Any:
     """Run ``module`` on the inputs and return its output with the structure ``forward`` returned.
 
     Raises `ExecutionError` (with every failure and the partial `RunResult`)
@@ -526,7 +560,7 @@ def result_error(result: RunResult) -> ExecutionError | None:
     return None
 
 
-def run_blocking(coro: Coroutine[Any, Any, Any]) -> Any:
+def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion, also from inside a running event loop (Jupyter)."""
     try:
         loop = asyncio.get_running_loop()
@@ -537,11 +571,11 @@ def run_blocking(coro: Coroutine[Any, Any, Any]) -> Any:
     return loop.run_until_complete(coro)
 
 
-def run_sync(module: Any, *args: Any, **kwargs: Any) -> Any:
+def run_sync(module: Module, *args: Any, **kwargs: Any) -> Any:
     """`run` for scripts and notebooks: blocks until done, also inside a running event loop."""
     return run_blocking(run(module, *args, **kwargs))
 
 
-def execute_sync(module: Any, *args: Any, **kwargs: Any) -> RunResult:
+def execute_sync(module: Module, *args: Any, **kwargs: Any) -> RunResult:
     """`execute`, blocking (also inside a running event loop)."""
     return run_blocking(execute(module, *args, **kwargs))

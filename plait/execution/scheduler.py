@@ -332,8 +332,6 @@ class GraphRun:
         value = valueify(unwrap(resolved))
         return (Value(value.kind, value.payload, node.id, value.meta), DONE)
 
-    # -- scheduling ------------------------------------------------------------------
-
     def _drain(self, ready: list[str]) -> None:
         """Start every ready node; local ones run now and may make more nodes ready."""
         while ready:
@@ -463,8 +461,6 @@ class GraphRun:
                 record.finished_at = t
                 self._emit(ev.NodeCancelled(t, record.id, record.endpoint, reason))
 
-    # -- arguments ---------------------------------------------------------------------
-
     def lookup(self, ref: str) -> Value:
         if ref.startswith("param:"):
             return self.graph.parameters[ref].lift(ref[6:])
@@ -492,8 +488,6 @@ class GraphRun:
         resolved = self.overrides.get(node.id, NO_OVERRIDE).with_input(resolved)
         self.records[node.id].inputs = resolved
         return resolved
-
-    # -- local nodes ---------------------------------------------------------------------
 
     def _call_local(
         self, node: GraphNode, call: tuple[tuple[Any, ...], dict[str, Any]]
@@ -591,8 +585,6 @@ class GraphRun:
             ),
             SKIPPED,
         )
-
-    # -- LLM nodes -----------------------------------------------------------------------
 
     async def _run_llm(self, node: GraphNode) -> None:
         nid, alias = node.id, node.alias
@@ -764,8 +756,6 @@ class GraphRun:
             "cached": cached,
         }
         return (Value(node.module.output_kind, payload, node.id, meta), DONE)
-
-    # -- output --------------------------------------------------------------------------
 
     def output_values(self) -> Any:
         """The graph's output structure with each reference replaced by its `Value`.

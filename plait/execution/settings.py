@@ -14,7 +14,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, fields, replace
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from plait._checks import Checks
 from plait.errors import ConfigError
@@ -30,7 +30,15 @@ RUN_OPTIONS = (
     "profile",
     "max_cost",
     "max_tokens",
+    "store",
 )
+
+
+@runtime_checkable
+class StoreLike(Protocol):
+    """What a run store offers the runtime (`plait.RunStore`, a floor above, implements it)."""
+
+    def begin(self, kind: str, **fields: Any) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class RunOptions:
     profile: bool | None = None
     max_cost: float | None = None
     max_tokens: int | None = None
+    store: Any = None  # a path to a SQLite file, a plait.RunStore, or False: do not store
 
     @classmethod
     def build(cls, **options: Any) -> RunOptions:
@@ -74,6 +83,13 @@ class RunOptions:
             cache,
             "True, False or a directory path",
         )
+        store = options.get("store")
+        checks.check(
+            store in (None, False) or isinstance(store, str | PathLike | StoreLike),
+            "store",
+            store,
+            "a path to a SQLite file, a plait.RunStore, or False (do not store)",
+        )
         problems += checks.problems
         if problems:
             raise ConfigError("invalid run options: " + "; ".join(problems))
@@ -98,6 +114,10 @@ def _callbacks(value: Any) -> tuple[Callable[[Any], None], ...]:
     if items is None or not all(callable(cb) for cb in items):
         raise ConfigError(f"on_event must be a callable or a list of callables; got {value!r:.80}")
     return items
+
+
+# What ``resources=`` accepts everywhere (runs, ``bind``, `ExecutionSettings`).
+Resources = ResourceConfig | ResourceManager | Mapping[str, Any] | str | Path | None
 
 
 def as_resources(value: Any) -> ResourceConfig | ResourceManager | None:
@@ -128,7 +148,7 @@ class ExecutionSettings:
                 print(run_sync(pipeline, "text"))
     """
 
-    def __init__(self, resources: Any = None, **options: Any) -> None:
+    def __init__(self, resources: Resources = None, **options: Any) -> None:
         self.options = RunOptions.build(resources=resources, **options)
         self._manager: ResourceManager | None = None
         self._tokens: list[Token[tuple[ExecutionSettings, ...]]] = []

@@ -20,7 +20,7 @@ _WRAPPED = "$.value"
 def _type_schema(tp: Any) -> dict[str, Any]:
     # schema_of takes dataclasses and TypedDicts; any other type is checked as the one
     # field of a TypedDict, so `list[str]`, `int | None`, `Literal[...]` all work.
-    return schema_of(TypedDict("Checked", {"value": tp}))
+    return schema_of(TypedDict("Checked", {"value": tp}))  # type: ignore[operator]
 
 
 def _check(data: Any, schema: Any) -> list[str]:

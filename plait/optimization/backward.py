@@ -103,9 +103,6 @@ async def propagate(
     return notes
 
 
-# -- the default strategy ------------------------------------------------------------
-
-
 class RouteBackward:
     """Route the feedback unchanged, with the context each target needs (no model calls)."""
 
@@ -220,8 +217,6 @@ def _seed_message(record: ForwardRecord, content: str, score: float | None) -> s
         parts.append(f" (score {score:.2f})")
     return "".join(parts) + f": {content}"
 
-
-# -- the model-backed strategy -----------------------------------------------------------
 
 CRITIC_SYSTEM = (
     "You are the backward pass of an AI pipeline. You see one LLM call (its system prompt, "

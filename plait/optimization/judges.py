@@ -95,7 +95,7 @@ class _ModelLoss(Loss):
         """The parsed replies to ``prompts``; raises the first failure's `ExecutionError`."""
         items = await run_batch(call, prompts, resources=self.resources, progress=False)
         for item in items:
-            if not item.ok:
+            if not item.ok and item.error is not None:
                 raise item.error
         return [item.output for item in items]
 

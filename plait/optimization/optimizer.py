@@ -173,8 +173,6 @@ class Optimizer:
             named.append((unique, param))
         return named
 
-    # -- proposing ---------------------------------------------------------------------------
-
     async def propose(self) -> list[UpdateProposal]:
         """Ask the updater for new values, group by group, upstream first; nothing is applied yet.
 
@@ -290,8 +288,6 @@ class Optimizer:
         self.audit.write("proposed", **entry, alias=self.alias)
         return proposal
 
-    # -- deciding and applying -----------------------------------------------------------------
-
     def apply(self, proposals: Iterable[UpdateProposal] | None = None) -> list[UpdateProposal]:
         """Set the values of accepted and edited proposals (default: the last `propose`'s).
 
@@ -344,8 +340,6 @@ class Optimizer:
         """Clear the accumulated feedback of every parameter of this optimizer."""
         for _, param in self.named_parameters():
             param.zero_feedback()
-
-    # -- state -------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """Learned values, step count and applied changes (JSON-serialisable for str/JSON values)."""

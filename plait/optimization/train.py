@@ -10,13 +10,15 @@ overshooting by at most the phase in flight.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from plait._checks import Checks
 from plait._format import format_money
 from plait.errors import ConfigError
+from plait.evaluation.evaluate import evaluate
+from plait.evaluation.store import open_store
 from plait.execution.batch import run_batch
 from plait.execution.settings import ExecutionSettings, as_resources
 from plait.module import Module
@@ -92,9 +94,102 @@ def _pairs(data: Iterable[Any], name: str) -> list[tuple[Any, Any]]:
     return pairs
 
 
-def _mean(scores: Sequence[float | None]) -> float | None:
-    known = [s for s in scores if s is not None]
-    return sum(known) / len(known) if known else None
+class _Trainer:
+    """One `train` call's state: the meter, the history rows and the best validated values."""
+
+    def __init__(
+        self,
+        module: Module,
+        val: list[tuple[Any, Any]],
+        scorer: Loss,
+        max_cost: float | None,
+        on_step: Callable[[dict[str, Any]], None] | None,
+        store: Any = False,
+        name: str = "",
+    ) -> None:
+        self.module, self.val, self.scorer = module, val, scorer
+        self.store, self.name = store, name  # where validations are saved (False: nowhere)
+        self.max_cost, self.on_step = max_cost, on_step
+        self.meter = _Meter()
+        self.rows: list[dict[str, Any]] = []
+        self.best_score: float | None = None
+        self.best_step = 0
+        self.best_state: dict[str, Any] = {}
+        self.stale = 0
+
+    def spent(self) -> bool:
+        return self.max_cost is not None and self.meter.cost >= self.max_cost
+
+    async def validate(self, step: int) -> float | None:
+        if not self.val or self.spent():
+            return None
+        self.module.eval()
+        result = await evaluate(
+            self.module,
+            self.val,
+            self.scorer,
+            store=self.store,
+            name=self.name,
+            info={"step": step},
+            progress=False,
+        )
+        return result.score
+
+    def record(self, step: int, epoch: int, train_score: Any, val_score: Any, updates: int) -> None:
+        row = {
+            "step": step,
+            "epoch": epoch,
+            "train_score": train_score,
+            "val_score": val_score,
+            "updates": updates,
+            "cost": self.meter.cost,
+            "tokens": self.meter.tokens,
+        }
+        self.rows.append(row)
+        if self.on_step is not None:
+            self.on_step(row)
+
+    def keep_if_best(self, score: float | None, step: int) -> None:
+        """Remember the module's values when ``score`` is the best so far (else count a stale step)."""
+        if score is None:
+            return
+        if self.best_score is None or score > self.best_score:
+            self.best_score, self.best_step, self.stale = score, step, 0
+            self.best_state = self.module.state_dict()
+        else:
+            self.stale += 1
+
+    def restore_best(self) -> bool:
+        """Load the values that earned the best score back; True if that changed the module.
+
+        Ties and unscored last steps count too: the module ends holding the
+        values that earned ``best_score``, the initial ones if nothing beat them.
+        """
+        if self.best_score is None or self.module.state_dict() == self.best_state:
+            return False
+        self.module.load_state_dict(self.best_state)
+        return True
+
+
+async def _train_step(
+    trainer: _Trainer,
+    batch: list[tuple[Any, Any]],
+    loss: Loss,
+    optimizer: Optimizer,
+    strategy: BackwardStrategy | None,
+) -> tuple[Any, int] | None:
+    """Run, score and backward one batch, then step: (train score, updates), or None if spent."""
+    module = trainer.module
+    for param in module.parameters():
+        param.zero_feedback()
+    module.train()
+    items = await run_batch(module, [x for x, _ in batch], progress=False)
+    feedback = await loss(items, [t for _, t in batch])
+    await feedback.backward(strategy)
+    if trainer.spent():
+        return None
+    applied = await optimizer.step()
+    return feedback.score, len(applied)
 
 
 async def train(
@@ -114,6 +209,8 @@ async def train(
     resources: Any = None,
     strategy: BackwardStrategy | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    store: Any = None,
+    name: str = "",
 ) -> TrainHistory:
     """Optimize ``module`` on ``train_set`` (``(input, target)`` pairs), in order, batch by batch.
 
@@ -124,6 +221,10 @@ async def train(
     ``target_score``, or after ``patience`` steps without improvement; with
     ``restore_best`` the module ends holding the best-scoring values seen
     (the initial ones when no step beat the baseline; a tie keeps the earlier).
+    With ``store`` (a path or `RunStore`), every validation is saved as an
+    evaluation named ``name`` (default "train <Module>") with ``info["step"]``,
+    so ``RunStore(path).history(name)`` reloads the optimization step by step;
+    nothing else the loop runs is stored.
 
         history = await train(pipeline, data, loss=loss, optimizer=opt, val_set=val)
         history.to_dataframe()
@@ -158,87 +259,45 @@ async def train(
     scorer = (
         metric if isinstance(metric, Loss) else loss if metric is None else VerifierLoss(metric)
     )
-    meter = _Meter()
+    saved, owned = open_store(store) if store is not None else (False, False)
+    run_name = name or f"train {type(module).__name__}"
+    trainer = _Trainer(module, val, scorer, max_cost, on_step, saved, run_name)
     was_training = module.training
-    rows: list[dict[str, Any]] = []
-
-    def spent() -> bool:
-        return max_cost is not None and meter.cost >= max_cost
-
-    async def validate() -> float | None:
-        if not val or spent():
-            return None
-        module.eval()
-        items = await run_batch(module, [x for x, _ in val], progress=False)
-        feedback = await scorer(items, [t for _, t in val])
-        return _mean([f.score for f in feedback])
-
-    def record(step: int, epoch: int, train_score: Any, val_score: Any, updates: int) -> None:
-        row = {
-            "step": step,
-            "epoch": epoch,
-            "train_score": train_score,
-            "val_score": val_score,
-            "updates": updates,
-            "cost": meter.cost,
-            "tokens": meter.tokens,
-        }
-        rows.append(row)
-        if on_step is not None:
-            on_step(row)
-
-    async with ExecutionSettings(resources=resources, on_event=meter):
+    batches = [pairs[i : i + batch_size] for i in range(0, len(pairs), batch_size)]
+    async with ExecutionSettings(resources=resources, on_event=trainer.meter, store=False):
         try:
-            baseline = await validate()
-            record(0, 0, None, baseline, 0)
-            best_score, best_step, best_state = baseline, 0, module.state_dict()
-            stop, step, stale = "completed", 0, 0
-            for epoch in range(1, epochs + 1):
-                for start in range(0, len(pairs), batch_size):
-                    if spent():
-                        stop = "budget"
-                        break
-                    batch = pairs[start : start + batch_size]
-                    for param in module.parameters():
-                        param.zero_feedback()
-                    module.train()
-                    items = await run_batch(module, [x for x, _ in batch], progress=False)
-                    feedback = await loss(items, [t for _, t in batch])
-                    await feedback.backward(strategy)
-                    if spent():
-                        stop = "budget"
-                        break
-                    applied = await optimizer.step()
-                    step += 1
-                    score = await validate()
-                    record(step, epoch, feedback.score, score, len(applied))
-                    if score is None:
-                        continue
-                    if best_score is None or score > best_score:
-                        best_score, best_step, best_state, stale = (
-                            score,
-                            step,
-                            module.state_dict(),
-                            0,
-                        )
-                    else:
-                        stale += 1
-                    if target_score is not None and score >= target_score:
-                        stop = "target_reached"
-                    elif patience is not None and stale >= patience:
-                        stop = "no_improvement"
-                    if stop != "completed":
-                        break
+            baseline = await trainer.validate(0)
+            trainer.record(0, 0, None, baseline, 0)
+            trainer.keep_if_best(baseline, 0)
+            trainer.best_state = module.state_dict()
+            stop = "completed"
+            schedule = [(epoch, batch) for epoch in range(1, epochs + 1) for batch in batches]
+            for step, (epoch, batch) in enumerate(schedule, start=1):
+                stepped = (
+                    None
+                    if trainer.spent()
+                    else await _train_step(trainer, batch, loss, optimizer, strategy)
+                )
+                if stepped is None:
+                    stop = "budget"
+                    break
+                score = await trainer.validate(step)
+                trainer.record(step, epoch, stepped[0], score, stepped[1])
+                trainer.keep_if_best(score, step)
+                if score is not None and target_score is not None and score >= target_score:
+                    stop = "target_reached"
+                elif score is not None and patience is not None and trainer.stale >= patience:
+                    stop = "no_improvement"
                 if stop != "completed":
                     break
-            # Ties and unscored last steps count too: the module must end holding the
-            # values that earned best_score, which are the initial ones if nothing beat them.
-            restored = False
-            if restore_best and best_score is not None and module.state_dict() != best_state:
-                module.load_state_dict(best_state)
-                restored = True
+            restored = trainer.restore_best() if restore_best else False
         finally:
             for param in module.parameters():
                 param.zero_feedback()
             module.train(was_training)
-    return TrainHistory(rows, stop, best_step if val else None, best_score, meter.cost, restored)
+            if owned and not isinstance(saved, bool):
+                saved.close()
+    best_step = trainer.best_step if val else None
+    return TrainHistory(
+        trainer.rows, stop, best_step, trainer.best_score, trainer.meter.cost, restored
+    )

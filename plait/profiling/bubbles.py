@@ -232,9 +232,9 @@ def _endpoint_states(
         if w.endpoint == endpoint and w.kind in _COUNTED:
             changes += [(w.start, _COUNTED[w.kind], 1), (w.end, _COUNTED[w.kind], -1)]
     changes.sort()
-    points = {0.0, end, *(t for t, _, _ in changes)}
-    points.update(t for states in slots for s in states for t in (s.start, s.end))
-    points = sorted(t for t in points if 0.0 <= t <= end)
+    moments = {0.0, end, *(t for t, _, _ in changes)}
+    moments.update(t for states in slots for s in states for t in (s.start, s.end))
+    points = sorted(t for t in moments if 0.0 <= t <= end)
     counts = dict.fromkeys(_FREE_ORDER, 0)
     runs: list[list[list[Any]]] = [[] for _ in range(capacity)]  # [state, start, end, key]
     cursor = [0] * capacity

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from plait.execution.events import Event
+from plait.execution.events import Event, RunFinished
 from plait.graph import InferenceGraph
 
 WAIT_KINDS = ("upstream", "queue", "rate_limit", "backoff")
@@ -216,7 +216,7 @@ class _Builder:
         if kind == "run_started":
             self.on_run_started(event)
             return
-        if kind == "run_finished":
+        if isinstance(event, RunFinished):
             self.makespan = t
             self.status = event.status
             return
@@ -231,7 +231,7 @@ class _Builder:
             self.items[item] = None
         handler = self.handlers.get(kind)
         if handler is not None:  # event types added later are not timeline data
-            handler(event, key, t, event.endpoint)
+            handler(event, key, t, getattr(event, "endpoint", None))
 
     def on_run_started(self, event: Any) -> None:
         """Take the graphs the run announces (one per batch item) unless the caller gave them."""

@@ -125,7 +125,11 @@ def chrome_trace(timeline: Timeline) -> dict[str, Any]:
         if w.kind not in _SPAN_NAMES:
             continue
         span_id += 1
-        common = {"name": _SPAN_NAMES[w.kind], "cat": w.kind, "id": f"0x{span_id:x}"}
+        common: dict[str, Any] = {
+            "name": _SPAN_NAMES[w.kind],
+            "cat": w.kind,
+            "id": f"0x{span_id:x}",
+        }
         common |= {"pid": pids[w.endpoint], "tid": 0}
         args = {"node": w.key, "module_path": w.module_path, "slot": w.slot}
         body.append({"ph": "b", **common, "ts": _us(w.start), "args": args})
@@ -141,9 +145,11 @@ def chrome_trace(timeline: Timeline) -> dict[str, Any]:
         meta.append(_meta("process_sort_index", pid, 0, {"sort_index": pid}))
         for lane in range(timeline.local_lanes):
             meta.append(_meta("thread_name", pid, lane + 1, {"name": f"local {lane}"}))
-        for r in timeline.local:
-            args = {"node": r.key, "kind": r.kind, "item": r.item, "outcome": r.outcome}
-            body.append(_complete(r.module_path, r.kind, pid, r.lane + 1, r.start, r.end, args))
+        for run in timeline.local:
+            args = {"node": run.key, "kind": run.kind, "item": run.item, "outcome": run.outcome}
+            body.append(
+                _complete(run.module_path, run.kind, pid, run.lane + 1, run.start, run.end, args)
+            )
     body.sort(key=lambda e: e["ts"])  # stable: a span's b stays before its e
     return {
         "traceEvents": meta + body,

@@ -32,7 +32,13 @@ from plait.execution.batch import BatchProgress, _Progress, _progress_stream
 from plait.execution.checkpoint import Checkpoint
 from plait.execution.dynamic import is_dynamic
 from plait.execution.result import BatchItem, build_profile
-from plait.execution.run import EventLog, check_aliases, open_endpoints, split_options
+from plait.execution.run import (
+    EventLog,
+    check_aliases,
+    open_endpoints,
+    run_recorder,
+    split_options,
+)
 from plait.execution.settings import RunOptions, effective_options
 from plait.graph import InferenceGraph
 from plait.ray.coordinator import Coordinator, EndpointLimits
@@ -212,6 +218,7 @@ class RayBackend:
             )
         items = list(inputs)
         calls, item_graphs, resources, hashes = _prepare(module, items, opts)
+        recorder = run_recorder(opts.store, "batch", module, len(items))
         ray = self._connect()
         workers = self._ensure_pool(ray)
         tracker = _Progress(len(items), on_progress, _progress_stream(progress))
@@ -245,6 +252,7 @@ class RayBackend:
             tracker=tracker,
             resources=resources,
             global_cap=global_cap,
+            recorder=recorder,
         )
         size = self.share or max(1, min(64, math.ceil(len(items) / (4 * len(workers)))))
         log.emit(
@@ -255,6 +263,7 @@ class RayBackend:
                 "batch",
                 graphs=tuple(item_graphs),
                 records=run.records,
+                resources=resources,
             )
         )
         runner = asyncio.create_task(run.run_all(workers, size), name="plait ray batch")
@@ -278,6 +287,8 @@ class RayBackend:
                 with contextlib.suppress(asyncio.CancelledError):
                     await runner
             await run.close()
+            if recorder is not None:
+                recorder.finish("cancelled" if cancelled else "done")
             log.emit(ev.RunFinished(log.now(), None, "cancelled" if cancelled else "done"))
             if opts.profile or on_profile is not None:
                 profile = build_profile(

@@ -47,6 +47,7 @@ class BatchRun:
         tracker: _Progress,
         resources: ResourceConfig,
         global_cap: int | None,
+        recorder: Any = None,
     ) -> None:
         self.backend = backend
         self.ray = ray
@@ -62,6 +63,7 @@ class BatchRun:
         self.resources = resources
         self.endpoints = {alias: config.max_concurrent for alias, config in resources.items()}
         self.global_cap = global_cap
+        self.recorder = recorder  # saves each finished item to the run store, if one is set
         self.records: list[Any] = [None] * len(items)  # each item's records once it finished
         self.results: list[RunResult] = []
         self.finished: asyncio.Queue[BatchItem] = asyncio.Queue()
@@ -182,7 +184,10 @@ class BatchRun:
             ok = error is None
             self.tracker.item_finished(ok)
             output = caller_output(self.module, result, index) if ok else None
-            self.finished.put_nowait(BatchItem(index, self.items[index], ok, output, error, result))
+            done = BatchItem(index, self.items[index], ok, output, error, result)
+            if self.recorder is not None:
+                self.recorder.add(done)
+            self.finished.put_nowait(done)
 
     async def close(self) -> None:
         """End the batch on every worker that began it (cancelling its shares), then the ledger."""

@@ -340,7 +340,8 @@ def _simulator_problems(name: str, items: tuple[Any, ...]) -> list[str]:
     problems = []
     for i, item in enumerate(items):
         try:
-            SimulatorSettings(**{name: (item,)})
+            fields: dict[str, Any] = {name: (item,)}
+            SimulatorSettings(**fields)
         except ConfigError as error:
             text = str(error).replace(f"SimulatorSettings.{name}[0]", f"{name}[{i}]")
             problems.append(f"{name}[{i}]: {text}" if not text.startswith(name) else text)

@@ -80,6 +80,11 @@ class RateLimiter:
     ``run_sync`` makes one) starts its clocks afresh and keeps the effective rate.
     """
 
+    # Loop-local clocks (monotonic seconds), set by _reset_clocks.
+    _last_start: float
+    _tokens_full_at: float
+    _paused_until: float
+
     def __init__(
         self,
         rpm: float | None = None,

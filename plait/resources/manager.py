@@ -49,7 +49,7 @@ class Endpoint:
     def __post_init__(self) -> None:
         self._metered = self.config.tpm is not None
         if hasattr(self.client, "on_rate_limit_headers"):
-            self.client.on_rate_limit_headers = self.limiter.observe  # type: ignore[attr-defined]
+            self.client.on_rate_limit_headers = self.limiter.observe
 
     @property
     def max_concurrent(self) -> int:
@@ -117,9 +117,11 @@ def _client_for(
         "timeout": config.timeout,
         "max_connections": connections,
     }
+    base_url = config.base_url
+    assert base_url is not None  # ResourceConfig fills in each provider's default
     if config.provider == "anthropic":
-        return AnthropicClient(base_url=config.base_url, **common), None
-    return OpenAIClient(base_url=config.base_url, **common), None
+        return AnthropicClient(base_url=base_url, **common), None
+    return OpenAIClient(base_url=base_url, **common), None
 
 
 class ResourceManager:

@@ -9,7 +9,7 @@ wire. Injected faults surface as the same errors a real transport produces.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -66,7 +66,7 @@ class SimulatedClient(OpenAIClient):
             )
         return response.json
 
-    async def _events(self, body: dict[str, Any]) -> AsyncIterator[tuple[str, Any]]:
+    async def _events(self, body: dict[str, Any]) -> AsyncGenerator[tuple[str, Any], None]:
         response = await self._answer(body)
         stream = response.stream
         if stream is None:

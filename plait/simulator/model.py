@@ -29,12 +29,18 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from plait.errors import BadRequestError, ConfigError
 from plait.simulator import wire
 from plait.simulator.schema_gen import generate
-from plait.simulator.settings import FaultSpec, ReplyRule, SimulatorSettings, map_strings
+from plait.simulator.settings import (
+    FaultSpec,
+    ReplyRule,
+    RequestMatch,
+    SimulatorSettings,
+    map_strings,
+)
 from plait.simulator.wire import ChatInput, Reply, SimStream, SimToolCall, count_tokens
 
 ECHO_CHARS = 300
@@ -295,7 +301,7 @@ class SimulatedModel:
         if delay > 0:
             await asyncio.sleep(delay)
         kind = fault.kind if fault is not None else None
-        if kind == "server_error" or kind == "client_error":
+        if fault is not None and kind in ("server_error", "client_error"):
             status = fault.status or 500
             return _error(api, status, f"simulated {kind.replace('_', ' ')} {status}", fault=kind)
         if kind == "connection_reset":
@@ -325,7 +331,7 @@ class SimulatedModel:
             events, tail = wire.openai_events(reply, rid, chat.model, created, chat.include_usage)
         else:
             events, tail = wire.anthropic_events(reply, rid, chat.model)
-        if kind == "cut_stream":
+        if fault is not None and kind == "cut_stream":
             events = events[: min(fault.chunks or 0, tail)]
         elif kind == "malformed":
             events = wire.malformed_events(events)
@@ -390,7 +396,8 @@ class SimulatedModel:
         flags: Mapping[str, bool],
     ) -> FaultSpec | None:
         seed = self.settings.seed
-        for i, fault in enumerate(self.settings.faults):
+        faults = cast("tuple[FaultSpec, ...]", self.settings.faults)  # typed in __post_init__
+        for i, fault in enumerate(faults):
             limit = fault.max_sightings
             if index < fault.after or (limit is not None and sighting >= limit):
                 continue
@@ -400,7 +407,7 @@ class SimulatedModel:
                 fault.rate == 0 or _unit(seed, digest, sighting, i) >= fault.rate
             ):
                 continue
-            if fault.match.test(texts, flags) is not None:
+            if cast(RequestMatch, fault.match).test(texts, flags) is not None:
                 return fault
         return None
 
@@ -411,8 +418,9 @@ class SimulatedModel:
         texts: Mapping[str, str],
         flags: Mapping[str, bool],
     ) -> Reply:
-        for rule in self.settings.replies:
-            context = rule.match.test(texts, flags)
+        rules = cast("tuple[ReplyRule, ...]", self.settings.replies)  # typed in __post_init__
+        for rule in rules:
+            context = cast(RequestMatch, rule.match).test(texts, flags)
             if context is not None:
                 scripted = self._scripted(rule, chat, digest, context)
                 if scripted is not None:

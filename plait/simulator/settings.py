@@ -186,7 +186,7 @@ class RequestMatch:
         for name, pattern in self._patterns:
             text = texts[name]
             if pattern.regex is None:
-                if pattern.substring not in text:
+                if (pattern.substring or "") not in text:
                     return None
                 continue
             found = pattern.regex.search(text)

@@ -278,7 +278,9 @@ def parse_anthropic(body: Mapping[str, Any]) -> ChatInput:
         if isinstance(tool, Mapping)
     )
     choice = body.get("tool_choice") or {}
-    kind = {"any": "required", "tool": "required", "none": "none"}.get(choice.get("type"), "auto")
+    kind = {"any": "required", "tool": "required", "none": "none"}.get(
+        str(choice.get("type")), "auto"
+    )
     last = messages[-1].get("content")
     after_tool_result = messages[-1]["role"] == "user" and any(
         isinstance(block, Mapping) and block.get("type") == "tool_result"
@@ -432,7 +434,9 @@ def anthropic_events(reply: Reply, rid: str, model: str) -> tuple[Events, int]:
     start.update(content=[], stop_reason=None)
     start["usage"] = {"input_tokens": reply.prompt_tokens, "output_tokens": 1}
     events = [event({"type": "message_start", "message": start})]
-    blocks = [({"type": "text", "text": ""}, "text_delta", "text", reply.text)]
+    blocks: list[tuple[dict[str, Any], str, str, str]] = [
+        ({"type": "text", "text": ""}, "text_delta", "text", reply.text or "")
+    ]
     blocks = blocks if reply.text is not None else []
     blocks += [
         (

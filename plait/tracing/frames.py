@@ -42,7 +42,7 @@ def is_user_code(code: CodeType) -> bool:
 
 def user_frame(start: FrameType | None = None) -> FrameType | None:
     """The innermost user frame at or above ``start`` (default: the caller's frame)."""
-    frame = start if start is not None else sys._getframe(1)
+    frame: FrameType | None = start if start is not None else sys._getframe(1)
     while frame is not None and not is_user_code(frame.f_code):
         frame = frame.f_back
     return frame

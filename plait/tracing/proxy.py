@@ -71,6 +71,8 @@ class TracedValue(str, Value):
     of a placeholder: the node's output, converted when the graph runs.
     """
 
+    ref: str  # always set: the node this placeholder stands for
+
     def __new__(
         cls, tracer: Any, ref: str, kind: ValueKind = ValueKind.OTHER, conversion: str = ""
     ) -> TracedValue:
@@ -100,8 +102,6 @@ class TracedValue(str, Value):
     def _converted(self, conversion: str) -> TracedValue:
         return TracedValue(self._tracer, self.ref, ValueKind.TEXT, conversion)
 
-    # -- composition into strings: markers ----------------------------------------
-
     def __str__(self) -> str:
         if self.conversion or self.kind is ValueKind.TEXT:
             return self
@@ -124,8 +124,6 @@ class TracedValue(str, Value):
             raise trace_error(self, "`x % v`", "Compute remainders in an @plait.op function.")
         return str.__mod__(template, self)
 
-    # -- structured access: nodes --------------------------------------------------------
-
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, slice):
             raise trace_error(self, "slicing `v[a:b]`", "Slice in an @plait.op function.")
@@ -143,8 +141,6 @@ class TracedValue(str, Value):
             f"attribute access `v.{name}`",
             f"Read fields with v[{name!r}] or F.select(v, {name!r}), which record a node.",
         )
-
-    # -- everything that needs the content now: TraceError -----------------------------
 
     def __bool__(self) -> bool:
         raise trace_error(

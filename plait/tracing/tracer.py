@@ -11,6 +11,7 @@ node; comprehensions and lambdas are not helpers (their names start with "<").
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import os
@@ -59,7 +60,7 @@ def _forward_codes(cls: type) -> frozenset[CodeType]:
     if codes is None:
         forwards = (klass.__dict__.get("forward") for klass in cls.__mro__)
         codes = _FORWARD_CODES[cls] = frozenset(
-            f.__code__ for f in forwards if hasattr(f, "__code__")
+            f.__code__ for f in forwards if f is not None and hasattr(f, "__code__")
         )
     return codes
 
@@ -92,8 +93,6 @@ class Tracer:
         self._entry: FrameType | None = None
         self._input_paths: dict[str, tuple[str, tuple[Any, ...]]] = {}
 
-    # -- entry ------------------------------------------------------------------------
-
     def trace(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> InferenceGraph:
         token = set_active_tracer(self)
         self._entry = sys._getframe()
@@ -101,7 +100,7 @@ class Tracer:
             bound = self._bind(self.root, args, kwargs)
             for name, value in bound.arguments.items():
                 bound.arguments[name] = tree_map_with_path(
-                    lambda path, v, name=name: self._input(name, path, v), value
+                    functools.partial(self._input, name), value
                 )
             result = self.call_module(self.root, bound.args, bound.kwargs)
             output, _, _ = self._convert(result)
@@ -151,8 +150,6 @@ class Tracer:
         self._input_paths[node_id] = (name, path)
         kind = value.kind if isinstance(value, Value) else kind_of(value)
         return TracedValue(self, node_id, kind)
-
-    # -- hooks called by modules, ops and parameters ---------------------------------------
 
     def call_module(self, module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         path = self._path_of(module)
@@ -244,8 +241,6 @@ class Tracer:
         return f" in {owner} ({type(module).__name__}.forward)" + (
             f" at {location}" if location else ""
         )
-
-    # -- recording ---------------------------------------------------------------------
 
     def _record(
         self,
@@ -358,7 +353,7 @@ class Tracer:
         """Enclosing helper calls (outermost first) and the user line that made this node."""
         scope: list[str] = []
         source = None
-        frame = sys._getframe(2)
+        frame: FrameType | None = sys._getframe(2)
         while frame is not None and frame is not self._entry:
             code = frame.f_code
             if is_user_code(code):

@@ -1,3 +1,81 @@
 // Built by plait_jupyter/js/build.mjs from plait_jupyter/js/src; do not edit.
 // Bundles @dagrejs/dagre, @dagrejs/graphlib (MIT): see THIRD_PARTY_LICENSES.txt.
-function $(e,i){for(let[o,n]of Object.entries(i))n==null||n===!1||(o.startsWith("on")&&typeof n=="function"?e.addEventListener(o.slice(2),n):e.setAttribute(o,n===!0?"":String(n)))}function g(e,i){for(let o of i.flat(1/0))o==null||o===!1||e.append(o instanceof Node?o:document.createTextNode(String(o)))}function r(e,i={},...o){let n=document.createElement(e);return $(n,i),g(n,o),n}function u(e){let i=e??0;if(i===0||!Number.isFinite(i))return`$${i.toFixed(2)}`;let o=i<0?"-":"",n=Math.abs(i);if(n>=1){let t=n.toLocaleString("en-US",{minimumFractionDigits:2,maximumFractionDigits:2});return`${o}$${t}`}let a=Math.min(Math.max(2,2-Math.floor(Math.log10(n))),15),[f,d=""]=n.toFixed(a).replace(/0+$/,"").split(".");return`${o}$${f}.${d.padEnd(2,"0")}`}function p(e){return e==null?"\u2013":e<10?`${e.toFixed(1)} s`:e<60?`${e.toFixed(0)} s`:`${Math.floor(e/60)} min ${Math.round(e%60)} s`}var S={render({model:e,el:i}){let o=r("div",{class:"pl-bar-done"}),n=r("div",{class:"pl-bar-failed"}),a=r("div",{class:"pl-progress-text"}),f=r("div",{class:"plait-progress"},r("div",{class:"pl-bar"},o,n),a),d=()=>{let t=e.get("progress")||{},s=t.total||0,l=h=>s?100*h/s:0;o.style.width=`${l(t.done||0)}%`,n.style.left=`${l(t.done||0)}%`,n.style.width=`${l(t.failed||0)}%`;let c=[`${(t.done||0)+(t.failed||0)}/${s} items`];t.failed&&c.push(`${t.failed} failed`),t.retrying&&c.push(`${t.retrying} retrying`),c.push(`${(t.tokens||0).toLocaleString()} tokens`,u(t.cost),`${p(t.elapsed)} elapsed`),t.eta!==null&&t.eta!==void 0&&(t.done||0)+(t.failed||0)<s&&c.push(`ETA ${p(t.eta)}`),a.textContent=c.join(" \xB7 "),f.dataset.finished=String(s>0&&(t.done||0)+(t.failed||0)>=s)};return e.on("change:progress",d),d(),i.replaceChildren(f),()=>e.off("change:progress",d)}};export{S as default};
+
+// src/dom.js
+function setAttrs(el, attrs) {
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === void 0 || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") {
+      el.addEventListener(
+        key.slice(2),
+        /** @type {EventListener} */
+        value
+      );
+    } else {
+      el.setAttribute(key, value === true ? "" : String(value));
+    }
+  }
+}
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === void 0 || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+function dollars(value) {
+  const amount = value ?? 0;
+  if (amount === 0 || !Number.isFinite(amount)) return `$${amount.toFixed(2)}`;
+  const sign = amount < 0 ? "-" : "";
+  const abs = Math.abs(amount);
+  if (abs >= 1) {
+    const shown = abs.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    return `${sign}$${shown}`;
+  }
+  const decimals = Math.min(Math.max(2, 2 - Math.floor(Math.log10(abs))), 15);
+  const [whole, frac = ""] = abs.toFixed(decimals).replace(/0+$/, "").split(".");
+  return `${sign}$${whole}.${frac.padEnd(2, "0")}`;
+}
+
+// src/progress.js
+function duration(value) {
+  if (value === null || value === void 0) return "\u2013";
+  if (value < 10) return `${value.toFixed(1)} s`;
+  if (value < 60) return `${value.toFixed(0)} s`;
+  return `${Math.floor(value / 60)} min ${Math.round(value % 60)} s`;
+}
+var progress_default = {
+  render({ model, el }) {
+    const done = h("div", { class: "pl-bar-done" });
+    const failed = h("div", { class: "pl-bar-failed" });
+    const text = h("div", { class: "pl-progress-text" });
+    const root = h("div", { class: "plait-progress" }, h("div", { class: "pl-bar" }, done, failed), text);
+    const update = () => {
+      const p = model.get("progress") || {};
+      const total = p.total || 0;
+      const pct = (n) => total ? 100 * n / total : 0;
+      done.style.width = `${pct(p.done || 0)}%`;
+      failed.style.left = `${pct(p.done || 0)}%`;
+      failed.style.width = `${pct(p.failed || 0)}%`;
+      const parts = [`${(p.done || 0) + (p.failed || 0)}/${total} items`];
+      if (p.failed) parts.push(`${p.failed} failed`);
+      if (p.retrying) parts.push(`${p.retrying} retrying`);
+      parts.push(`${(p.tokens || 0).toLocaleString()} tokens`, dollars(p.cost), `${duration(p.elapsed)} elapsed`);
+      if (p.eta !== null && p.eta !== void 0 && (p.done || 0) + (p.failed || 0) < total) parts.push(`ETA ${duration(p.eta)}`);
+      text.textContent = parts.join(" \xB7 ");
+      root.dataset.finished = String(total > 0 && (p.done || 0) + (p.failed || 0) >= total);
+    };
+    model.on("change:progress", update);
+    update();
+    el.replaceChildren(root);
+    return () => model.off("change:progress", update);
+  }
+};
+export {
+  progress_default as default
+};

@@ -111,8 +111,6 @@ class Explorer {
     }
   }
 
-  // -- edit & re-run --------------------------------------------------------------------
-
   whatif() {
     return this.model.get("whatif") || {};
   }
@@ -203,8 +201,6 @@ class Explorer {
     return [head, editor];
   }
 
-  // -- DOM skeleton -----------------------------------------------------------------
-
   build() {
     const model = this.model;
     this.title = h("span", { class: "pl-title" });
@@ -286,8 +282,6 @@ class Explorer {
     if (!this._marker) this._marker = `pl-arrow-${Math.random().toString(36).slice(2)}`;
     return this._marker;
   }
-
-  // -- layout and drawing -------------------------------------------------------------
 
   rebuild(refit, grown = false) {
     const t0 = performance.now();
@@ -465,9 +459,10 @@ class Explorer {
       ...STATES.filter((s) => counts[s] > 0 || !["skipped", "unused", "cached"].includes(s)).map((s) =>
         h("span", { class: "pl-legend-item", "data-state": s }, h("span", { class: `pl-swatch pl-state-${s}` }), `${s} ${counts[s]}`),
       ),
-      this.hasControl
-        ? h("span", { class: "pl-legend-item pl-legend-control", title: "dashed: called after that reply was awaited (control), not fed its output" }, h("span", { class: "pl-swatch-control" }), "control edge")
-        : null,
+      // replaceChildren would draw a null as the text "null": leave the item out instead.
+      ...(this.hasControl
+        ? [h("span", { class: "pl-legend-item pl-legend-control", title: "dashed: called after that reply was awaited (control), not fed its output" }, h("span", { class: "pl-swatch-control" }), "control edge")]
+        : []),
     );
   }
 
@@ -536,8 +531,6 @@ class Explorer {
     else collapsed.add(gid);
     this.setCollapsed([...collapsed]);
   }
-
-  // -- zoom and pan ---------------------------------------------------------------------
 
   apply() {
     const { x, y, k } = this.view;
