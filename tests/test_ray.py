@@ -280,3 +280,37 @@ def test_the_ray_benchmark_runs_both_backends_on_the_same_work(ray_cluster):
     assert [f.unit for f in io.figures] == ["s", "µs"]
     assert len(io.details["cluster_cpu"]) == 1 and io.details["cluster_cpu"][0] > 0
     assert cpu.details["items"] == 4 and cpu.figures[0].baseline_name == "local backend"
+
+
+async def test_a_ray_batch_exports_the_same_opentelemetry_shape_as_a_local_one(ray_cluster):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from plait import otel
+
+    shapes = {}
+    with sim_server_thread(latency=0.01) as server:
+        resources = http_resources(server.url, "fast", max_concurrent=4)
+        for backend in ("local", ray_cluster):
+            exporter = InMemorySpanExporter()
+            provider = TracerProvider()
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+            otel.instrument(provider)
+            try:
+                items = await run_batch(
+                    Review(), tickets(4), resources=resources, progress=False, backend=backend
+                )
+            finally:
+                otel.uninstrument()
+                provider.shutdown()
+            assert all(item.ok for item in items)
+            spans = exporter.get_finished_spans()
+            shapes[backend == "local"] = sorted(
+                (s.name, s.attributes.get("plait.batch.item"), s.attributes.get("plait.node_id"))
+                for s in spans
+            )
+            chats = [s for s in spans if s.name.startswith("chat ")]
+            assert len(chats) == 4 * 2  # draft and check per item
+            assert all(s.attributes["gen_ai.usage.input_tokens"] > 0 for s in chats)
+    assert shapes[True] == shapes[False]
