@@ -13,6 +13,7 @@ import plait
 from bench import ray_backend
 from bench._common import simulator_process
 from plait import LLMInference, Module, Parameter, run_batch, stream_batch
+from plait.evaluation import RunStore
 from plait_jupyter.live import RunState
 
 
@@ -280,3 +281,17 @@ def test_the_ray_benchmark_runs_both_backends_on_the_same_work(ray_cluster):
     assert [f.unit for f in io.figures] == ["s", "µs"]
     assert len(io.details["cluster_cpu"]) == 1 and io.details["cluster_cpu"][0] > 0
     assert cpu.details["items"] == 4 and cpu.figures[0].baseline_name == "local backend"
+
+
+async def test_a_ray_batch_is_saved_to_a_run_store(ray_cluster, tmp_path):
+    path = tmp_path / "runs.db"
+    with sim_server_thread(latency=0.01) as server:
+        resources = http_resources(server.url, "fast", max_concurrent=4)
+        items = await run_batch(
+            Review(), tickets(5), resources=resources, progress=False, backend="ray", store=path
+        )
+    store = RunStore(path)
+    assert [(r["kind"], r["completed"]) for r in store.list()] == [("batch", 5)]
+    saved = store.load(1)
+    assert [r.output for r in saved.rows] == [i.output for i in items]
+    assert saved.tokens == sum(i.result.usage.total_tokens for i in items)
