@@ -134,8 +134,10 @@ class Leases:
         except Exception as exc:  # the coordinator is gone: every waiter fails with the reason
             self.error = exc
             for lease in self._leases.values():
-                waiting: list[asyncio.Future[Any]] = list(lease.slot_waiters)
-                waiting += [future for _, future in lease.start_waiters]
+                waiting: list[asyncio.Future[Any]] = [
+                    *lease.slot_waiters,
+                    *(f for _, f in lease.start_waiters),
+                ]
                 for future in waiting:
                     if not future.done():
                         future.set_exception(exc)
