@@ -13,6 +13,7 @@ import plait
 from bench import ray_backend
 from bench._common import simulator_process
 from plait import LLMInference, Module, Parameter, run_batch, stream_batch
+from plait.evaluation import RunStore
 from plait_jupyter.live import RunState
 
 
@@ -314,3 +315,17 @@ async def test_a_ray_batch_exports_the_same_opentelemetry_shape_as_a_local_one(r
             assert len(chats) == 4 * 2  # draft and check per item
             assert all(s.attributes["gen_ai.usage.input_tokens"] > 0 for s in chats)
     assert shapes[True] == shapes[False]
+
+
+async def test_a_ray_batch_is_saved_to_a_run_store(ray_cluster, tmp_path):
+    path = tmp_path / "runs.db"
+    with sim_server_thread(latency=0.01) as server:
+        resources = http_resources(server.url, "fast", max_concurrent=4)
+        items = await run_batch(
+            Review(), tickets(5), resources=resources, progress=False, backend="ray", store=path
+        )
+    store = RunStore(path)
+    assert [(r["kind"], r["completed"]) for r in store.list()] == [("batch", 5)]
+    saved = store.load(1)
+    assert [r.output for r in saved.rows] == [i.output for i in items]
+    assert saved.tokens == sum(i.result.usage.total_tokens for i in items)
