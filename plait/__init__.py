@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from plait import (
     functional,  # also registers the operators traced values use
-    ray,  # noqa: F401  (installs backend="ray" for run_batch / stream_batch)
+    ray,  # noqa: F401  (plait.ray: RayBackend, for backend=... of run_batch / stream_batch)
     stock,
 )
 from plait.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential

@@ -42,6 +42,7 @@ UPCALLS: dict[str, tuple[str, str]] = {
     "profile": ("plait.profiling.profile", "Profile"),
     "run_recorder": ("plait.evaluation.runs", "recorder"),
     "notebook_html": ("plait_jupyter.reprs", "html_of"),
+    "ray_backend": ("plait.ray", "default_backend"),
 }
 
 

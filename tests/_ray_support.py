@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from plait.execution.batch import _BACKENDS, install_backend
+import plait.ray
 from plait.ray import RayBackend
 
 ray = pytest.importorskip(
@@ -48,11 +48,11 @@ def session_cluster() -> Iterator[RayBackend]:
         else:
             os.environ["PYTHONPATH"] = saved
     backend = RayBackend(workers=2)
-    default = _BACKENDS["ray"]
-    install_backend("ray", backend)  # backend="ray" uses these two workers too
+    default = plait.ray._DEFAULT
+    plait.ray._DEFAULT = backend  # backend="ray" uses these two workers too
     try:
         yield backend
     finally:
-        install_backend("ray", default)
+        plait.ray._DEFAULT = default
         backend.shutdown()
         ray.shutdown()

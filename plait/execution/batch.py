@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from plait._checks import Checks
 from plait._format import format_money
 from plait._tree import tree_map
+from plait._upcalls import upcall
 from plait.errors import ConfigError
 from plait.execution import events as ev
 from plait.execution.args import check_items
@@ -148,18 +149,13 @@ def _progress_stream(progress: bool | str) -> TextIO | None:
     return None
 
 
-# Other backends install themselves here (plait.ray installs "ray"): the one hook they use.
-_BACKENDS: dict[str, Any] = {}
-
-
-def install_backend(name: str, backend: Any) -> None:
-    """Let ``backend=name`` run batches through ``backend.stream(module, inputs, **options)``."""
-    _BACKENDS[name] = backend
+# Named backends, each reached through the upcall seam (they sit on higher floors).
+_BACKENDS: dict[str, str] = {"ray": "ray_backend"}
 
 
 def _backend(backend: Any) -> Any:
     if isinstance(backend, str) and backend in _BACKENDS:
-        return _BACKENDS[backend]
+        return upcall(_BACKENDS[backend])()
     if not isinstance(backend, str) and callable(getattr(backend, "stream", None)):
         return backend
     raise ConfigError(
@@ -419,4 +415,4 @@ async def run_batch(module: Module, inputs: Iterable[Any], **options: Any) -> li
     return sorted(collected, key=lambda item: item.index)
 
 
-__all__ = ["BatchProgress", "install_backend", "run_batch", "stream_batch"]
+__all__ = ["BatchProgress", "run_batch", "stream_batch"]

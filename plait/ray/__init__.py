@@ -11,10 +11,21 @@ take them through `Leases` (leases.py). Ray itself is an optional extra
 
 from __future__ import annotations
 
-from plait.execution.batch import install_backend
 from plait.ray.backend import RayBackend, require_ray
 from plait.ray.coordinator import EndpointLimits, Ledger
 
-install_backend("ray", RayBackend())
+_DEFAULT: RayBackend | None = None
 
-__all__ = ["EndpointLimits", "Ledger", "RayBackend", "require_ray"]
+
+def default_backend() -> RayBackend:
+    """The backend ``backend="ray"`` names: one per process, made on first use.
+
+    `plait.execution.batch` reaches it through the upcall seam (`plait._upcalls`).
+    """
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = RayBackend()
+    return _DEFAULT
+
+
+__all__ = ["EndpointLimits", "Ledger", "RayBackend", "default_backend", "require_ray"]
