@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         "simulator, with no key and no network.",
         "Next:",
         "  jupyter lab notebooks/01_quickstart.ipynb   the same pipeline, drawn live with %%plait",
-        "  notebooks/02 ... 05                          helpers, scale, profiling, optimization",
+        "  notebooks/02 ... 08                          helpers, scale, profiling, optimization, "
+        "control flow, evaluation, Ray",
         "  python -m plait                              every entry point",
         "  design_docs/README.md                        how plait works",
     ]
