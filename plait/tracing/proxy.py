@@ -91,7 +91,7 @@ class TracedValue(str, Value):
 
     def __await__(self) -> Any:
         """Inside an async ``forward`` of a run: wait for the node and give its payload."""
-        return self._tracer.wait(self).__await__()
+        return self._tracer.awaiting(self)
 
     def _textual(self) -> bool:
         return bool(self.conversion) or self.kind in _TEXT

@@ -17,6 +17,7 @@ import itertools
 import os
 import re
 import sys
+from collections.abc import Generator
 from dataclasses import replace
 from types import CodeType, FrameType
 from typing import Any
@@ -199,6 +200,10 @@ class Tracer:
                 "`async def forward(...)` on the Module subclass so plait runs it define-by-run."
             )
         return result
+
+    def awaiting(self, value: TracedValue) -> Generator[Any, None, Any]:
+        """What ``await placeholder`` runs (its ``__await__``)."""
+        return self.wait(value).__await__()
 
     async def wait(self, value: TracedValue) -> Any:
         """Awaiting a placeholder while tracing: refused (nothing has run yet)."""
