@@ -92,6 +92,9 @@ class CallFrame:
     scope: tuple[str, ...] = ()
 
 
+# What a frame is to the scope walk: the runner (stop), not user code, user code (the
+# call's line), or a user helper function (also a scope).
+_STOP, _OTHER, _USER, _HELPER = "stop", "other", "user", "helper"
 # "file.py:12" of each user line that made calls (the node's source).
 _SOURCES: dict[tuple[CodeType, int | None], str] = {}
 _NO_KWARGS: Mapping[str, Any] = MappingProxyType({})  # shared by the one-argument calls
@@ -142,6 +145,8 @@ class Recorder(Tracer):
         self._unregistered: list[Module] = []
         self._param_refs = dict(layout.param_refs)
         self._scopes: dict[FrameType, str] = {}
+        self._code_roles: dict[CodeType, str] = {}  # see `_role`
+        self._roles_for = 0  # the number of forward codes the roles were worked out with
         self._scope_counts: dict[str, int] = {}
         self._entry = None
         self._input_paths: dict[str, tuple[str, tuple[Any, ...]]] = {}
@@ -306,27 +311,47 @@ class Recorder(Tracer):
         The walk stops at the runner function that called this ``forward``
         (or op), so code below the run (the user's script) is never a scope.
         """
-        scope: list[str] = []
+        scope: list[str] | None = None
         source = None
         frame: FrameType | None = sys._getframe(2)
-        stop = self._stop_codes
-        while frame is not None and frame.f_code not in stop:
+        roles = self._code_roles
+        if len(self._forward_codes) != self._roles_for:  # a new composite was stepped into
+            roles.clear()
+            self._roles_for = len(self._forward_codes)
+        while frame is not None:
             code = frame.f_code
-            if is_user_code(code):
+            role = roles.get(code)
+            if role is None:
+                role = roles[code] = self._role(code)
+            if role is _STOP:
+                break
+            if role is not _OTHER:
                 if source is None:
                     line = (code, frame.f_lineno)
                     source = _SOURCES.get(line)
                     if source is None:
                         source = _SOURCES[line] = f"{os.path.basename(code.co_filename)}:{line[1]}"
-                if code not in self._forward_codes and not code.co_name.startswith("<"):
+                if role is _HELPER:
                     name = self._scopes.get(frame)
                     if name is None:
                         n = self._scope_counts.get(code.co_name, 0) + 1
                         self._scope_counts[code.co_name] = n
                         name = self._scopes[frame] = f"{code.co_name}#{n}"
+                    if scope is None:
+                        scope = []
                     scope.append(name)
             frame = frame.f_back
-        return tuple(reversed(scope)), source
+        return (tuple(reversed(scope)) if scope else ()), source
+
+    def _role(self, code: CodeType) -> str:
+        """What a frame running ``code`` is to `_scope_and_source` (see the roles below)."""
+        if code in self._stop_codes:
+            return _STOP
+        if not is_user_code(code):
+            return _OTHER
+        if code in self._forward_codes or code.co_name.startswith("<"):
+            return _USER  # a forward or a comprehension: the call's line, but no scope
+        return _HELPER
 
     def convert_output(self, result: Any) -> Any:
         """A forward's return value with placeholders as refs (markers as FSTRING values)."""
