@@ -95,8 +95,8 @@ class CallFrame:
 # What a frame is to the scope walk: the runner (stop), not user code, user code (the
 # call's line), or a user helper function (also a scope).
 _STOP, _OTHER, _USER, _HELPER = "stop", "other", "user", "helper"
-# "file.py:12" of each user line that made calls (the node's source).
-_SOURCES: dict[tuple[CodeType, int | None], str] = {}
+# "file.py:12" of each place in user code that made calls (the node's source).
+_SOURCES: dict[tuple[CodeType, int], str] = {}
 _NO_KWARGS: Mapping[str, Any] = MappingProxyType({})  # shared by the one-argument calls
 _FRAME: ContextVar[CallFrame | None] = ContextVar("plait_call_frame", default=None)
 
@@ -213,6 +213,7 @@ class Recorder(Tracer):
         out_kind: ValueKind,
         side_effects: bool = False,
         extra_params: tuple[str, ...] = (),
+        caller: FrameType | None = None,
     ) -> TracedValue:
         frame = _FRAME.get()
         assert frame is not None
@@ -230,7 +231,7 @@ class Recorder(Tracer):
             node_id = self._new_id(base_id)
         else:
             self._ids[base_id] = n + 1
-        scope, source = self._scope_and_source()
+        scope, source = self._scope_and_source_from(caller or sys._getframe(1))
         node = GraphNode(  # positional: this runs for every call a run makes
             node_id,
             kind,
@@ -249,7 +250,7 @@ class Recorder(Tracer):
             f"{frame.key}/{base_id}#{occurrence}",
         )
         self.run.add_node(node, frame.priority)
-        return TracedValue(self, node_id, out_kind)
+        return TracedValue.of_node(self, node_id, out_kind)
 
     def _convert_one(
         self, args: tuple[Any, ...]
@@ -289,6 +290,7 @@ class Recorder(Tracer):
                 kwargs,
                 out_kind=out_kind,
                 extra_params=params,
+                caller=sys._getframe(2),  # the code that called the module: skip ours
             )
         return super().call_module(module, args, kwargs)
 
@@ -305,15 +307,15 @@ class Recorder(Tracer):
             self._llm_calls[id(module)] = facts
         return facts
 
-    def _scope_and_source(self) -> tuple[tuple[str, ...], str | None]:
+    def _scope_and_source_from(self, frame: FrameType | None) -> tuple[tuple[str, ...], str | None]:
         """Helper scopes between the executing caller and this call, and the user line.
 
-        The walk stops at the runner function that called this ``forward``
-        (or op), so code below the run (the user's script) is never a scope.
+        The walk starts at ``frame`` and stops at the runner function that
+        called this ``forward`` (or op), so code below the run (the user's
+        script) is never a scope.
         """
         scope: list[str] | None = None
         source = None
-        frame: FrameType | None = sys._getframe(2)
         roles = self._code_roles
         if len(self._forward_codes) != self._roles_for:  # a new composite was stepped into
             roles.clear()
@@ -327,10 +329,11 @@ class Recorder(Tracer):
                 break
             if role is not _OTHER:
                 if source is None:
-                    line = (code, frame.f_lineno)
-                    source = _SOURCES.get(line)
+                    at = (code, frame.f_lasti)  # cheaper to read than f_lineno
+                    source = _SOURCES.get(at)
                     if source is None:
-                        source = _SOURCES[line] = f"{os.path.basename(code.co_filename)}:{line[1]}"
+                        line = f"{os.path.basename(code.co_filename)}:{frame.f_lineno}"
+                        source = _SOURCES[at] = line
                 if role is _HELPER:
                     name = self._scopes.get(frame)
                     if name is None:
@@ -344,7 +347,7 @@ class Recorder(Tracer):
         return (tuple(reversed(scope)) if scope else ()), source
 
     def _role(self, code: CodeType) -> str:
-        """What a frame running ``code`` is to `_scope_and_source` (see the roles below)."""
+        """What a frame running ``code`` is to `_scope_and_source_from` (see the roles)."""
         if code in self._stop_codes:
             return _STOP
         if not is_user_code(code):

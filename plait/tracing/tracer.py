@@ -278,7 +278,7 @@ class Tracer:
             side_effects=side_effects,
             source=source,
         )
-        return TracedValue(self, node_id, out_kind)
+        return TracedValue.of_node(self, node_id, out_kind)
 
     def _new_id(self, base: str) -> str:
         n = self._ids.get(base, 0)
