@@ -14,8 +14,10 @@ overhead. Shapes, each over a batch of items:
 - ``fanout16``: sixteen calls on the input, then a join of all sixteen.
 
 Figure: process CPU µs per LLM call (CPU, not wall time, so other load on a
-shared machine distorts it less), median of alternating rounds; the ratio is
-dynamic / traced (target ≤ 1.1). Run: ``python bench/dynamic.py [--quick]``.
+shared machine distorts it less), the least of seven alternating rounds (the
+round other processes disturbed least); the ratio is dynamic / traced (target
+≤ 1.1). Run: ``python bench/dynamic.py [--quick]``. On a shared machine the
+CPU time of the same work still varies by ±20% between rounds.
 
 ``--instructions`` counts instead the machine instructions each side executes
 per LLM call (valgrind's cachegrind, in a child process per side: a run of
@@ -110,7 +112,7 @@ async def measure(shape: str, items: int, concurrency: int, rounds: int) -> Figu
     await batch(dynamic)
     timings = await alternate(rounds, lambda: batch(traced), lambda: batch(dynamic))
     calls = items * calls_per_item
-    per_call = {side: timings.median(side, "cpu") / calls * 1e6 for side in ("baseline", "plait")}
+    per_call = {side: timings.least(side, "cpu") / calls * 1e6 for side in ("baseline", "plait")}
     return Figure(
         benchmark=f"dynamic vs traced: {shape}, {items} items, cap {concurrency}",
         metric="CPU per LLM call",
@@ -168,7 +170,7 @@ def count(shape: str, items: int, concurrency: int) -> Figure:
 
 async def main(quick: bool, by_instructions: bool = False) -> Result:
     items = 100 if quick or by_instructions else 400
-    rounds = 3 if quick else 5
+    rounds = 3 if quick else 7
     figures = []
     for shape in SHAPES:
         for concurrency in (8, 64, 256):
