@@ -13,6 +13,12 @@ overhead. Shapes, each over a batch of items:
   before making the next call (the define-by-run style: control flow in Python);
 - ``fanout16``: sixteen calls on the input, then a join of all sixteen.
 
+Two settings: the in-process simulated endpoint (nothing but plait's Python
+and the simulated model run: the worst case for the ratio), and over HTTP to
+a simulator in its own process, where the figure is this client process's
+CPU per call: what plait costs a real deployment, the same definition of
+per-call overhead as ``bench/overhead.py`` (httpx included, the server not).
+
 Figure: process CPU µs per LLM call (CPU, not wall time, so other load on a
 shared machine distorts it less), the least of seven alternating rounds (the
 round other processes disturbed least); the ratio is dynamic / traced (target
@@ -40,7 +46,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import Figure, Result, alternate, prompts, render_table, simulated_resources
+from bench._common import (
+    Figure,
+    Result,
+    alternate,
+    http_resources,
+    prompts,
+    render_table,
+    simulated_resources,
+    simulator_process,
+)
 from plait import LLMInference, Module, ModuleList, run_batch
 
 TARGET = 1.1
@@ -97,10 +112,16 @@ SHAPES = {
 }
 
 
-async def measure(shape: str, items: int, concurrency: int, rounds: int) -> Figure:
+async def measure(
+    shape: str, items: int, concurrency: int, rounds: int, url: str | None = None
+) -> Figure:
+    """CPU per call of both twins; in process, or against the simulator at ``url``."""
     traced_cls, dynamic_cls, calls_per_item = SHAPES[shape]
     texts = prompts(items)
-    resources = simulated_resources(concurrency)
+    if url is None:
+        resources = simulated_resources(concurrency)
+    else:
+        resources = http_resources(url, concurrency)
     traced, dynamic = traced_cls(), dynamic_cls()
 
     async def batch(module: Module) -> int:
@@ -113,9 +134,10 @@ async def measure(shape: str, items: int, concurrency: int, rounds: int) -> Figu
     timings = await alternate(rounds, lambda: batch(traced), lambda: batch(dynamic))
     calls = items * calls_per_item
     per_call = {side: timings.least(side, "cpu") / calls * 1e6 for side in ("baseline", "plait")}
+    where = "in process" if url is None else "HTTP"
     return Figure(
-        benchmark=f"dynamic vs traced: {shape}, {items} items, cap {concurrency}",
-        metric="CPU per LLM call",
+        benchmark=f"dynamic vs traced, {where}: {shape}, {items} items, cap {concurrency}",
+        metric="CPU per LLM call" if url is None else "client CPU per LLM call",
         unit="µs",
         baseline=per_call["baseline"],
         plait=per_call["plait"],
@@ -178,6 +200,11 @@ async def main(quick: bool, by_instructions: bool = False) -> Result:
                 figures.append(count(shape, items, concurrency))
             else:
                 figures.append(await measure(shape, items, concurrency, rounds))
+    if not by_instructions:
+        with simulator_process() as server:
+            for shape in SHAPES:
+                for concurrency in (8, 64, 256):
+                    figures.append(await measure(shape, items, concurrency, rounds, server.url))
     worst = max(figures, key=lambda f: f.ratio or 0.0)
     best = min(figures, key=lambda f: f.ratio or 0.0)
     return Result(

@@ -231,6 +231,13 @@ def test_the_dynamic_benchmark_twins_make_the_same_calls_and_answers():
             assert len(llm) == calls, shape
     figure = asyncio.run(dynamic.measure("chain4", items=4, concurrency=8, rounds=1))
     assert figure.metric == "CPU per LLM call" and figure.baseline > 0 and figure.plait > 0
+    with simulator_process() as server:
+        over_http = asyncio.run(
+            dynamic.measure("fanout16", items=2, concurrency=8, rounds=1, url=server.url)
+        )
+        requests = server.requests()
+    assert over_http.metric == "client CPU per LLM call" and over_http.plait > 0
+    assert len(requests) == 2 * 2 * 2 * 17  # warm-up and one round, both twins, 2 items × 17
 
 
 def test_the_dynamic_benchmark_counts_instructions_under_valgrind():
