@@ -8,12 +8,23 @@ import signal
 from _exec_support import http_resources
 from _ray_support import session_cluster  # noqa: F401  (the ray_cluster fixture)
 from _sim_support import sim_server_thread
+from test_dynamic import ROUTER_RULES, TracedOuter
+from test_dynamic_features import Polished
 
 import plait
 from bench import ray_backend
 from bench._common import simulator_process
-from plait import LLMInference, Module, Parameter, run_batch, stream_batch
+from plait import LLMInference, Module, Parameter, evaluate, run_batch, stream_batch
+from plait.errors import BudgetExceeded
 from plait.evaluation import RunStore
+from plait.optimization.demo import (
+    DIGITS_ONLY,
+    START_INSTRUCTIONS,
+    TASK_RULES,
+    VAL_SET,
+    OrderNumberExtractor,
+    order_number_check,
+)
 from plait_jupyter.live import RunState
 
 
@@ -329,3 +340,166 @@ async def test_a_ray_batch_is_saved_to_a_run_store(ray_cluster, tmp_path):
     saved = store.load(1)
     assert [r.output for r in saved.rows] == [i.output for i in items]
     assert saved.tokens == sum(i.result.usage.total_tokens for i in items)
+
+
+QUESTIONS = [
+    f"the integral of x^{i}" if i % 3 == 0 else f"a poem about rain, take {i}" for i in range(9)
+]
+
+
+def node_shape(graph):
+    """What a recorded graph says about each call: kind, path, data and control edges, call key."""
+    return [
+        (n.id, n.kind, n.module_path, n.dependencies, n.control, n.call_key)
+        for n in graph.nodes.values()
+    ]
+
+
+async def test_define_by_run_items_take_their_own_branches_on_ray(ray_cluster):
+    module = Polished()
+    with sim_server_thread(latency=0.01, replies=ROUTER_RULES) as server:
+        resources = http_resources(server.url, "fast", "smart", max_concurrent=4)
+        local = await run_batch(module, QUESTIONS, resources=resources, progress=False)
+        server.model.clear()
+        seen = []
+        remote = await run_batch(
+            module,
+            QUESTIONS,
+            resources=resources,
+            progress=False,
+            backend=ray_cluster,
+            on_event=seen.append,
+        )
+        systems = [r.messages[0]["content"] for r in server.model.requests]
+    assert [i.output for i in remote] == [i.output for i in local]
+    assert all(i.ok for i in remote) and [i.index for i in remote] == list(range(9))
+    assert [i.result.usage for i in remote] == [i.result.usage for i in local]
+    # Each item's graph is the one it grew: exactly the calls made, with their edges and keys.
+    for mine, theirs in zip(remote, local, strict=True):
+        assert node_shape(mine.result.graph) == node_shape(theirs.result.graph)
+        assert mine.result.graph.output_ids == theirs.result.graph.output_ids
+    assert list(remote[0].result.graph.nodes) == ["classify", "math", "polish"]
+    assert list(remote[1].result.graph.nodes) == ["classify", "poet", "polish"]
+    assert remote[1].result.graph.nodes["poet"].control == ("classify",)
+    assert remote[0].result.graph.nodes["math"].module is module.math  # the caller's own module
+    # The branch not taken is never requested on Ray either.
+    assert systems.count("You are a mathematician.") == 3
+    assert systems.count("You are a poet.") == 6 and len(systems) == 27
+    added = {(e.item, e.node_id) for e in seen if e.type == "node_added"}
+    assert added == {(i.index, n) for i in remote for n in i.result.graph.nodes}
+    view = RunState(seen[0].graphs, seen[0].records, batch=True, run_id="batch")
+    for event in seen[1:]:
+        view.apply(event)
+    assert view.status == "done" and view.info()["items_done"] == 9
+
+
+async def test_a_traced_pipeline_with_an_async_child_expands_on_ray(ray_cluster):
+    rules = [{"match": {"system": "Summarize"}, "reply": "the integral of x"}, *ROUTER_RULES]
+    texts = [f"text {i}" for i in range(4)]
+    with sim_server_thread(replies=rules) as server:
+        resources = http_resources(server.url, "fast", "smart", max_concurrent=4)
+        local = await run_batch(TracedOuter(), texts, resources=resources, progress=False)
+        server.model.clear()
+        remote = await run_batch(
+            TracedOuter(), texts, resources=resources, progress=False, backend=ray_cluster
+        )
+        sent = len(server.model.requests)
+    assert sent == 4 * 4
+    assert [i.output for i in remote] == [i.output for i in local] and all(i.ok for i in remote)
+    for mine, theirs in zip(remote, local, strict=True):
+        assert node_shape(mine.result.graph) == node_shape(theirs.result.graph)
+    # The module node's output came from its calls: they are its inputs (its last version).
+    assert "inner.math" in remote[0].result.graph.nodes["inner"].dependencies
+
+
+async def test_a_resumed_define_by_run_batch_sends_no_completed_call(ray_cluster, tmp_path):
+    checkpoint = tmp_path / "router.jsonl"
+    poet_down = {"kind": "client_error", "status": 400, "match": {"system": "You are a poet."}}
+    with sim_server_thread(replies=ROUTER_RULES, faults=[poet_down]) as flaky:
+        resources = http_resources(flaky.url, "fast", "smart", max_concurrent=4)
+        first = await run_batch(
+            Polished(),
+            QUESTIONS,
+            resources=resources,
+            checkpoint=checkpoint,
+            progress=False,
+            backend=ray_cluster,
+        )
+    assert [i.ok for i in first] == [i % 3 == 0 for i in range(9)]
+    with sim_server_thread(replies=ROUTER_RULES) as server:
+        resources = http_resources(server.url, "fast", "smart", max_concurrent=4)
+        second = await run_batch(
+            Polished(),
+            QUESTIONS,
+            resources=resources,
+            checkpoint=checkpoint,
+            progress=False,
+            backend=ray_cluster,
+        )
+        resent = [r.messages[0]["content"] for r in server.model.requests]
+        server.model.clear()
+        clean = await run_batch(Polished(), QUESTIONS, resources=resources, progress=False)
+    # Only what failed (the poet's answers) and what could not run without them went out again.
+    assert sorted(resent) == sorted(["You are a poet.", "Polish the answer."] * 6)
+    assert [i.output for i in second] == [i.output for i in clean]
+    assert all(i.result.nodes["classify"].restored for i in second)
+
+
+async def test_a_budget_holds_for_the_whole_cluster(ray_cluster):
+    cap = 4
+    with sim_server_thread(latency=0.02) as server:
+        resources = http_resources(
+            server.url, "fast", max_concurrent=cap, input_cost_per_million=1e6
+        )
+        local = await run_batch(Review(), tickets(60), resources=resources, progress=False)
+        server.model.clear()
+        items = await run_batch(
+            Review(),
+            tickets(60),
+            resources=resources,
+            max_cost=200,
+            progress=False,
+            backend=ray_cluster,
+        )
+        requests = len(server.model.requests)
+    ok = [i for i in items if i.ok]
+    stopped = [i for i in items if not i.ok]
+    assert ok and stopped
+    assert all(isinstance(i.error, BudgetExceeded) for i in stopped)
+    assert all(i.result.status == "budget_exceeded" for i in stopped)
+    assert "max_cost=$200" in str(stopped[0].error)
+    # Completed work is kept: every request sent is in some item's records, paid for.
+    calls = [r for i in items for r in i.result.nodes.values() if r.kind == "llm" and r.cost > 0]
+    assert len(calls) == requests
+    assert [i.output for i in ok] == [local[i.index].output for i in ok]
+    # Spending stops at the budget, overshooting by at most the calls already in flight (each
+    # holds one of the cap's slots). Workers that went by their own last-known totals overshot
+    # by more here: every start needs the coordinator's permit.
+    spent = sum(i.result.cost for i in items)
+    assert 200 <= spent < 200 + cap * max(r.cost for r in calls)
+    cancelled = [r for i in stopped for r in i.result.nodes.values() if r.status == "cancelled"]
+    assert cancelled and all(r.attempts == 0 and r.cost == 0 for r in cancelled)
+
+
+async def test_evaluate_runs_its_examples_on_ray(ray_cluster):
+    module = OrderNumberExtractor(f"{START_INSTRUCTIONS} {DIGITS_ONLY}")
+    with sim_server_thread(replies=TASK_RULES) as server:
+        resources = http_resources(server.url, "task", max_concurrent=4)
+        local = await evaluate(
+            module, VAL_SET, order_number_check, resources=resources, progress=False
+        )
+        server.model.clear()
+        remote = await evaluate(
+            module,
+            VAL_SET,
+            order_number_check,
+            resources=resources,
+            progress=False,
+            backend=ray_cluster,
+        )
+        sent = len(server.model.requests)
+    assert sent == len(VAL_SET)
+    assert [(r.output, r.score, r.message) for r in remote.rows] == [
+        (r.output, r.score, r.message) for r in local.rows
+    ]
+    assert remote.score == local.score

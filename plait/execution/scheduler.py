@@ -28,7 +28,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from plait._tree import tree_map
-from plait.errors import ConfigError, ExecutionError, PlaitError, ProviderError, RateLimitError
+from plait.errors import (
+    BudgetExceeded,
+    ConfigError,
+    ExecutionError,
+    PlaitError,
+    ProviderError,
+    RateLimitError,
+)
 from plait.execution import events as ev
 from plait.execution.budget import Budget
 from plait.execution.cache import ResponseCache, cache_for, cache_key
@@ -684,6 +691,10 @@ class GraphRun:
                 await asyncio.sleep(delay)
                 self._emit(ev.NodeWaiting(self.now(), nid, alias, "backoff", delay))
                 continue
+            except BudgetExceeded as exc:  # a budget shared across processes refused the start
+                self.pool.release(alias, slot)
+                record.attempts = attempt - 1
+                return (Value(ValueKind.ERROR, exc, nid, {"node": nid}), CANCELLED, exc), None
             except (PlaitError, ValueError, TypeError, KeyError) as exc:
                 self.pool.release(alias, slot)
                 return self._failed(nid, exc), None
