@@ -5,6 +5,7 @@ import math
 import os
 import signal
 
+import pytest
 from _exec_support import http_resources
 from _ray_support import session_cluster  # noqa: F401  (the ray_cluster fixture)
 from _sim_support import sim_server_thread
@@ -49,6 +50,21 @@ class Review(Module):
 
 def tickets(n: int) -> list[str]:
     return [f"ticket {i}: my order {1000 + i} is late" for i in range(n)]
+
+
+def questions(n: int) -> list[str]:
+    """For `Polished`: every third is a math question, the rest ask for poems."""
+    return [
+        f"the integral of x^{i}" if i % 3 == 0 else f"a poem about rain, take {i}" for i in range(n)
+    ]
+
+
+def node_shape(graph):
+    """What a graph says about each node: kind, path, data and control edges, call key."""
+    return [
+        (n.id, n.kind, n.module_path, n.dependencies, n.control, n.call_key)
+        for n in graph.nodes.values()
+    ]
 
 
 def busiest_second(arrivals: list[float]) -> int:
@@ -184,7 +200,9 @@ async def test_a_run_of_429s_pauses_the_cluster_and_loses_nothing(ray_cluster):
     assert sum(r["status"] == 200 for r in log) == 32
 
 
-async def test_a_worker_killed_mid_batch_loses_no_item(ray_cluster):
+@pytest.mark.parametrize("pipeline", [Review, Polished])
+async def test_a_worker_killed_mid_batch_loses_no_item(ray_cluster, pipeline):
+    inputs = tickets(40) if pipeline is Review else questions(40)
     workers = await ray_cluster.worker_info()
     victim = workers[0]["pid"]
     killed = []
@@ -194,24 +212,28 @@ async def test_a_worker_killed_mid_batch_loses_no_item(ray_cluster):
             os.kill(victim, signal.SIGKILL)
             killed.append(progress.done)
 
-    with sim_server_thread(latency=0.1) as server:
+    with sim_server_thread(latency=0.1, replies=ROUTER_RULES) as server:
         # timeout: the dead worker's slots come back after it (its calls might still be running).
-        resources = http_resources(server.url, "fast", max_concurrent=6, timeout=3.0)
-        expected = await run_batch(Review(), tickets(40), resources=resources, progress=False)
+        resources = http_resources(server.url, "fast", "smart", max_concurrent=6, timeout=3.0)
+        expected = await run_batch(pipeline(), inputs, resources=resources, progress=False)
         server.model.clear()
         items = await run_batch(
-            Review(),
-            tickets(40),
+            pipeline(),
+            inputs,
             resources=resources,
             progress=False,
             backend=ray_cluster,
             on_progress=kill_once,
         )
-        peak = peak_overlap(server.model.requests)
+        requests = list(server.model.requests)
     assert killed and killed[0] < 40
     assert [item.ok for item in items] == [True] * 40
     assert [item.output for item in items] == [item.output for item in expected]
-    assert peak <= 6
+    # An item run again grows its graph afresh: only the calls of the run that finished.
+    for mine, theirs in zip(items, expected, strict=True):
+        assert node_shape(mine.result.graph) == node_shape(theirs.result.graph)
+    for model in ("sim-fast", "sim-smart"):
+        assert peak_overlap([r for r in requests if r.model == model]) <= 6
     after = await ray_cluster.worker_info()
     assert len(after) == 2 and victim not in {w["pid"] for w in after}
 
@@ -342,23 +364,13 @@ async def test_a_ray_batch_is_saved_to_a_run_store(ray_cluster, tmp_path):
     assert saved.tokens == sum(i.result.usage.total_tokens for i in items)
 
 
-QUESTIONS = [
-    f"the integral of x^{i}" if i % 3 == 0 else f"a poem about rain, take {i}" for i in range(9)
-]
-
-
-def node_shape(graph):
-    """What a recorded graph says about each call: kind, path, data and control edges, call key."""
-    return [
-        (n.id, n.kind, n.module_path, n.dependencies, n.control, n.call_key)
-        for n in graph.nodes.values()
-    ]
+QUESTIONS = questions(9)
 
 
 async def test_define_by_run_items_take_their_own_branches_on_ray(ray_cluster):
     module = Polished()
-    with sim_server_thread(latency=0.01, replies=ROUTER_RULES) as server:
-        resources = http_resources(server.url, "fast", "smart", max_concurrent=4)
+    with sim_server_thread(latency=0.03, replies=ROUTER_RULES) as server:
+        resources = http_resources(server.url, "fast", "smart", max_concurrent=2)
         local = await run_batch(module, QUESTIONS, resources=resources, progress=False)
         server.model.clear()
         seen = []
@@ -370,7 +382,8 @@ async def test_define_by_run_items_take_their_own_branches_on_ray(ray_cluster):
             backend=ray_cluster,
             on_event=seen.append,
         )
-        systems = [r.messages[0]["content"] for r in server.model.requests]
+        requests = list(server.model.requests)
+    systems = [r.messages[0]["content"] for r in requests]
     assert [i.output for i in remote] == [i.output for i in local]
     assert all(i.ok for i in remote) and [i.index for i in remote] == list(range(9))
     assert [i.result.usage for i in remote] == [i.result.usage for i in local]
@@ -385,6 +398,9 @@ async def test_define_by_run_items_take_their_own_branches_on_ray(ray_cluster):
     # The branch not taken is never requested on Ray either.
     assert systems.count("You are a mathematician.") == 3
     assert systems.count("You are a poet.") == 6 and len(systems) == 27
+    # Calls recorded at run time take their slots from the coordinator like traced ones.
+    for model in ("sim-fast", "sim-smart"):
+        assert peak_overlap([r for r in requests if r.model == model]) <= 2
     added = {(e.item, e.node_id) for e in seen if e.type == "node_added"}
     assert added == {(i.index, n) for i in remote for n in i.result.graph.nodes}
     view = RunState(seen[0].graphs, seen[0].records, batch=True, run_id="batch")
@@ -400,11 +416,12 @@ async def test_a_traced_pipeline_with_an_async_child_expands_on_ray(ray_cluster)
         resources = http_resources(server.url, "fast", "smart", max_concurrent=4)
         local = await run_batch(TracedOuter(), texts, resources=resources, progress=False)
         server.model.clear()
-        remote = await run_batch(
+        stream = stream_batch(
             TracedOuter(), texts, resources=resources, progress=False, backend=ray_cluster
         )
+        remote = sorted([item async for item in stream], key=lambda item: item.index)
         sent = len(server.model.requests)
-    assert sent == 4 * 4
+    assert sent == 4 * 4 and [i.index for i in remote] == list(range(4))
     assert [i.output for i in remote] == [i.output for i in local] and all(i.ok for i in remote)
     for mine, theirs in zip(remote, local, strict=True):
         assert node_shape(mine.result.graph) == node_shape(theirs.result.graph)

@@ -86,7 +86,6 @@ class Ledger:
         self.global_cap = global_cap
         self._clock = clock
         self.budget = Budget(*budget) if budget is not None else None
-        self.permits = 0  # starts permitted under the budget
 
     def sync(
         self,
@@ -138,7 +137,6 @@ class Ledger:
         budget.cost += float(spend.get("cost", 0.0))
         budget.tokens += int(spend.get("tokens", 0))
         granted = 0 if budget.exhausted else int(spend.get("starts", 0))
-        self.permits += granted
         return {"cost": budget.cost, "tokens": budget.tokens, "granted": granted}
 
     def lost(self, worker: str) -> None:
@@ -290,14 +288,6 @@ class Coordinator:
         spend: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         return self._ledgers[batch].sync(worker, report, spend)
-
-    def spent(self, batch: str) -> dict[str, Any]:
-        """The batch's budget as the ledger sees it: cost and tokens reported, starts permitted."""
-        ledger = self._ledgers[batch]
-        budget = ledger.budget
-        if budget is None:
-            return {}
-        return {"cost": budget.cost, "tokens": budget.tokens, "permits": ledger.permits}
 
     def lost(self, batch: str, worker: str) -> None:
         ledger = self._ledgers.get(batch)
