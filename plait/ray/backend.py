@@ -7,7 +7,8 @@ has the next share ready when one ends. Workers send back events and
 finished items every few tens of milliseconds; the caller replays the events
 into its own event log (so ``on_event``, the progress bar, ``on_progress`` and
 the ``%%plait`` view see one batch, as they would locally) and rebuilds each
-item's `RunResult` around its own graph.
+item's `RunResult` around its own graph, grown with the calls the item
+recorded on its worker (define-by-run; see `plait.ray.graphs`).
 
 When a worker dies, the items of its unfinished shares go back to the queue
 for the other workers, the coordinator is told to return its slots (after

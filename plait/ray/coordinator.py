@@ -19,6 +19,10 @@ what happened since the last call (successes, 429s, real token counts).
   an over-rate, not a lone refusal) pauses every worker's starts
   (``paused_until``) and lowers the effective rpm, which recovers with
   successes, as on one machine.
+- A budget (``max_cost`` / ``max_tokens``) is the batch's, not a worker's:
+  workers report what they were charged and ask for a permit before every
+  start; the ledger permits starts only while the batch's spending is under
+  the limits, so it passes them by at most the calls in flight.
 - A lost worker's slots return to the pool only after the endpoint's
   ``timeout``: the requests it had in flight may still be running at the
   server, which must never see more than ``max_concurrent`` at once.
@@ -70,7 +74,7 @@ class _Endpoint:
 
 
 class Ledger:
-    """Slots, start times and 429 pauses for every endpoint of one batch, shared by its workers."""
+    """Slots, start times, 429 pauses and the budget of one batch, shared by its workers."""
 
     def __init__(
         self,

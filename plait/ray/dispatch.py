@@ -2,10 +2,11 @@
 
 Items wait in one queue in input order. Each live worker serves two shares
 at a time (while one ends, the next runs); a share is a Ray streaming call
-whose `Update`s are replayed here as they arrive. A worker that dies takes
-nothing with it: the unfinished items of its shares go back to the front of
-the queue, the coordinator is told, and a replacement starts (up to as many
-replacements as the batch had workers).
+whose `Update`s are replayed here as they arrive (a recorded node grows its
+item's graph before its ``node_added`` event is replayed). A worker that dies
+takes nothing with it: the unfinished items of its shares go back to the
+front of the queue (each to grow a fresh graph), the coordinator is told, and
+a replacement starts (up to as many replacements as the batch had workers).
 """
 
 from __future__ import annotations

@@ -11,7 +11,10 @@ waits for, and (with rpm or tpm set) to get start times.
 `ClusterManager` is a `ResourceManager` whose endpoints consult the leases:
 their limiter (`ClusterLimiter`) waits for a leased slot and a start time
 before each attempt, and their client (`LeasedClient`) gives the slot back
-when the attempt ends, however it ends.
+when the attempt ends, however it ends. With a budget, each attempt also
+waits for the coordinator's permit (`ClusterBudget`), after its slot and
+before its start time; a refusal raises `BudgetExceeded`, which the
+scheduler records as a cancelled call, as a local budget does.
 """
 
 from __future__ import annotations

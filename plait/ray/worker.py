@@ -5,7 +5,10 @@ parameters of that moment) and then any number of shares: lists of
 ``(index, (args, kwargs))``. It runs every item of a share concurrently on its own
 event loop, exactly as the local backend does (one `SlotPool` for all its
 items, priorities by remaining path), with endpoints whose slots and start
-times come from the coordinator (`ClusterManager`). `run` is a Ray
+times (and, with a budget, permits) come from the coordinator
+(`ClusterManager`). A define-by-run module runs its ``async forward`` per
+item, as locally; the nodes it records travel back without their modules
+(`plait.ray.graphs`). `run` is a Ray
 streaming generator: it yields an `Update` every `FLUSH` seconds with the
 events since the last one and the items that finished.
 """
