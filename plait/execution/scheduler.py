@@ -7,7 +7,9 @@ priority equal to their longest remaining path to an output, so the critical
 path goes first. A retryable failure gives its slot back for the backoff wait
 and queues again. A failed node's output is an ERROR value: dependants that
 cannot accept errors are skipped (status "skipped") and carry the error on,
-so one failure never hangs the rest and nothing is silently dropped.
+so one failure never hangs the rest and nothing is silently dropped. How an
+LLM node is called (slot, rate limit, retries, checkpoint and cache reuse)
+is in `plait.execution.calls`.
 
 A what-if re-run (`plait.execution.rerun`) passes ``reuse`` (nodes completed
 from an earlier run's records, sending nothing) and ``overrides`` (edits to
@@ -17,7 +19,7 @@ Define-by-run: with ``root_call`` the run also executes an async ``forward``
 (`plait.execution.dynamic`), and any user code it runs (that forward, async
 modules, ``@plait.op`` functions, leaf modules) may make calls: each becomes a
 node through `add_node` while the run executes, and ``await`` on its
-placeholder waits in `result_of`.
+placeholder waits in `result_of` (both in `plait.execution.growth`).
 """
 
 from __future__ import annotations
@@ -28,19 +30,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from plait._tree import tree_map
-from plait.errors import (
-    BudgetExceeded,
-    ConfigError,
-    ExecutionError,
-    PlaitError,
-    ProviderError,
-    RateLimitError,
-)
+from plait.errors import ExecutionError
 from plait.execution import events as ev
 from plait.execution.budget import Budget
-from plait.execution.cache import ResponseCache, cache_for, cache_key
-from plait.execution.checkpoint import Checkpoint, request_key, restored_value, stable_hash
-from plait.execution.dynamic import CallError, Recorder
+from plait.execution.cache import ResponseCache
+from plait.execution.calls import EndpointCalls
+from plait.execution.checkpoint import Checkpoint, restored_value, stable_hash
+from plait.execution.dynamic import Recorder
+from plait.execution.growth import Growth, prefixes
 from plait.execution.pool import SlotPool
 from plait.execution.result import (
     CANCELLED,
@@ -48,10 +45,8 @@ from plait.execution.result import (
     FAILED,
     NO_OVERRIDE,
     QUEUED,
-    RETRYING,
     RUNNING,
     SKIPPED,
-    NodeFailure,
     NodeOverride,
     NodeRecord,
 )
@@ -62,7 +57,6 @@ from plait.values import (
     Value,
     ValueKind,
     ValueRef,
-    collect_refs,
     errors_in,
     first_error,
     render_fstring,
@@ -75,7 +69,7 @@ SETTLING = "settling"  # an outcome still to be awaited: the node's code returne
 _REF_TYPES = (ValueRef, Value)
 
 
-class GraphRun:
+class GraphRun(EndpointCalls, Growth):
     """The state of one graph's execution; `run` drives it to completion."""
 
     def __init__(
@@ -132,7 +126,7 @@ class GraphRun:
         # calls that must run again (with their edits); see `_replayed`.
         self.replay = replay or {}
         self.fresh = fresh or {}
-        self._rerun_parents = _prefixes([*self.replay, *self.fresh])
+        self._rerun_parents = prefixes([*self.replay, *self.fresh])
         self._grown = graph.dynamic  # a traced graph is copied before its first new node
         # Define-by-run: the async forward to execute, and what its calls left behind.
         self.root_call = root_call
@@ -161,9 +155,10 @@ class GraphRun:
     async def run(self) -> None:
         """Run every live node; returns when all have finished (or raises if cancelled)."""
         for nid in self.live:
-            node = self.graph.nodes[nid]
-            if node.kind is NodeKind.LLM:
-                self.pool.add_endpoint(node.alias, self.manager.endpoint(node.alias).max_concurrent)
+            alias = self.graph.nodes[nid].alias
+            if alias is not None:  # an LLM node (its endpoints were checked when it was traced)
+                assert self.manager is not None
+                self.pool.add_endpoint(alias, self.manager.endpoint(alias).max_concurrent)
         # In a batch, later items age: an item W items later needs one more step of remaining
         # path to outrank this one (W = the pool's slots), so about one wave of items is in
         # flight and items finish in order, while the critical path still goes first.
@@ -189,166 +184,19 @@ class GraphRun:
                 self._recorder._scopes.clear()
                 self._recorder = None
 
-    @property
-    def recorder(self) -> Recorder:
-        """The tracer that records calls made by user code during this run (made on first use)."""
-        if self._recorder is None:
-            self._recorder = Recorder(self, _STOP_CODES)
-        return self._recorder
-
-    async def _drive(self) -> None:
-        """Execute the root's async forward; its return value becomes the graph's output."""
-        assert self.root_call is not None
-        module, args, kwargs = self.root_call
-        recorder = self.recorder
-        tokens = recorder.enter(recorder.root_frame())
-        try:
-            result = await module.forward(*args, **kwargs)
-            output = recorder.convert_output(result)
-        except CallError as exc:
-            if exc.node_id not in self.records:
-                self.forward_error = exc
-                output = Value(ValueKind.ERROR, exc, None, {"node": "forward"})
-            else:
-                self._handled.discard(id(exc.cause))  # it escaped forward(): the run fails
-                output = ValueRef(exc.node_id)
-        except Exception as exc:
-            self.forward_error = exc
-            output = Value(ValueKind.ERROR, exc, None, {"node": "forward"})
-        finally:
-            recorder.leave(tokens)
-        self.graph.set_output(output)
-
-    def add_node(self, node: GraphNode, priority: float) -> None:
-        """Schedule a node recorded while the run executes (its inputs may still be running)."""
-        nid = node.id
-        if not self._grown:
-            self.graph = self.graph.grown_copy()
-            self._grown = True
-            if self._recorder is not None:
-                self._recorder.nodes = self.graph.nodes
-                self._recorder.parameters = self.graph.parameters
-        self.graph.add_node(node)
-        if node.call_key in self.fresh:
-            self.overrides[nid] = self.fresh[node.call_key]
-        self.live.append(nid)
-        self.records[nid] = NodeRecord(nid, node.kind.value, node.module_path, node.alias)
-        self._rank[nid] = priority
-        values = self.values
-        pending = 0
-        for dep in node.dependencies:
-            if dep not in values:
-                pending += 1
-        self._pending[nid] = pending
-        self._emit(
-            ev.NodeAdded(
-                self.now(),
-                nid,
-                node.kind.value,
-                node.module_path,
-                node.dependencies,
-                node.control,
-                node=node,
-            )
-        )
-        if node.kind is NodeKind.LLM and node.alias not in self._endpoints_ready:
-            problem = self._endpoint_problem(node.alias)
-            if problem is not None:
-                self._finish(nid, *self._failed(nid, ConfigError(problem)))
-                return
-            self.pool.add_endpoint(node.alias, self.manager.endpoint(node.alias).max_concurrent)
-            self._endpoints_ready.add(node.alias)
-        if pending == 0:
-            self._drain([nid])
-
-    def _endpoint_problem(self, alias: str | None) -> str | None:
-        if self.manager is None:
-            return (
-                f"the call to endpoint {alias!r} has no resources to run on. Pass "
-                "resources=ResourceConfig({...}) (or ResourceConfig.simulated(...)) to the run."
-            )
-        if alias not in self.manager.config:
-            return (
-                f"the resources define no endpoint {alias!r}; defined aliases: "
-                f"{', '.join(self.manager.config.aliases) or '(none)'}. Add it to the ResourceConfig."
-            )
-        return None
-
-    def result_of(self, ref: str) -> Value | asyncio.Future[None]:
-        """The output `Value` of node ``ref`` if it has finished, else a future set when it has."""
-        value = self.values.get(ref)
-        if value is not None:
-            return value
-        if ref not in self.records:
-            raise ExecutionError(f"no node {ref!r} in this run")
-        waiter = self._waiters.get(ref)
-        if waiter is None:
-            waiter = self._waiters[ref] = asyncio.get_running_loop().create_future()
-        return waiter
-
-    def call_error(self, ref: str, value: Value) -> CallError:
-        """The `CallError` raised where the placeholder of failed node ``ref`` is awaited."""
-        record = self.records[ref]
-        cause = value.payload
-        self._handled.add(id(cause))
-        origin = value.meta.get("skipped_because")
-        failure = NodeFailure(ref, record.module_path, record.endpoint, record.attempts, cause)
-        return CallError(failure, skipped_because=origin)
-
-    def unobserved_failures(self) -> list[str]:
-        """Recorded calls that failed and whose error no code ever saw (nothing fails silently)."""
-        nodes = self.graph.nodes
-        return [
-            nid
-            for nid, record in self.records.items()
-            if record.status == FAILED
-            and nodes[nid].call_key is not None
-            and id(record.error) not in self._handled
-        ]
-
-    def _enter_user_code(self, node: GraphNode) -> tuple[Any, Any]:
-        """Make calls made by ``node``'s own code (an op's or a module's) record into this run."""
-        recorder = self.recorder
-        return recorder.enter(recorder.frame_for(node, self._rank.get(node.id, 0.0) - self._age))
-
-    async def _settle(self, node: GraphNode, result: Any) -> tuple[Any, ...]:
-        """The outcome of a node whose code returned placeholders: wait for them, then resolve."""
-        if type(result) is Value and result.kind is ValueKind.STRUCTURED:
-            result = result.payload  # a functional op's list of placeholders (map_values)
-        output = self.recorder.convert_output(result)
-        refs = [r for r in collect_refs(output) if r in self.records]
-        for ref in refs:
-            pending = self.result_of(ref)
-            if not isinstance(pending, Value):
-                await pending
-        if node.kind is NodeKind.MODULE or node.kind is NodeKind.OP:
-            extra = tuple(r for r in refs if r not in node.dependencies)
-            if extra:  # its output came from these calls: they are its inputs too
-                self.graph.replace_node(
-                    GraphNode(
-                        **{
-                            **{f: getattr(node, f) for f in _NODE_FIELDS},
-                            "dependencies": (*node.dependencies, *extra),
-                        }
-                    )
-                )
-        resolved = tree_map(self._resolve_leaf, output)
-        error = first_error(resolved)
-        if error is not None:
-            return self._skipped(node.id, error)
-        value = valueify(unwrap(resolved))
-        return (Value(value.kind, value.payload, node.id, value.meta), DONE)
-
     def _drain(self, ready: list[str]) -> None:
         """Start every ready node; local ones run now and may make more nodes ready."""
+        tg = self._tg
+        assert tg is not None  # nodes start only while the run's task group is open
         while ready:
             nid = ready.pop()
             node = self.graph.nodes[nid]
             kind = node.kind
+            key = node.call_key
             if nid in self.reuse:
                 ready.extend(self._reused(nid))
-            elif self.replay and node.call_key in self.replay and self._replayable(node):
-                ready.extend(self._reused(nid, self.replay[node.call_key]))
+            elif self.replay and key is not None and key in self.replay and self._replayable(node):
+                ready.extend(self._reused(nid, self.replay[key]))
             elif kind is NodeKind.INPUT:
                 raw = self.inputs[nid]
                 value = (
@@ -359,18 +207,18 @@ class GraphRun:
                 ready.extend(self._finish(nid, value, DONE))
             elif kind is NodeKind.LLM:
                 self._queue(nid, node.alias)
-                self._tg.create_task(self._run_llm(node), name=node.module_path or nid)
+                tg.create_task(self._run_llm(node), name=node.module_path or nid)
             elif kind is NodeKind.OP and not node.module.is_async:
                 self._start_local(nid)
                 call = self._args(node)
                 outcome = self._restore(node, call) or self._call_local(node, call)
                 if outcome[1] is SETTLING:  # it made calls: finish when they have
-                    self._tg.create_task(self._finish_later(node, outcome[0]), name=nid)
+                    tg.create_task(self._finish_later(node, outcome[0]), name=nid)
                     continue
                 ready.extend(self._finish(nid, *outcome))
             else:
                 self._queue(nid, None)
-                self._tg.create_task(self._run_async_local(node), name=node.module_path or nid)
+                tg.create_task(self._run_async_local(node), name=node.module_path or nid)
 
     def _queue(self, nid: str, endpoint: str | None) -> None:
         record = self.records[nid]
@@ -437,27 +285,13 @@ class GraphRun:
         """A node's name in the checkpoint: its call key when recorded at run time."""
         return self.graph.nodes[nid].call_key or nid
 
-    def _replayable(self, node: GraphNode) -> bool:
-        """Whether a recorded call can complete from the replayed run's record.
-
-        Not if it is to run again, if calls inside it are (or were) recorded (it
-        runs again so they are made, each reusable in turn), or if its inputs
-        now differ from what it received then.
-        """
-        key = node.call_key
-        earlier = self.replay[key]
-        if key in self.fresh or key in self._rerun_parents:
-            return False
-        if earlier.status != DONE or earlier.output is None:
-            return False
-        return unwrap(self._args(node)) == unwrap(earlier.inputs)
-
     def _reused(self, nid: str, earlier: NodeRecord | None = None) -> list[str]:
         """Complete a node from an earlier run's record: the same output `Value`, nothing sent."""
         earlier = earlier or self.reuse[nid]
         record = self.records[nid]
         record.reused = True
         record.inputs, record.request = earlier.inputs, earlier.request
+        assert earlier.output is not None  # only completed records are reused
         return self._finish(nid, earlier.output, DONE)
 
     def _cancel_unfinished(self, reason: str) -> None:
@@ -562,14 +396,6 @@ class GraphRun:
             raise
         self._drain(self._finish(node.id, *outcome))
 
-    async def _finish_later(self, node: GraphNode, settling: Any) -> None:
-        """Finish a sync op whose result held placeholders, once they have resolved."""
-        try:
-            outcome = await settling
-        except Exception as exc:
-            outcome = self._failed(node.id, exc)
-        self._drain(self._finish(node.id, *outcome))
-
     def _local_result(self, nid: str, result: Any, inputs: Any) -> tuple[Any, ...]:
         if asyncio.iscoroutine(result):
             return (result, DONE)  # awaited by _run_async_local
@@ -592,181 +418,6 @@ class GraphRun:
             ),
             SKIPPED,
         )
-
-    async def _run_llm(self, node: GraphNode) -> None:
-        nid, alias = node.id, node.alias
-        record = self.records[nid]
-        try:
-            args, kwargs = self._args(node)
-            plain = len(args) == 1 and not kwargs and type(args[0]) is str  # a recorded call's
-            error = None if plain else first_error(args, kwargs)
-            if error is not None:
-                self._drain(self._finish(nid, *self._skipped(nid, error)))
-                return
-            outcome, slot = await self._call_endpoint(
-                node, unwrap(args[0] if args else next(iter(kwargs.values())))
-            )
-        except asyncio.CancelledError:
-            if record.status not in (DONE, FAILED, SKIPPED):
-                record.status = CANCELLED
-                record.finished_at = t = self.now()
-                self._emit(ev.NodeCancelled(t, nid, alias, "run cancelled"))
-            raise
-        try:
-            self._drain(self._finish(nid, *outcome))
-        finally:
-            # Released only now, so the dependants just started can queue for it first.
-            if slot is not None:
-                self.pool.release(alias, slot)
-
-    async def _call_endpoint(
-        self, node: GraphNode, prompt: Any
-    ) -> tuple[tuple[Any, ...], int | None]:
-        """Call the node's endpoint (with retries): the outcome, and the slot still held, if any."""
-        nid, alias = node.id, node.alias
-        record = self.records[nid]
-        endpoint = self.manager.endpoint(alias)
-        override = self.overrides.get(nid, NO_OVERRIDE)
-        request = override.request(node.module, prompt, model=endpoint.config.model)
-        record.request = request
-        reused, cache_slot = self._reuse(node, endpoint, request)
-        if reused is not None:
-            return reused, None
-        on_delta = None
-        if request.stream:
-            on_delta = lambda text: self._emit(ev.NodeDelta(self.now(), nid, text))  # noqa: E731
-        priority = self._rank[nid] - self._age
-        attempt = failures = limited = 0
-        limited_wait = 0.0
-        while True:
-            attempt += 1
-            queued = self.now()
-            slot = await self.pool.acquire(alias, priority, self.item or 0)
-            if self.budget is not None and self.budget.exhausted:  # checked once the slot is ours
-                self.pool.release(alias, slot)
-                error = self.budget.error()
-                return (Value(ValueKind.ERROR, error, nid, {"node": nid}), CANCELLED, error), None
-            record.attempts = attempt
-            if (t := self.now()) > queued:
-                self._emit(ev.NodeWaiting(t, nid, alias, "slot", t - queued, slot=slot))
-            try:
-                estimate, waited = await endpoint.admit(request)
-                t = self.now()
-                if waited > 0:
-                    self._emit(ev.NodeWaiting(t, nid, alias, "rate_limit", waited, slot=slot))
-                # Started means handed to the client: after the slot and rate-limit waits.
-                record.status = RUNNING
-                if record.started_at is None:
-                    record.started_at = t
-                self._emit(ev.NodeStarted(t, nid, alias, attempt, slot))
-                response = await endpoint.send(request, estimate, on_delta=on_delta)
-                # A typed reply that does not validate raises TransientError: retried.
-                payload = node.module.reply_payload(response)
-            except ProviderError as exc:
-                self.pool.release(alias, slot)
-                policy = endpoint.retry
-                if isinstance(exc, RateLimitError):  # patience, not a failure: see RetryPolicy
-                    limited += 1
-                    if not policy.should_wait_again(limited_wait):
-                        return self._failed(nid, exc), None
-                    delay = policy.delay(limited, exc, self.rng)
-                    limited_wait += delay
-                else:
-                    failures += 1
-                    if not policy.should_retry(exc, failures):
-                        return self._failed(nid, exc), None
-                    delay = policy.delay(failures, exc, self.rng)
-                record.status = RETRYING
-                self._emit(
-                    ev.NodeRetry(
-                        self.now(),
-                        nid,
-                        alias,
-                        attempt,
-                        f"{type(exc).__name__}: {exc}",
-                        delay,
-                        exc.status,
-                    )
-                )
-                await asyncio.sleep(delay)
-                self._emit(ev.NodeWaiting(self.now(), nid, alias, "backoff", delay))
-                continue
-            except BudgetExceeded as exc:  # a budget shared across processes refused the start
-                self.pool.release(alias, slot)
-                record.attempts = attempt - 1
-                return (Value(ValueKind.ERROR, exc, nid, {"node": nid}), CANCELLED, exc), None
-            except (PlaitError, ValueError, TypeError, KeyError) as exc:
-                self.pool.release(alias, slot)
-                return self._failed(nid, exc), None
-            except BaseException:
-                self.pool.release(alias, slot)
-                raise
-            if cache_slot is not None:
-                cache_slot[0].put(cache_slot[1], response)
-            try:
-                return self._llm_value(node, endpoint, response, payload), slot
-            except BaseException:
-                self.pool.release(alias, slot)
-                raise
-
-    def _reuse(
-        self, node: GraphNode, endpoint: Any, request: Any
-    ) -> tuple[tuple[Any, ...] | None, tuple[ResponseCache, str] | None]:
-        """A checkpointed or cached outcome for this request, else where to cache the reply."""
-        config = endpoint.config
-        if self.checkpoint is None and self.cache is None and not config.cache:
-            return None, None
-        key = request_key(request)
-        record = self.records[node.id]
-        if self.checkpoint is not None:
-            self._input_keys[node.id] = key
-            saved = self.checkpoint.lookup(self.graph_hash, self._checkpoint_id(node.id), key)
-            if saved is not None:
-                record.restored = True
-                return (restored_value(saved, node.id, node.module.restored), DONE), None
-        cache = self.cache if self.cache is not None else cache_for(config.cache)
-        if cache is None:
-            return None, None
-        ckey = cache_key((config.provider, config.base_url, config.model), key)
-        hit = cache.get(ckey)
-        if hit is None:
-            return None, (cache, ckey)
-        record.cached = True
-        return self._llm_value(
-            node, endpoint, hit, node.module.reply_payload(hit), cached=True
-        ), None
-
-    def _llm_value(
-        self, node: GraphNode, endpoint: Any, response: Any, payload: Any, *, cached: bool = False
-    ) -> tuple[Any, ...]:
-        record = self.records[node.id]
-        usage = response.usage
-        cost = 0.0
-        if not cached:  # a cache hit sends nothing, so it spends nothing
-            record.usage = usage
-            record.cost = cost = endpoint.cost(usage.input_tokens, usage.output_tokens)
-            if self.budget is not None:
-                self.budget.charge(usage, cost)
-            self._emit(ev.NodeUsage(self.now(), node.id, node.alias, usage, cost))
-        record.ttft = response.ttft
-        meta = {
-            "usage": {
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "total_tokens": usage.total_tokens,
-            },
-            "finish_reason": response.finish_reason,
-            "model": response.model,
-            "tool_calls": [
-                {"id": c.id, "name": c.name, "arguments": dict(c.arguments)}
-                for c in response.tool_calls
-            ],
-            "latency": response.latency,
-            "ttft": response.ttft,
-            "cost": cost,
-            "cached": cached,
-        }
-        return (Value(node.module.output_kind, payload, node.id, meta), DONE)
 
     def output_values(self) -> Any:
         """The graph's output structure with each reference replaced by its `Value`.
@@ -792,20 +443,6 @@ class GraphRun:
         return tree_map(leaf, self.graph.output)
 
 
-_NODE_FIELDS = tuple(f for f in GraphNode.__dataclass_fields__ if f != "alias")
-
-
-def _prefixes(keys: list[str]) -> set[str]:
-    """Every enclosing call key of ``keys`` ("/a#0/b#1" is inside "/a#0")."""
-    out: set[str] = set()
-    for key in keys:
-        while (cut := key.rfind("/")) > 0:
-            key = key[:cut]
-            out.add(key)
-    return out
-
-
-# The runner's functions that call user code: a recorded call's helper-scope walk stops there.
-_STOP_CODES = frozenset(
+GraphRun.STOP_CODES = frozenset(
     {GraphRun._drive.__code__, GraphRun._run_async_local.__code__, GraphRun._call_local.__code__}
 )
