@@ -498,6 +498,35 @@ async def test_a_budget_holds_for_the_whole_cluster(ray_cluster):
     assert cancelled and all(r.attempts == 0 and r.cost == 0 for r in cancelled)
 
 
+async def test_a_budget_stops_define_by_run_items_on_ray_as_it_does_locally(ray_cluster):
+    with sim_server_thread(latency=0.02, replies=ROUTER_RULES) as server:
+        resources = http_resources(
+            server.url, "fast", "smart", max_concurrent=2, input_cost_per_million=1e6
+        )
+        local = await run_batch(
+            Polished(), questions(12), resources=resources, max_cost=300, progress=False
+        )
+        remote = await run_batch(
+            Polished(),
+            questions(12),
+            resources=resources,
+            max_cost=300,
+            progress=False,
+            backend=ray_cluster,
+        )
+    for items in (local, remote):
+        stopped = [i for i in items if not i.ok]
+        assert stopped and len(stopped) < 12
+        assert all(isinstance(i.error, BudgetExceeded) for i in stopped)
+        assert {i.result.status for i in stopped} == {"budget_exceeded"}
+        calls = [r for i in items for r in i.result.nodes.values() if r.cost > 0]
+        # Two endpoints with two slots each: at most four calls in flight when it ran out.
+        assert 300 <= sum(r.cost for r in calls) < 300 + 4 * max(r.cost for r in calls)
+    # What completed is the local run's (the routing and answers do not depend on the backend).
+    done = {i.index: i.output for i in local if i.ok}
+    assert all(i.output == done[i.index] for i in remote if i.ok and i.index in done)
+
+
 async def test_evaluate_runs_its_examples_on_ray(ray_cluster):
     module = OrderNumberExtractor(f"{START_INSTRUCTIONS} {DIGITS_ONLY}")
     with sim_server_thread(replies=TASK_RULES) as server:
