@@ -311,6 +311,9 @@ def test_the_ray_benchmark_runs_both_backends_on_the_same_work(ray_cluster):
     io = ray_backend.run_io(ray_cluster, calls=20, cap=8, rounds=1)
     cpu = ray_backend.run_cpu(ray_cluster, cores=2, items=4, rounds=1)
     assert io.details["same_outputs"] and cpu.details["same_outputs"]
+    for variant in ("define-by-run", "budget"):
+        other = ray_backend.run_io(ray_cluster, calls=20, cap=8, rounds=1, variant=variant)
+        assert other.details["same_outputs"] and other.figures[1].baseline > 0
     assert [f.unit for f in io.figures] == ["s", "µs"]
     assert len(io.details["cluster_cpu"]) == 1 and io.details["cluster_cpu"][0] > 0
     assert cpu.details["items"] == 4 and cpu.figures[0].baseline_name == "local backend"
