@@ -458,9 +458,15 @@ async def test_a_resumed_define_by_run_batch_sends_no_completed_call(ray_cluster
         )
         resent = [r.messages[0]["content"] for r in server.model.requests]
         server.model.clear()
+        # The same checkpoint resumed by the local backend: everything completed, nothing sent.
+        third = await run_batch(
+            Polished(), QUESTIONS, resources=resources, checkpoint=checkpoint, progress=False
+        )
+        assert len(server.model.requests) == 0
         clean = await run_batch(Polished(), QUESTIONS, resources=resources, progress=False)
     # Only what failed (the poet's answers) and what could not run without them went out again.
     assert sorted(resent) == sorted(["You are a poet.", "Polish the answer."] * 6)
+    assert [i.output for i in third] == [i.output for i in clean]
     assert [i.output for i in second] == [i.output for i in clean]
     assert all(i.result.nodes["classify"].restored for i in second)
 
