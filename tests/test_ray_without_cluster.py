@@ -12,8 +12,10 @@ import sys
 import pytest
 
 from plait import LLMInference, Module, ResourceConfig, run_batch
-from plait.errors import ConfigError
+from plait.clients.base import Usage
+from plait.errors import BudgetExceeded, ConfigError
 from plait.ray import EndpointLimits, Ledger
+from plait.ray.leases import ClusterBudget, Leases
 
 
 class Clock:
@@ -163,6 +165,26 @@ def test_the_budget_permits_starts_only_while_the_clusters_spending_is_under_it(
     assert tokens.sync("w1", {}, {"tokens": 99, "starts": 1})["budget"]["granted"] == 1
     assert tokens.sync("w1", {}, {"tokens": 1, "starts": 1})["budget"]["granted"] == 0
     assert "budget" not in Ledger({}, None).sync("w1", {}, {"starts": 1})  # no budget set
+
+
+async def test_a_workers_starts_wait_for_the_permit_and_stop_when_the_cluster_is_over_budget():
+    books = Ledger({"fast": EndpointLimits(2)}, None, clock=Clock(), budget=(1.0, None))
+    resources = ResourceConfig.simulated("fast", max_concurrent=2)
+
+    async def sync(report, spend):
+        return books.sync("w1", report, spend)
+
+    budget = ClusterBudget(1.0, None)
+    leases = Leases(sync, resources, budget)
+    await leases.acquire("fast", 0)  # under the budget: permitted
+    budget.charge(Usage(10, 5), 0.6)
+    books.sync("w2", {}, {"cost": 0.5, "starts": 0})  # another worker spent the rest
+    with pytest.raises(BudgetExceeded, match="max_cost"):
+        await leases.acquire("fast", 0)
+    assert budget.exhausted and budget.cost == pytest.approx(1.1)  # it learned the cluster's total
+    assert leases._leases["fast"].in_use == 1  # the refused start gave its slot back
+    leases.release("fast")
+    await leases.aclose()
 
 
 def test_without_ray_installed_the_error_says_what_to_install(monkeypatch):
