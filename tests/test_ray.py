@@ -373,7 +373,7 @@ async def test_a_ray_batch_is_saved_to_a_run_store(ray_cluster, tmp_path):
 QUESTIONS = questions(9)
 
 
-async def test_define_by_run_items_take_their_own_branches_on_ray(ray_cluster):
+async def test_define_by_run_items_take_their_own_branches_on_ray(ray_cluster, tmp_path):
     module = Polished()
     with sim_server_thread(latency=0.03, replies=ROUTER_RULES) as server:
         resources = http_resources(server.url, "fast", "smart", max_concurrent=2)
@@ -387,6 +387,7 @@ async def test_define_by_run_items_take_their_own_branches_on_ray(ray_cluster):
             progress=False,
             backend=ray_cluster,
             on_event=seen.append,
+            store=tmp_path / "runs.db",
         )
         requests = list(server.model.requests)
     systems = [r.messages[0]["content"] for r in requests]
@@ -413,6 +414,12 @@ async def test_define_by_run_items_take_their_own_branches_on_ray(ray_cluster):
     for event in seen[1:]:
         view.apply(event)
     assert view.status == "done" and view.info()["items_done"] == 9
+    # Saved to a run store, each item keeps its own recorded graph.
+    saved = RunStore(tmp_path / "runs.db").load(1)
+    assert [[n["id"] for n in r.snapshot["graph"]["nodes"]] for r in saved.rows][:2] == [
+        ["classify", "math", "polish"],
+        ["classify", "poet", "polish"],
+    ]
 
 
 async def test_a_traced_pipeline_with_an_async_child_expands_on_ray(ray_cluster):

@@ -36,7 +36,7 @@ Sync = Callable[[dict[str, dict[str, Any]], dict[str, Any] | None], Awaitable[di
 
 
 class ClusterBudget(Budget):
-    """A batch's budget as one worker knows it: the cluster's spending at the last sync, plus its own since.
+    """A batch's budget on one worker: the cluster's spending at the last sync, plus its own since.
 
     The scheduler charges it (as it charges a local `Budget`); `Leases` reports
     the charges at the next sync and, before every start, asks the coordinator,
