@@ -379,7 +379,7 @@ async def test_define_by_run_items_take_their_own_branches_on_ray(ray_cluster, t
         resources = http_resources(server.url, "fast", "smart", max_concurrent=2)
         local = await run_batch(module, QUESTIONS, resources=resources, progress=False)
         server.model.clear()
-        seen = []
+        seen, progress = [], []
         remote = await run_batch(
             module,
             QUESTIONS,
@@ -387,6 +387,7 @@ async def test_define_by_run_items_take_their_own_branches_on_ray(ray_cluster, t
             progress=False,
             backend=ray_cluster,
             on_event=seen.append,
+            on_progress=progress.append,
             store=tmp_path / "runs.db",
         )
         requests = list(server.model.requests)
@@ -408,6 +409,9 @@ async def test_define_by_run_items_take_their_own_branches_on_ray(ray_cluster, t
     # Calls recorded at run time take their slots from the coordinator like traced ones.
     for model in ("sim-fast", "sim-smart"):
         assert peak_overlap([r for r in requests if r.model == model]) <= 2
+    final = progress[-1]
+    assert (final.total, final.done, final.failed) == (9, 9, 0)
+    assert final.tokens == sum(i.result.usage.total_tokens for i in remote)
     added = {(e.item, e.node_id) for e in seen if e.type == "node_added"}
     assert added == {(i.index, n) for i in remote for n in i.result.graph.nodes}
     view = RunState(seen[0].graphs, seen[0].records, batch=True, run_id="batch")
