@@ -12,13 +12,27 @@ a call costs the pickling of its node's own fields, not of a module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 from plait.execution import events as ev
 from plait.execution.run import dynamic_graph
 from plait.graph import GraphNode, InferenceGraph
 from plait.module import Module
+
+# GraphNode's constructor fields: a node is rebuilt with another module per recorded call, and
+# `dataclasses.replace` (which looks the fields up each time) was most of that cost.
+_FIELDS = tuple(f.name for f in fields(GraphNode) if f.init and f.name != "module")
+
+
+def _with_module(node: GraphNode, module: Any) -> GraphNode:
+    return GraphNode(module=module, **{name: getattr(node, name) for name in _FIELDS})
+
+
+def _set_node(event: ev.NodeAdded, node: GraphNode) -> ev.NodeAdded:
+    # The event is this process's own copy (made here, or just unpickled): set in place.
+    object.__setattr__(event, "node", node)
+    return event
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +54,25 @@ class Shipper:
     """The worker's side: nodes and events with each registered module replaced by its path."""
 
     def __init__(self, root: Module) -> None:
-        self._paths = {id(module): path for path, module in root.named_modules()}
+        self._paths = {id(module): ModuleAt(path) for path, module in root.named_modules()}
+        # Each node sent in its event, as sent, until its item ends (then sent again, as is).
+        # The entry keeps the node alive, so its id cannot be reused meanwhile; a node replaced
+        # after it was sent (a module node that made calls) leaves its entry until the batch ends.
+        self._shipped: dict[int, tuple[GraphNode, GraphNode]] = {}
 
     def node(self, node: GraphNode) -> GraphNode:
-        path = self._paths.get(id(node.module))
-        return node if path is None else replace(node, module=ModuleAt(path))
+        entry = self._shipped.pop(id(node), None)
+        if entry is not None and entry[0] is node:
+            return entry[1]
+        at = self._paths.get(id(node.module))
+        return node if at is None else _with_module(node, at)
 
     def event(self, event: ev.Event) -> ev.Event:
         if type(event) is ev.NodeAdded and event.node is not None:
-            return replace(event, node=self.node(event.node))
+            node = event.node
+            shipped = self.node(node)
+            self._shipped[id(node)] = (node, shipped)
+            return _set_node(event, shipped)
         return event
 
     def grown(self, base: InferenceGraph, graph: InferenceGraph) -> Grown | None:
@@ -72,7 +96,7 @@ class Rebuilder:
 
     def node(self, node: GraphNode) -> GraphNode:
         at = node.module
-        return replace(node, module=self._modules[at.path]) if type(at) is ModuleAt else node
+        return _with_module(node, self._modules[at.path]) if type(at) is ModuleAt else node
 
     def event(self, event: ev.Event) -> ev.Event:
         """``event`` with its node's module restored; a ``node_added`` grows the item's graph."""
@@ -82,7 +106,7 @@ class Rebuilder:
         graph = self._own(event.item)
         if node.id not in graph.nodes:
             graph.add_node(node)
-        return replace(event, node=node)
+        return _set_node(event, node)
 
     def finished(self, index: int, grown: Grown | None) -> InferenceGraph:
         """Item ``index``'s final graph: its nodes' last versions and (define-by-run) its output."""
