@@ -165,6 +165,10 @@ class Rounds:
     def median(self, side: str, field: str = "wall") -> float:
         return median([getattr(t, field) for t in getattr(self, side)])
 
+    def least(self, side: str, field: str = "wall") -> float:
+        """The smallest round: the one other processes disturbed least (for CPU costs)."""
+        return min(getattr(t, field) for t in getattr(self, side))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             side: [{"wall": t.wall, "cpu": t.cpu} for t in getattr(self, side)] for side in SIDES

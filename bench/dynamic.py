@@ -14,14 +14,27 @@ overhead. Shapes, each over a batch of items:
 - ``fanout16``: sixteen calls on the input, then a join of all sixteen.
 
 Figure: process CPU µs per LLM call (CPU, not wall time, so other load on a
-shared machine distorts it less), median of alternating rounds; the ratio is
-dynamic / traced (target ≤ 1.1). Run: ``python bench/dynamic.py [--quick]``.
+shared machine distorts it less), the least of seven alternating rounds (the
+round other processes disturbed least); the ratio is dynamic / traced (target
+≤ 1.1). Run: ``python bench/dynamic.py [--quick]``. On a shared machine the
+CPU time of the same work still varies by ±20% between rounds.
+
+``--instructions`` counts instead the machine instructions each side executes
+per LLM call (valgrind's cachegrind, in a child process per side: a run of
+two batches less a run of none, so start-up and imports cancel). The count
+does not depend on what else the machine is doing, so this ratio is the one
+to trust on a loaded machine; it leaves out cache misses and memory stalls,
+which the CPU-time figure includes. Needs ``valgrind`` (``apt-get install
+valgrind``); about a minute per point.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -99,7 +112,7 @@ async def measure(shape: str, items: int, concurrency: int, rounds: int) -> Figu
     await batch(dynamic)
     timings = await alternate(rounds, lambda: batch(traced), lambda: batch(dynamic))
     calls = items * calls_per_item
-    per_call = {side: timings.median(side, "cpu") / calls * 1e6 for side in ("baseline", "plait")}
+    per_call = {side: timings.least(side, "cpu") / calls * 1e6 for side in ("baseline", "plait")}
     return Figure(
         benchmark=f"dynamic vs traced: {shape}, {items} items, cap {concurrency}",
         metric="CPU per LLM call",
@@ -111,13 +124,60 @@ async def measure(shape: str, items: int, concurrency: int, rounds: int) -> Figu
     )
 
 
-async def main(quick: bool) -> Result:
-    items = 100 if quick else 400
-    rounds = 3 if quick else 5
+async def child(shape: str, side: str, items: int, concurrency: int, batches: int) -> None:
+    """One side's batches, for an instruction count: a warm-up, then ``batches`` batches."""
+    traced_cls, dynamic_cls, _ = SHAPES[shape]
+    module = traced_cls() if side == "traced" else dynamic_cls()
+    texts, resources = prompts(items), simulated_resources(concurrency)
+    for _ in range(1 + batches):
+        await run_batch(module, texts, resources=resources, progress=False)
+
+
+def instructions(shape: str, side: str, items: int, concurrency: int, batches: int) -> int:
+    """Instructions a child process running ``batches`` batches executes (under cachegrind)."""
+    command = [
+        *("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"),
+        *(sys.executable, __file__, "--child", shape, side, str(items)),
+        *(str(concurrency), str(batches)),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stderr
+    found = re.search(r"I\s+refs:\s+([\d,]+)", out)
+    if found is None:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{out[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def count(shape: str, items: int, concurrency: int) -> Figure:
+    calls = items * SHAPES[shape][2]
+    per_call = {
+        side: (
+            instructions(shape, side, items, concurrency, 2)
+            - instructions(shape, side, items, concurrency, 0)
+        )
+        / (2 * calls)
+        for side in ("traced", "dynamic")
+    }
+    return Figure(
+        benchmark=f"dynamic vs traced: {shape}, {items} items, cap {concurrency}",
+        metric="instructions per LLM call",
+        unit="k",
+        baseline=per_call["traced"] / 1000,
+        plait=per_call["dynamic"] / 1000,
+        target=TARGET,
+        baseline_name="traced",
+    )
+
+
+async def main(quick: bool, by_instructions: bool = False) -> Result:
+    items = 100 if quick or by_instructions else 400
+    rounds = 3 if quick else 7
     figures = []
     for shape in SHAPES:
         for concurrency in (8, 64, 256):
-            figures.append(await measure(shape, items, concurrency, rounds))
+            if by_instructions:
+                figures.append(count(shape, items, concurrency))
+            else:
+                figures.append(await measure(shape, items, concurrency, rounds))
     worst = max(figures, key=lambda f: f.ratio or 0.0)
     best = min(figures, key=lambda f: f.ratio or 0.0)
     return Result(
@@ -130,8 +190,18 @@ async def main(quick: bool) -> Result:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer items and rounds")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions (valgrind) instead of time"
+    )
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    result = asyncio.run(main(args.quick))
+    if args.child:
+        shape, side, items, concurrency, batches = args.child
+        asyncio.run(child(shape, side, int(items), int(concurrency), int(batches)))
+        sys.exit()
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind (apt-get install valgrind)")
+    result = asyncio.run(main(args.quick, args.instructions))
     print(render_table(list(result.figures)))
     print(
         f"\nworst ratio {result.details['worst_ratio']:.3f}× ({result.details['worst']}); "

@@ -30,7 +30,7 @@ class NodeKind(StrEnum):
     OP = "op"  # a functional op or @plait.op function
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GraphNode:
     """One operation of a traced pipeline.
 
@@ -45,6 +45,10 @@ class GraphNode:
     result preceded this call in the same ``forward`` (the classifier whose
     label chose this expert), and ``call_key``: the call path and occurrence
     that identify the call across re-runs (``"/router.expert#0"``).
+
+    Treat a node as read-only: a graph swaps in a new version (`replace_node`)
+    rather than changing one. It is not a frozen dataclass only because a frozen
+    ``__init__`` costs several times more, and a run records one per call it makes.
     """
 
     id: str
@@ -68,7 +72,7 @@ class GraphNode:
 
     def __post_init__(self) -> None:
         if self.kind is NodeKind.LLM:
-            object.__setattr__(self, "alias", getattr(self.module, "alias", None))
+            self.alias = getattr(self.module, "alias", None)
 
     @property
     def target(self) -> str:
@@ -132,9 +136,10 @@ class InferenceGraph:
         if node.id in self.nodes:
             raise GraphError(f"node {node.id!r} is already in the graph")
         nodes = self.nodes
-        for dep in (*node.dependencies, *node.control):
-            if dep not in nodes:
-                raise GraphError(f"node {node.id!r} depends on missing node {dep!r}")
+        for edges in (node.dependencies, node.control):
+            for dep in edges:
+                if dep not in nodes:
+                    raise GraphError(f"node {node.id!r} depends on missing node {dep!r}")
         nodes[node.id] = node
         if self._dependents is not None:
             self._dependents[node.id] = ()

@@ -40,6 +40,9 @@ def marker(ref: str, trace_id: int, spec: str = "", conversion: str = "") -> str
 
 def has_marker(text: str) -> bool:
     """Whether ``text`` holds a marker, or any piece of one."""
+    # The usual text (str's own methods: ``text`` may be a placeholder, which refuses its own).
+    if str.isascii(text) and str.find(text, "\\") < 0:
+        return False
     return _MARKER_PIECE.search(text) is not None
 
 

@@ -214,3 +214,27 @@ def test_the_sweep_picks_the_worst_point_and_writes_its_report(tmp_path):
     assert "wide graph of 40 LLM nodes" in done.stdout
     report = json.loads(output.read_text())
     assert report["mode"] == "smoke" and "load_average" in report
+
+
+def test_the_dynamic_benchmark_twins_make_the_same_calls_and_answers():
+    from bench import dynamic
+    from bench._common import prompts, simulated_resources
+    from plait import run_batch
+
+    texts, resources = prompts(5), simulated_resources(8)
+    for shape, (traced_cls, dynamic_cls, calls) in dynamic.SHAPES.items():
+        traced = asyncio.run(run_batch(traced_cls(), texts, resources=resources, progress=False))
+        recorded = asyncio.run(run_batch(dynamic_cls(), texts, resources=resources, progress=False))
+        assert [i.output for i in recorded] == [i.output for i in traced], shape
+        for item in (*traced, *recorded):
+            llm = [r for r in item.result.nodes.values() if r.kind == "llm"]
+            assert len(llm) == calls, shape
+    figure = asyncio.run(dynamic.measure("chain4", items=4, concurrency=8, rounds=1))
+    assert figure.metric == "CPU per LLM call" and figure.baseline > 0 and figure.plait > 0
+
+
+def test_the_dynamic_benchmark_counts_instructions_under_valgrind():
+    from bench import dynamic
+
+    executed = dynamic.instructions("chain4", "dynamic", items=2, concurrency=8, batches=0)
+    assert executed > 10_000_000  # a Python start-up and one batch: tens of millions at least

@@ -34,6 +34,18 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
+# valgrind: bench/dynamic.py --instructions counts instructions with it (its smoke test runs it).
+if ! command -v valgrind >/dev/null 2>&1; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup_tests: valgrind is missing and apt-get is not available; install valgrind" >&2
+    exit 1
+  fi
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq valgrind >/dev/null
+fi
+
 # The widget bundles' pinned toolchain (esbuild, dagre), from package-lock.json:
 # tests/test_widget_bundle.py rebuilds plait_jupyter/static with it and compares.
 if ! command -v npm >/dev/null 2>&1; then

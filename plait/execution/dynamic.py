@@ -30,7 +30,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Generator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import CodeType, FrameType, MappingProxyType
@@ -92,6 +92,11 @@ class CallFrame:
     scope: tuple[str, ...] = ()
 
 
+# What a frame is to the scope walk: the runner (stop), not user code, user code (the
+# call's line), or a user helper function (also a scope).
+_STOP, _OTHER, _USER, _HELPER = "stop", "other", "user", "helper"
+# "file.py:12" of each place in user code that made calls (the node's source).
+_SOURCES: dict[tuple[CodeType, int], str] = {}
 _NO_KWARGS: Mapping[str, Any] = MappingProxyType({})  # shared by the one-argument calls
 _FRAME: ContextVar[CallFrame | None] = ContextVar("plait_call_frame", default=None)
 
@@ -103,8 +108,11 @@ class Layout:
     paths: dict[int, str]
     forward_codes: frozenset[CodeType]
     param_refs: dict[int, str]
-    # Parameter refs each called module reads, filled as modules are called (shared).
-    module_params: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    path_set: frozenset[str] = frozenset()
+    # Per LLMInference called: its path, node base id and name, parameter refs, output kind.
+    llm_calls: dict[int, tuple[str, str, str, tuple[str, ...], ValueKind]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def of(cls, root: Module) -> Layout:
@@ -114,7 +122,7 @@ class Layout:
             paths[id(module)] = path
             codes |= forward_codes(type(module))
         params = {id(p): f"param:{name}" for name, p in root.named_parameters()}
-        return cls(paths, frozenset(codes), params)
+        return cls(paths, frozenset(codes), params, frozenset(paths.values()))
 
 
 class Recorder(Tracer):
@@ -137,11 +145,14 @@ class Recorder(Tracer):
         self._unregistered: list[Module] = []
         self._param_refs = dict(layout.param_refs)
         self._scopes: dict[FrameType, str] = {}
+        self._code_roles: dict[CodeType, str] = {}  # see `_role`
+        self._roles_for = 0  # the number of forward codes the roles were worked out with
         self._scope_counts: dict[str, int] = {}
         self._entry = None
         self._input_paths: dict[str, tuple[str, tuple[Any, ...]]] = {}
         self.run = run
-        self._module_params = layout.module_params  # parameter refs per module, shared
+        self._llm_calls = layout.llm_calls
+        self._layout_paths = layout.path_set
         self._stop_codes = stop_codes  # the runner's functions that call user code
         # Shared with the graph: ids stay unique across traced and recorded nodes.
         self.nodes = graph.nodes
@@ -202,6 +213,7 @@ class Recorder(Tracer):
         out_kind: ValueKind,
         side_effects: bool = False,
         extra_params: tuple[str, ...] = (),
+        caller: FrameType | None = None,
     ) -> TracedValue:
         frame = _FRAME.get()
         assert frame is not None
@@ -211,28 +223,34 @@ class Recorder(Tracer):
             kwargs = _NO_KWARGS
         else:
             (args, kwargs), deps, params = self._convert((tuple(args), dict(kwargs)))
-        occurrence = frame.counts.get(base_id, 0)
-        frame.counts[base_id] = occurrence + 1
-        node_id = self._new_id(base_id)
-        scope, source = self._scope_and_source()
-        node = GraphNode(
-            id=node_id,
-            kind=kind,
-            name=name,
-            module=module,
-            module_path=module_path,
-            args=args,
-            kwargs=kwargs,
-            dependencies=deps,
-            parameters=tuple(dict.fromkeys((*params, *extra_params))) if params else extra_params,
-            scope=(*frame.scope, *scope),
-            side_effects=True,  # every call made runs: nothing is pruned in eager mode
-            source=source,
-            control=_control(frame.awaited, deps, self.nodes) if frame.awaited else (),
-            call_key=f"{frame.key}/{base_id}#{occurrence}",
+        counts = frame.counts
+        occurrence = counts[base_id] = counts.get(base_id, -1) + 1
+        n = self._ids.get(base_id, 0)
+        node_id = f"{base_id}_{n}" if n else base_id
+        if node_id in self.nodes:
+            node_id = self._new_id(base_id)
+        else:
+            self._ids[base_id] = n + 1
+        scope, source = self._scope_and_source_from(caller or sys._getframe(1))
+        node = GraphNode(  # positional: this runs for every call a run makes
+            node_id,
+            kind,
+            name,
+            module,
+            module_path,
+            args,
+            kwargs,
+            deps,
+            tuple(dict.fromkeys((*params, *extra_params))) if params else extra_params,
+            (*frame.scope, *scope) if frame.scope else scope,
+            True,  # side effects: every call made runs (nothing is pruned in eager mode)
+            True,
+            source,
+            _control(frame.awaited, deps, self.nodes) if frame.awaited else (),
+            f"{frame.key}/{base_id}#{occurrence}",
         )
         self.run.add_node(node, frame.priority)
-        return TracedValue(self, node_id, out_kind)
+        return TracedValue.of_node(self, node_id, out_kind)
 
     def _convert_one(
         self, args: tuple[Any, ...]
@@ -256,54 +274,87 @@ class Recorder(Tracer):
                 "a run must happen while the run executes (do not keep placeholders or start "
                 "calls from tasks that outlive forward())."
             )
-        if isinstance(module, LLMInference) and len(args) == 1 and not kwargs:
+        if len(args) == 1 and not kwargs and isinstance(module, LLMInference):
             # The usual call, made thousands of times: its forward(prompt) always binds.
-            path = self._paths.get(id(module))
-            if path is None:
-                path = self._path_of(module)
-            params = self._module_params.get(id(module))
-            if params is None:
-                params = tuple(self._param_ref(p) for p in module.parameters())
-                self._module_params[id(module)] = params
-            base_id = path or "llm_inference"
-            structured = module.response_schema is not None
+            facts = self._llm_calls.get(id(module))
+            if facts is None:
+                facts = self._llm_facts(module)
+            path, base_id, name, params, out_kind = facts
             return self._record(
                 NodeKind.LLM,
                 base_id,
-                base_id.rsplit(".", 1)[-1],
+                name,
                 module,
                 path,
                 args,
                 kwargs,
-                out_kind=ValueKind.STRUCTURED if structured else ValueKind.TEXT,
+                out_kind=out_kind,
                 extra_params=params,
+                caller=sys._getframe(2),  # the code that called the module: skip ours
             )
         return super().call_module(module, args, kwargs)
 
-    def _scope_and_source(self) -> tuple[tuple[str, ...], str | None]:
+    def _llm_facts(self, module: LLMInference) -> tuple[str, str, str, tuple[str, ...], ValueKind]:
+        """What every call of ``module`` records alike (computed once per batch: the layout)."""
+        path = self._paths.get(id(module))
+        if path is None:
+            path = self._path_of(module)
+        params = tuple(self._param_ref(p) for p in module.parameters())
+        base_id = path or "llm_inference"
+        kind = ValueKind.STRUCTURED if module.response_schema is not None else ValueKind.TEXT
+        facts = (path, base_id, base_id.rsplit(".", 1)[-1], params, kind)
+        if path in self._layout_paths:  # a module of the root: the same in every item
+            self._llm_calls[id(module)] = facts
+        return facts
+
+    def _scope_and_source_from(self, frame: FrameType | None) -> tuple[tuple[str, ...], str | None]:
         """Helper scopes between the executing caller and this call, and the user line.
 
-        The walk stops at the runner function that called this ``forward``
-        (or op), so code below the run (the user's script) is never a scope.
+        The walk starts at ``frame`` and stops at the runner function that
+        called this ``forward`` (or op), so code below the run (the user's
+        script) is never a scope.
         """
-        scope: list[str] = []
+        scope: list[str] | None = None
         source = None
-        frame: FrameType | None = sys._getframe(2)
-        stop = self._stop_codes
-        while frame is not None and frame.f_code not in stop:
+        roles = self._code_roles
+        if len(self._forward_codes) != self._roles_for:  # a new composite was stepped into
+            roles.clear()
+            self._roles_for = len(self._forward_codes)
+        while frame is not None:
             code = frame.f_code
-            if is_user_code(code):
+            role = roles.get(code)
+            if role is None:
+                role = roles[code] = self._role(code)
+            if role is _STOP:
+                break
+            if role is not _OTHER:
                 if source is None:
-                    source = f"{os.path.basename(code.co_filename)}:{frame.f_lineno}"
-                if code not in self._forward_codes and not code.co_name.startswith("<"):
+                    at = (code, frame.f_lasti)  # cheaper to read than f_lineno
+                    source = _SOURCES.get(at)
+                    if source is None:
+                        line = f"{os.path.basename(code.co_filename)}:{frame.f_lineno}"
+                        source = _SOURCES[at] = line
+                if role is _HELPER:
                     name = self._scopes.get(frame)
                     if name is None:
                         n = self._scope_counts.get(code.co_name, 0) + 1
                         self._scope_counts[code.co_name] = n
                         name = self._scopes[frame] = f"{code.co_name}#{n}"
+                    if scope is None:
+                        scope = []
                     scope.append(name)
             frame = frame.f_back
-        return tuple(reversed(scope)), source
+        return (tuple(reversed(scope)) if scope else ()), source
+
+    def _role(self, code: CodeType) -> str:
+        """What a frame running ``code`` is to `_scope_and_source_from` (see the roles)."""
+        if code in self._stop_codes:
+            return _STOP
+        if not is_user_code(code):
+            return _OTHER
+        if code in self._forward_codes or code.co_name.startswith("<"):
+            return _USER  # a forward or a comprehension: the call's line, but no scope
+        return _HELPER
 
     def convert_output(self, result: Any) -> Any:
         """A forward's return value with placeholders as refs (markers as FSTRING values)."""
@@ -315,6 +366,10 @@ class Recorder(Tracer):
 
         Raises `CallError` if the call failed.
         """
+        return await _Awaiting(self.awaiting(value, whole=whole))
+
+    def awaiting(self, value: TracedValue, *, whole: bool = False) -> Generator[Any, None, Any]:
+        """What ``await placeholder`` runs: a plain generator (no coroutine object per await)."""
         ref = value.ref
         if value._tracer is not self:
             raise TraceError(
@@ -324,22 +379,24 @@ class Recorder(Tracer):
         if ref.startswith("param:"):
             payload = self.parameters[ref].value
         else:
-            result = self.run.result_of(ref)
-            if not isinstance(result, Value):
-                await result
-                result = self.run.values[ref]
+            run = self.run
+            result = run.values.get(ref)
+            if result is None:
+                yield from run.result_of(ref)  # not finished: a future set when it is
+                result = run.values[ref]
             frame = _FRAME.get()
             if frame is not None:
                 # Later calls get a control edge from this reply. Replies awaited before this
                 # call was made are its own control edges already: dropping them keeps the
                 # edges a transitive reduction (a loop's rounds form a chain, not a clique).
                 awaited = frame.awaited
-                node = self.nodes.get(ref)
-                if node is not None:
-                    for earlier in node.control:
-                        awaited.pop(earlier, None)
-                    for earlier in node.dependencies:
-                        awaited.pop(earlier, None)
+                if awaited:
+                    node = self.nodes.get(ref)
+                    if node is not None:
+                        for earlier in node.control:
+                            awaited.pop(earlier, None)
+                        for earlier in node.dependencies:
+                            awaited.pop(earlier, None)
                 awaited[ref] = None
             if result.is_error:
                 raise self.run.call_error(ref, result)
@@ -349,6 +406,18 @@ class Recorder(Tracer):
             if not isinstance(payload, str):
                 payload = unwrap(payload)  # an op's dict result holds a Value per leaf
         return _converted(payload, value.conversion)
+
+
+class _Awaiting:
+    """An awaitable for a generator made by `Recorder.awaiting`."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: Generator[Any, None, Any]) -> None:
+        self.steps = steps
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.steps
 
 
 def _control(awaited: dict[str, None], deps: tuple[str, ...], nodes: Any) -> tuple[str, ...]:

@@ -65,6 +65,8 @@ class Growth:
     _grown: bool
     _age: float
     now: Callable[[], float]
+    emit: Callable[[ev.Event], None]
+    item: int | None
 
     if TYPE_CHECKING:
 
@@ -118,27 +120,32 @@ class Growth:
                 self._recorder.nodes = self.graph.nodes
                 self._recorder.parameters = self.graph.parameters
         self.graph.add_node(node)
-        key = node.call_key
-        if key is not None and key in self.fresh:
-            self.overrides[nid] = self.fresh[key]
+        if self.fresh:
+            key = node.call_key
+            if key is not None and key in self.fresh:
+                self.overrides[nid] = self.fresh[key]
         self.live.append(nid)
-        self.records[nid] = NodeRecord(nid, node.kind.value, node.module_path, node.alias)
+        kind = _KIND_NAMES[node.kind]
+        deps = node.dependencies
+        self.records[nid] = NodeRecord(nid, kind, node.module_path, node.alias)
         self._rank[nid] = priority
-        values = self.values
         pending = 0
-        for dep in node.dependencies:
-            if dep not in values:
-                pending += 1
+        if deps:
+            values = self.values
+            for dep in deps:
+                if dep not in values:
+                    pending += 1
         self._pending[nid] = pending
-        self._emit(
+        self.emit(
             ev.NodeAdded(
                 self.now(),
                 nid,
-                node.kind.value,
+                kind,
                 node.module_path,
-                node.dependencies,
+                deps,
                 node.control,
                 node=node,
+                item=self.item,
             )
         )
         alias = node.alias
@@ -256,6 +263,7 @@ class Growth:
         return unwrap(self._args(node)) == unwrap(earlier.inputs)
 
 
+_KIND_NAMES = {kind: kind.value for kind in NodeKind}  # NodeRecord.kind: a plain str
 _NODE_FIELDS = tuple(f for f in GraphNode.__dataclass_fields__ if f != "alias")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from plait.errors import TraceError
 from plait.functional.numeric import add, div, mul, sub
 from plait.functional.structured import select
-from plait.markers import has_marker, marker
+from plait.markers import CLOSE, OPEN, TAG, has_marker, marker
 from plait.ops import Op
 from plait.values import Value, ValueKind
 
@@ -78,7 +78,18 @@ class TracedValue(str, Value):
     ) -> TracedValue:
         obj = str.__new__(cls, marker(ref, tracer.id, conversion=conversion))
         # Value is frozen: fill the instance dict directly.
-        obj.__dict__.update(kind=kind, ref=ref, meta={}, conversion=conversion, _tracer=tracer)
+        fields = obj.__dict__
+        fields["kind"], fields["ref"], fields["meta"] = kind, ref, {}
+        fields["conversion"], fields["_tracer"] = conversion, tracer
+        return obj
+
+    @classmethod
+    def of_node(cls, tracer: Any, ref: str, kind: ValueKind) -> TracedValue:
+        """``TracedValue(tracer, ref, kind)`` without conversion, made faster (one per call made)."""
+        obj = str.__new__(cls, f"{OPEN}{ref}{TAG}{tracer.id}{CLOSE}")  # = marker(ref, tracer.id)
+        fields = obj.__dict__
+        fields["kind"], fields["ref"], fields["meta"] = kind, ref, {}
+        fields["conversion"], fields["_tracer"] = "", tracer
         return obj
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -91,7 +102,7 @@ class TracedValue(str, Value):
 
     def __await__(self) -> Any:
         """Inside an async ``forward`` of a run: wait for the node and give its payload."""
-        return self._tracer.wait(self).__await__()
+        return self._tracer.awaiting(self)
 
     def _textual(self) -> bool:
         return bool(self.conversion) or self.kind in _TEXT

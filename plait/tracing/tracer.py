@@ -17,6 +17,7 @@ import itertools
 import os
 import re
 import sys
+from collections.abc import Generator
 from dataclasses import replace
 from types import CodeType, FrameType
 from typing import Any
@@ -200,6 +201,10 @@ class Tracer:
             )
         return result
 
+    def awaiting(self, value: TracedValue) -> Generator[Any, None, Any]:
+        """What ``await placeholder`` runs (its ``__await__``)."""
+        return self.wait(value).__await__()
+
     async def wait(self, value: TracedValue) -> Any:
         """Awaiting a placeholder while tracing: refused (nothing has run yet)."""
         raise TraceError(
@@ -273,7 +278,7 @@ class Tracer:
             side_effects=side_effects,
             source=source,
         )
-        return TracedValue(self, node_id, out_kind)
+        return TracedValue.of_node(self, node_id, out_kind)
 
     def _new_id(self, base: str) -> str:
         n = self._ids.get(base, 0)
