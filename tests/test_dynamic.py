@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from _exec_support import http_resources
@@ -22,6 +23,7 @@ from plait import (
     LLMInference,
     Module,
     NodeKind,
+    ResourceConfig,
     TraceError,
     execute,
     run,
@@ -517,3 +519,43 @@ async def test_asyncio_gather_awaits_several_placeholders(router_sim):
     assert result.graph.nodes["c"].control == ("a", "b")
     prompt = result.nodes["c"].request.messages[-1]["content"]
     assert prompt == f"{result.nodes['a'].output.payload} | {result.nodes['b'].output.payload}"
+
+
+class Helpers(Module):
+    """Calls made directly, from a helper method (twice), from a comprehension, and by a
+    module created inside forward: each node names its helper scope and its source line."""
+
+    def __init__(self):
+        super().__init__()
+        self.llm = LLMInference("fast")
+
+    def ask(self, text):
+        return self.llm(text)  # LINE-ASK
+
+    async def forward(self, text):
+        first = await self.llm(text)  # LINE-DIRECT
+        again = [self.ask(f"{first} {i}") for i in range(2)]
+        extra = [self.llm(t) for t in ("x", "y")]  # LINE-COMPREHENSION
+        late = LLMInference("fast")
+        return [*again, *extra, late(text)]  # LINE-LATE
+
+
+def _line(tag):
+    source = Path(__file__).read_text().splitlines()
+    return f"test_dynamic.py:{next(i for i, s in enumerate(source, 1) if s.endswith(tag))}"
+
+
+async def test_recorded_calls_name_their_helper_scope_and_source_line():
+    resources = ResourceConfig.simulated("fast")
+    result = await execute(Helpers(), "q", resources=resources)
+    assert result.ok
+    nodes = [result.graph.nodes[nid] for nid in result.graph.nodes]
+    seen = [(n.scope, n.source) for n in nodes]
+    assert seen == [
+        ((), _line("# LINE-DIRECT")),
+        (("ask#1",), _line("# LINE-ASK")),
+        (("ask#2",), _line("# LINE-ASK")),
+        ((), _line("# LINE-COMPREHENSION")),
+        ((), _line("# LINE-COMPREHENSION")),
+        ((), _line("# LINE-LATE")),
+    ]
