@@ -213,16 +213,49 @@ class Recorder(Tracer):
         out_kind: ValueKind,
         side_effects: bool = False,
         extra_params: tuple[str, ...] = (),
-        caller: FrameType | None = None,
     ) -> TracedValue:
-        frame = _FRAME.get()
-        assert frame is not None
         converted = self._convert_one(args) if len(args) == 1 and not kwargs else None
         if converted is not None:
             args, deps, params = converted
             kwargs = _NO_KWARGS
         else:
             (args, kwargs), deps, params = self._convert((tuple(args), dict(kwargs)))
+        if params:
+            extra_params = tuple(dict.fromkeys((*params, *extra_params)))
+        return self._add(
+            kind,
+            base_id,
+            name,
+            module,
+            module_path,
+            args,
+            kwargs,
+            deps,
+            extra_params,
+            out_kind,
+            sys._getframe(1),
+        )
+
+    def _add(
+        self,
+        kind: NodeKind,
+        base_id: str,
+        name: str,
+        module: Any,
+        module_path: str,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        deps: tuple[str, ...],
+        params: tuple[str, ...],
+        out_kind: ValueKind,
+        caller: FrameType | None,
+    ) -> TracedValue:
+        """Make a call (its arguments converted) a node of the run; returns its placeholder.
+
+        ``caller`` is the frame that made the call: the scope walk starts there.
+        """
+        frame = _FRAME.get()
+        assert frame is not None
         counts = frame.counts
         occurrence = counts[base_id] = counts.get(base_id, -1) + 1
         n = self._ids.get(base_id, 0)
@@ -231,7 +264,7 @@ class Recorder(Tracer):
             node_id = self._new_id(base_id)
         else:
             self._ids[base_id] = n + 1
-        scope, source = self._scope_and_source_from(caller or sys._getframe(1))
+        scope, source = self._scope_and_source_from(caller)
         node = GraphNode(  # positional: this runs for every call a run makes
             node_id,
             kind,
@@ -241,7 +274,7 @@ class Recorder(Tracer):
             args,
             kwargs,
             deps,
-            tuple(dict.fromkeys((*params, *extra_params))) if params else extra_params,
+            params,
             (*frame.scope, *scope) if frame.scope else scope,
             True,  # side effects: every call made runs (nothing is pruned in eager mode)
             True,
@@ -279,19 +312,22 @@ class Recorder(Tracer):
             facts = self._llm_calls.get(id(module))
             if facts is None:
                 facts = self._llm_facts(module)
-            path, base_id, name, params, out_kind = facts
-            return self._record(
-                NodeKind.LLM,
-                base_id,
-                name,
-                module,
-                path,
-                args,
-                kwargs,
-                out_kind=out_kind,
-                extra_params=params,
-                caller=sys._getframe(2),  # the code that called the module: skip ours
-            )
+            converted = self._convert_one(args)
+            if converted is not None and not converted[2]:  # a string or a call's placeholder
+                path, base_id, name, params, out_kind = facts
+                return self._add(
+                    NodeKind.LLM,
+                    base_id,
+                    name,
+                    module,
+                    path,
+                    converted[0],
+                    _NO_KWARGS,
+                    converted[1],
+                    params,
+                    out_kind,
+                    sys._getframe(2),  # the code that called the module: the walk skips ours
+                )
         return super().call_module(module, args, kwargs)
 
     def _llm_facts(self, module: LLMInference) -> tuple[str, str, str, tuple[str, ...], ValueKind]:
