@@ -5,6 +5,11 @@ process, endpoint ``max_concurrent=C``. Figure: the Ray backend's wall time
 over the local backend's: the per-call overhead Ray adds (shipping items and
 events, leasing slots from the coordinator), as a ratio and in µs per call.
 
+``io`` also runs define-by-run (the same call from an ``async def forward``:
+each call's node travels back with its events), against the local backend
+running the same module; and with a budget (``max_cost`` set, never
+reached), against Ray without one: the coordinator's permit before each start.
+
 ``cpu``: N items, each one 20 ms call followed by pure-Python post-processing
 (about `WORK` seconds of CPU, as a parser, scorer or verifier would spend).
 The local backend runs all that Python on one core; the Ray backend on one
@@ -34,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import plait
 from bench._common import (
     REPO,
+    SYSTEM,
     Figure,
     Result,
     Single,
@@ -107,64 +113,120 @@ def cluster_cpu(backend: RayBackend) -> float:
 
 
 async def _both(
-    backend: RayBackend, module: Any, texts: list[str], url: str, cap: int, rounds: int
-) -> tuple[Any, list[float]]:
-    """Alternating rounds of both backends; also each Ray round's CPU in the cluster."""
+    backend: RayBackend,
+    module: Any,
+    texts: list[str],
+    url: str,
+    cap: int,
+    rounds: int,
+    *,
+    budget: bool = False,
+) -> tuple[Any, dict[str, list[float]]]:
+    """Alternating rounds of both sides; also each Ray round's CPU in the cluster, per side.
+
+    The sides are the local backend and Ray; with ``budget``, Ray without a
+    budget and Ray with one set too high to be reached (what permits cost).
+    """
     resources = http_resources(url, cap)
-    cluster: list[float] = []
+    cluster: dict[str, list[float]] = {"baseline": [], "plait": []}
     await backend.worker_info()  # the workers run before anything is measured
 
-    async def local() -> list[Any]:
+    async def on_ray(side: str, **options: Any) -> list[Any]:
+        before = cluster_cpu(backend)
+        items = await run_batch(
+            module, texts, resources=resources, progress=False, backend=backend, **options
+        )
+        cluster[side].append(cluster_cpu(backend) - before)
+        return [item.output for item in items]
+
+    async def baseline() -> list[Any]:
+        if budget:
+            return await on_ray("baseline")
         items = await run_batch(module, texts, resources=resources, progress=False)
         return [item.output for item in items]
 
-    async def on_ray() -> list[Any]:
-        before = cluster_cpu(backend)
-        items = await run_batch(module, texts, resources=resources, progress=False, backend=backend)
-        cluster.append(cluster_cpu(backend) - before)
-        return [item.output for item in items]
+    async def plait_side() -> list[Any]:
+        return await on_ray("plait", **({"max_cost": 1e9} if budget else {}))
 
-    return await alternate(rounds, local, on_ray, timeout=600), cluster
+    return await alternate(rounds, baseline, plait_side, timeout=600), cluster
 
 
-def run_io(backend: RayBackend, calls: int = 2000, cap: int = 64, rounds: int = 3) -> Result:
-    """(a) Pure I/O: the per-call overhead of the Ray backend, as a ratio to the local one."""
+class Recorded(Module):
+    """`Single` written define-by-run: its call is recorded as the item runs (a graph per item)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = LLMInference("fast", system_prompt=SYSTEM)
+
+    async def forward(self, text: str) -> str:
+        return await self.answer(text)
+
+
+def run_io(
+    backend: RayBackend,
+    calls: int = 2000,
+    cap: int = 64,
+    rounds: int = 3,
+    *,
+    variant: str = "traced",
+) -> Result:
+    """(a) Pure I/O: the per-call overhead of the Ray backend, as a ratio to the local one.
+
+    ``variant``: "traced" (`Single`), "define-by-run" (`Recorded`: each call's
+    node travels back), or "budget" (`Single` on Ray, with a budget set against
+    without: the permit each start waits for).
+    """
     texts = prompts(calls)
+    module = Recorded() if variant == "define-by-run" else Single()
+    budget = variant == "budget"
     with simulator_process(latency=0.0) as server:
-        measured, cluster = asyncio.run(_both(backend, Single(), texts, server.url, cap, rounds))
-    local, ray = measured.median("baseline"), measured.median("plait")
-    local_cpu = measured.median("baseline", "cpu") / calls * 1e6
-    ray_cpu = (median([t.cpu for t in measured.plait]) + median(cluster)) / calls * 1e6
+        measured, cluster = asyncio.run(
+            _both(backend, module, texts, server.url, cap, rounds, budget=budget)
+        )
+    base, ray = measured.median("baseline"), measured.median("plait")
+    base_cpu = measured.median("baseline", "cpu")
+    if budget:
+        base_cpu += median(cluster["baseline"])
+    base_cpu = base_cpu / calls * 1e6
+    ray_cpu = (median([t.cpu for t in measured.plait]) + median(cluster["plait"])) / calls * 1e6
     shape = f"{calls:,} one-call items, zero latency, cap {cap}"
+    group, baseline_name = "ray: I/O-bound", "local backend"
+    if variant == "define-by-run":
+        group, shape = "ray: define-by-run", f"{shape}, async forward"
+    elif budget:
+        group, baseline_name = "ray: budget", "Ray, no budget"
+        shape = f"{shape}, max_cost set (not reached)"
     figures = (
         Figure(
-            "ray: I/O-bound",
+            group,
             f"{shape}: wall time",
             "s",
-            local,
+            base,
             ray,
-            baseline_name="local backend",
+            baseline_name=baseline_name,
             note=f"median of {rounds}",
         ),
         Figure(
-            "ray: I/O-bound",
+            group,
             f"{shape}: CPU per call, all processes",
             "µs",
-            local_cpu,
+            base_cpu,
             ray_cpu,
-            baseline_name="local backend",
+            baseline_name=baseline_name,
             note="caller + workers + coordinator",
         ),
     )
     details = {
+        "variant": variant,
         "calls": calls,
         "cap": cap,
         "rounds": measured.to_dict(),
-        "cluster_cpu": cluster,
+        "cluster_cpu": cluster["plait"],
         "same_outputs": measured.outputs["baseline"] == measured.outputs["plait"],
-        "cpu_us_per_call": {"local": local_cpu, "ray": ray_cpu},
+        "cpu_us_per_call": {"baseline": base_cpu, "ray": ray_cpu},
     }
-    return Result("ray_io", figures, details)
+    name = {"traced": "ray_io", "define-by-run": "ray_io_dynamic", "budget": "ray_io_budget"}
+    return Result(name[variant], figures, details)
 
 
 def run_cpu(backend: RayBackend, cores: int, items: int = 48, rounds: int = 3) -> Result:
@@ -195,7 +257,7 @@ def run_cpu(backend: RayBackend, cores: int, items: int = 48, rounds: int = 3) -
         "rounds": measured.to_dict(),
         "same_outputs": measured.outputs["baseline"] == measured.outputs["plait"],
         "speedup": local / ray,
-        "cluster_cpu": cluster,
+        "cluster_cpu": cluster["plait"],
     }
     return Result("ray_cpu", (figure,), details)
 
@@ -210,8 +272,9 @@ def run(quick: bool = False, backend: RayBackend | None = None) -> list[Result]:
     asyncio.run(backend.worker_info())  # start the workers before anything is measured
     started = time.perf_counter() - start
     try:
+        io = {"calls": 300, "rounds": 1} if quick else {}
         results = [
-            run_io(backend, calls=300, rounds=1) if quick else run_io(backend),
+            *(run_io(backend, **io, variant=v) for v in ("traced", "define-by-run", "budget")),
             run_cpu(backend, cores, items=8, rounds=1) if quick else run_cpu(backend, cores),
         ]
     finally:

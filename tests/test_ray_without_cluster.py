@@ -1,6 +1,7 @@
 """The Ray backend's parts that need no cluster: the coordinator's ledger, and refusals.
 
-The ledger: slots, fair shares, start times, 429 pauses and lost workers, on a fake clock.
+The ledger: slots, fair shares, start times, 429 pauses, lost workers and the budget, on a
+fake clock.
 """
 
 import asyncio
@@ -11,8 +12,10 @@ import sys
 import pytest
 
 from plait import LLMInference, Module, ResourceConfig, run_batch
-from plait.errors import ConfigError
+from plait.clients.base import Usage
+from plait.errors import BudgetExceeded, ConfigError
 from plait.ray import EndpointLimits, Ledger
+from plait.ray.leases import ClusterBudget, Leases
 
 
 class Clock:
@@ -144,12 +147,44 @@ class Echo(Module):
         return self.llm(text)
 
 
-def test_unknown_backends_and_budgets_are_refused_before_anything_runs():
+def test_unknown_backends_are_refused_before_anything_runs():
     with pytest.raises(ConfigError, match="backend='cluster'"):
         asyncio.run(run_batch(Echo(), ["a"], backend="cluster"))
-    resources = ResourceConfig.simulated("fast")
-    with pytest.raises(ConfigError, match="max_cost"):
-        asyncio.run(run_batch(Echo(), ["a"], resources=resources, backend="ray", max_cost=1.0))
+
+
+def test_the_budget_permits_starts_only_while_the_clusters_spending_is_under_it():
+    books = Ledger({"fast": EndpointLimits(4)}, None, clock=Clock(), budget=(10.0, None))
+    first = books.sync("w1", {}, {"cost": 0.0, "tokens": 0, "starts": 3})["budget"]
+    assert first == {"cost": 0.0, "tokens": 0, "granted": 3}  # in flight at once, as locally
+    books.sync("w2", {}, {"cost": 6.0, "tokens": 60, "starts": 0})
+    # w1 still hears of w2's spending, and it adds its own: together they reach the budget.
+    after = books.sync("w1", {}, {"cost": 4.5, "tokens": 40, "starts": 2})["budget"]
+    assert after == {"cost": 10.5, "tokens": 100, "granted": 0}
+    assert books.sync("w2", {}, {"starts": 1})["budget"]["granted"] == 0
+    tokens = Ledger({}, None, clock=Clock(), budget=(None, 100))
+    assert tokens.sync("w1", {}, {"tokens": 99, "starts": 1})["budget"]["granted"] == 1
+    assert tokens.sync("w1", {}, {"tokens": 1, "starts": 1})["budget"]["granted"] == 0
+    assert "budget" not in Ledger({}, None).sync("w1", {}, {"starts": 1})  # no budget set
+
+
+async def test_a_workers_starts_wait_for_the_permit_and_stop_when_the_cluster_is_over_budget():
+    books = Ledger({"fast": EndpointLimits(2)}, None, clock=Clock(), budget=(1.0, None))
+    resources = ResourceConfig.simulated("fast", max_concurrent=2)
+
+    async def sync(report, spend):
+        return books.sync("w1", report, spend)
+
+    budget = ClusterBudget(1.0, None)
+    leases = Leases(sync, resources, budget)
+    await leases.acquire("fast", 0)  # under the budget: permitted
+    budget.charge(Usage(10, 5), 0.6)
+    books.sync("w2", {}, {"cost": 0.5, "starts": 0})  # another worker spent the rest
+    with pytest.raises(BudgetExceeded, match="max_cost"):
+        await leases.acquire("fast", 0)
+    assert budget.exhausted and budget.cost == pytest.approx(1.1)  # it learned the cluster's total
+    assert leases._leases["fast"].in_use == 1  # the refused start gave its slot back
+    leases.release("fast")
+    await leases.aclose()
 
 
 def test_without_ray_installed_the_error_says_what_to_install(monkeypatch):

@@ -33,7 +33,7 @@ from plait.execution.result import BatchItem
 from plait.execution.run import open_manager, run_blocking, split_options
 from plait.execution.settings import ExecutionSettings, effective_options
 
-BATCH_OPTIONS = ("progress", "on_progress", "on_profile")
+BATCH_OPTIONS = ("progress", "on_progress", "on_profile", "backend")
 
 
 def example_pairs(examples: Iterable[Any], name: str = "examples") -> list[tuple[Any, Any]]:
@@ -118,7 +118,8 @@ async def evaluate(
     or a `Feedback`, or is a plait loss (see `plait.evaluation.metrics`).
     Other keywords are run options (``resources``, ``max_concurrent``,
     ``checkpoint``, ``max_cost``, ``store``...) and the batch's ``progress`` /
-    ``on_progress`` / ``on_profile``.
+    ``on_progress`` / ``on_profile`` / ``backend`` (``backend="ray"`` runs the
+    examples on a Ray cluster; the metric runs here).
 
         result = await plait.evaluate(pipeline, examples, exact_match, resources=resources)
         result.score, result.failures(), result.to_dataframe()

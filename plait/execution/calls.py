@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from plait.errors import PlaitError, ProviderError, RateLimitError
+from plait.errors import BudgetExceeded, PlaitError, ProviderError, RateLimitError
 from plait.execution import events as ev
 from plait.execution.budget import Budget
 from plait.execution.cache import ResponseCache, cache_for, cache_key
@@ -168,6 +168,10 @@ class EndpointCalls:
                 await asyncio.sleep(delay)
                 self._emit(ev.NodeWaiting(self.now(), nid, alias, "backoff", delay))
                 continue
+            except BudgetExceeded as exc:  # a budget shared across processes refused the start
+                self.pool.release(alias, slot)
+                record.attempts = attempt - 1
+                return (Value(ValueKind.ERROR, exc, nid, {"node": nid}), CANCELLED, exc), None
             except (PlaitError, ValueError, TypeError, KeyError) as exc:
                 self.pool.release(alias, slot)
                 return self._failed(nid, exc), None

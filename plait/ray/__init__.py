@@ -2,9 +2,11 @@
 
 A tour: `RayBackend` (backend.py) traces on the caller and hands items out
 in shares (dispatch.py) to `BatchWorker` actors (worker.py), each running
-plait's own scheduler on many items at once. Endpoint limits hold for the
-whole cluster through one `Coordinator` actor whose `Ledger` leases slots
-and start times to the workers (coordinator.py); the workers' endpoints
+plait's own scheduler on many items at once; graphs that grow while an item
+runs (define-by-run) come back as nodes rebound to the caller's modules
+(graphs.py). Endpoint limits and the budget hold for the whole cluster
+through one `Coordinator` actor whose `Ledger` leases slots and start times
+and permits starts to the workers (coordinator.py); the workers' endpoints
 take them through `Leases` (leases.py). Ray itself is an optional extra
 (``pip install 'plait[ray]'``), imported only when a batch uses it.
 """

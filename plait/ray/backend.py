@@ -7,7 +7,8 @@ has the next share ready when one ends. Workers send back events and
 finished items every few tens of milliseconds; the caller replays the events
 into its own event log (so ``on_event``, the progress bar, ``on_progress`` and
 the ``%%plait`` view see one batch, as they would locally) and rebuilds each
-item's `RunResult` around its own graph.
+item's `RunResult` around its own graph, grown with the calls the item
+recorded on its worker (define-by-run; see `plait.ray.graphs`).
 
 When a worker dies, the items of its unfinished shares go back to the queue
 for the other workers, the coordinator is told to return its slots (after
@@ -35,6 +36,9 @@ from plait.execution.result import BatchItem, build_profile
 from plait.execution.run import (
     EventLog,
     check_aliases,
+    dynamic_graph,
+    graph_hash,
+    module_fingerprint,
     open_endpoints,
     run_recorder,
     split_options,
@@ -55,22 +59,23 @@ _INSTALL = "pip install 'plait[ray]' (or: pip install ray)"
 def _prepare(
     module: Any, items: list[Any], opts: RunOptions
 ) -> tuple[list[Call], list[InferenceGraph], ResourceConfig, frozenset[str]]:
-    """Each item's arguments and graph (one trace per call shape), the resources, graph hashes.
+    """Each item's arguments and graph, the resources, and the checkpoint's graph hashes.
 
-    Everything that can be refused is checked here, before any worker is involved:
+    A traced module is traced once per call shape; a define-by-run module gets
+    an empty graph per item, grown from what its worker records. Everything
+    that can be refused is checked here, before any worker is involved:
     arguments ``forward`` cannot take, unknown aliases, missing API keys, and a
     checkpoint written by another pipeline.
     """
-    if is_dynamic(module):
-        raise ConfigError(
-            f"{type(module).__name__}.forward is async (define-by-run): backend='ray' runs "
-            "traced pipelines only for now. Run this batch with backend='local', or write "
-            "forward as a plain def so it can be traced."
-        )
     calls = check_items(module, items)
-    graphs: dict[str, InferenceGraph] = {}
+    graphs: dict[Any, InferenceGraph] = {}
     item_graphs = []
-    for args, kwargs in calls:
+    dynamic = is_dynamic(module)
+    for index, (args, kwargs) in enumerate(calls):
+        if dynamic:
+            graph = graphs[index] = dynamic_graph(module, args, kwargs, like=graphs.get(0))
+            item_graphs.append(graph)
+            continue
         key = call_shape(args, kwargs)
         if key not in graphs:
             graphs[key] = trace(module, *args, **kwargs)
@@ -81,7 +86,7 @@ def _prepare(
     check_aliases(list(graphs.values()), resources)
     resources = resources or ResourceConfig({})
     open_endpoints(ResourceManager(resources), list(graphs.values()))  # keys, before any call
-    hashes = frozenset(g.structural_hash() for g in graphs.values()) if opts.checkpoint else None
+    hashes = frozenset(graph_hash(g) for g in graphs.values()) if opts.checkpoint else None
     if opts.checkpoint:
         Checkpoint(opts.checkpoint, set(hashes or ())).close()
     return calls, item_graphs, resources, hashes or frozenset()
@@ -211,11 +216,9 @@ class RayBackend:
                 "forward() as its one argument, or spread with plait.Args(q, k=3) per item"
             )
         opts, _ = effective_options(explicit, module)
+        budget = None
         if opts.max_cost is not None or opts.max_tokens is not None:
-            raise ConfigError(
-                "max_cost / max_tokens are not supported with backend='ray' yet (each worker "
-                "would spend its own budget); run this batch with backend='local'"
-            )
+            budget = (opts.max_cost, opts.max_tokens)  # held by the coordinator, for every worker
         items = list(inputs)
         calls, item_graphs, resources, hashes = _prepare(module, items, opts)
         recorder = run_recorder(opts.store, "batch", module, len(items))
@@ -230,7 +233,7 @@ class RayBackend:
             alias: EndpointLimits(config.max_concurrent, config.rpm, config.tpm, config.timeout)
             for alias, config in resources.items()
         }
-        await self._coordinator.open.remote(batch, limits, global_cap)
+        await self._coordinator.open.remote(batch, limits, global_cap, budget)
         plan = WorkerPlan(
             resources,
             global_cap,
@@ -238,6 +241,8 @@ class RayBackend:
             hashes,
             opts.cache,
             started,
+            fingerprint=module_fingerprint(module) if is_dynamic(module) else "",
+            budget=budget,
         )
         run = BatchRun(
             self,
@@ -295,7 +300,7 @@ class RayBackend:
                     log.events,
                     endpoints=run.endpoints,
                     max_concurrent=global_cap,
-                    graphs=dict(enumerate(item_graphs)),
+                    graphs=dict(enumerate(run.rebuilder.graphs)),
                 )
                 for result in run.results:
                     result.profile = profile

@@ -19,6 +19,10 @@ what happened since the last call (successes, 429s, real token counts).
   an over-rate, not a lone refusal) pauses every worker's starts
   (``paused_until``) and lowers the effective rpm, which recovers with
   successes, as on one machine.
+- A budget (``max_cost`` / ``max_tokens``) is the batch's, not a worker's:
+  workers report what they were charged and ask for a permit before every
+  start; the ledger permits starts only while the batch's spending is under
+  the limits, so it passes them by at most the calls in flight.
 - A lost worker's slots return to the pool only after the endpoint's
   ``timeout``: the requests it had in flight may still be running at the
   server, which must never see more than ``max_concurrent`` at once.
@@ -34,6 +38,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from plait.execution.budget import Budget
 
 HORIZON = 1.0  # seconds ahead the ledger will schedule a start time
 _BACKOFF = 1.0  # pause after a 429 without Retry-After, as RateLimiter's default
@@ -68,13 +74,14 @@ class _Endpoint:
 
 
 class Ledger:
-    """Slots, start times and 429 pauses for every endpoint of one batch, shared by its workers."""
+    """Slots, start times, 429 pauses and the budget of one batch, shared by its workers."""
 
     def __init__(
         self,
         endpoints: Mapping[str, EndpointLimits],
         global_cap: int | None = None,
         clock: Callable[[], float] = time.time,
+        budget: tuple[float | None, int | None] | None = None,
     ) -> None:
         self._endpoints = {
             alias: _Endpoint(limits, effective_rpm=limits.rpm)
@@ -82,8 +89,14 @@ class Ledger:
         }
         self.global_cap = global_cap
         self._clock = clock
+        self.budget = Budget(*budget) if budget is not None else None
 
-    def sync(self, worker: str, report: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    def sync(
+        self,
+        worker: str,
+        report: Mapping[str, Mapping[str, Any]],
+        spend: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Settle ``worker``'s report and answer it, per endpoint alias.
 
         A report entry may hold ``release`` (slots handed back), ``want``
@@ -96,11 +109,19 @@ class Ledger:
         others wait, None when nobody waits), ``starts`` (start times, one per
         estimate from the front, possibly fewer), ``slack`` (how late a start
         time may still be used) and ``paused_until``.
+
+        With a budget, ``spend`` reports the ``cost`` and ``tokens`` the worker
+        was charged since its last sync and the ``starts`` it asks to make; the
+        answer's ``budget`` holds the batch's ``cost`` and ``tokens`` so far and
+        how many starts are ``granted``: all of them while the spending is under
+        the limits, none once it is not.
         """
         now = self._clock()
         for alias, entry in report.items():
             self._settle(alias, worker, entry, now)
         answer: dict[str, Any] = {"now": now}
+        if spend is not None and self.budget is not None:
+            answer["budget"] = self._spend(spend)
         for alias, entry in report.items():
             endpoint = self._endpoints[alias]
             answer[alias] = {
@@ -111,6 +132,16 @@ class Ledger:
                 "paused_until": endpoint.paused_until,
             }
         return answer
+
+    def _spend(self, spend: Mapping[str, Any]) -> dict[str, Any]:
+        budget = self.budget
+        assert budget is not None
+        # Charges first: a start asked for in the same sync as the charge that spent the
+        # budget is refused.
+        budget.cost += float(spend.get("cost", 0.0))
+        budget.tokens += int(spend.get("tokens", 0))
+        granted = 0 if budget.exhausted else int(spend.get("starts", 0))
+        return {"cost": budget.cost, "tokens": budget.tokens, "granted": granted}
 
     def lost(self, worker: str) -> None:
         """Forget a dead worker: its slots return after the endpoint's timeout."""
@@ -245,12 +276,22 @@ class Coordinator:
         self._ledgers: dict[str, Ledger] = {}
 
     def open(
-        self, batch: str, endpoints: Mapping[str, EndpointLimits], global_cap: int | None
+        self,
+        batch: str,
+        endpoints: Mapping[str, EndpointLimits],
+        global_cap: int | None,
+        budget: tuple[float | None, int | None] | None = None,
     ) -> None:
-        self._ledgers[batch] = Ledger(endpoints, global_cap)
+        self._ledgers[batch] = Ledger(endpoints, global_cap, budget=budget)
 
-    def sync(self, batch: str, worker: str, report: Mapping[str, Any]) -> dict[str, Any]:
-        return self._ledgers[batch].sync(worker, report)
+    def sync(
+        self,
+        batch: str,
+        worker: str,
+        report: Mapping[str, Any],
+        spend: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return self._ledgers[batch].sync(worker, report, spend)
 
     def lost(self, batch: str, worker: str) -> None:
         ledger = self._ledgers.get(batch)

@@ -2,10 +2,11 @@
 
 Items wait in one queue in input order. Each live worker serves two shares
 at a time (while one ends, the next runs); a share is a Ray streaming call
-whose `Update`s are replayed here as they arrive. A worker that dies takes
-nothing with it: the unfinished items of its shares go back to the front of
-the queue, the coordinator is told, and a replacement starts (up to as many
-replacements as the batch had workers).
+whose `Update`s are replayed here as they arrive (a recorded node grows its
+item's graph before its ``node_added`` event is replayed). A worker that dies
+takes nothing with it: the unfinished items of its shares go back to the
+front of the queue (each to grow a fresh graph), the coordinator is told, and
+a replacement starts (up to as many replacements as the batch had workers).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from plait.execution.batch import _Progress
 from plait.execution.result import BatchItem, RunResult
 from plait.execution.run import EventLog, caller_output, result_error
 from plait.graph import InferenceGraph
+from plait.ray.graphs import Rebuilder
 from plait.ray.worker import Call, Update, WorkerPlan
 from plait.resources.config import ResourceConfig
 from plait.values import unwrap
@@ -57,7 +59,7 @@ class BatchRun:
         self.calls = calls
         self.plan = plan
         self.module_ref = ray.put(_shippable(module))
-        self.graphs = graphs
+        self.rebuilder = Rebuilder(module, graphs)
         self.log = log
         self.tracker = tracker
         self.resources = resources
@@ -120,6 +122,7 @@ class BatchRun:
             for index in share:
                 if index in self._dispatched:
                     self._events[index] = []  # a re-run: its result keeps only its own events
+                    self.rebuilder.restart(index)
                 self._dispatched.add(index)
             unfinished = set(share)
             try:
@@ -154,7 +157,9 @@ class BatchRun:
 
     def _relay(self, update: Update, unfinished: set[int]) -> None:
         events = self._events
+        rebuild = self.rebuilder.event
         for event in update.events:
+            event = rebuild(event)
             self.log.emit(event)
             if event.item is not None:
                 events[event.item].append(event)
@@ -165,7 +170,7 @@ class BatchRun:
                 continue
             self._delivered.add(index)
             result = RunResult(
-                outcome.graph or self.graphs[index],
+                self.rebuilder.finished(index, outcome.grown),
                 unwrap(outcome.values),
                 outcome.values,
                 outcome.nodes,
@@ -177,6 +182,7 @@ class BatchRun:
                 endpoints=self.endpoints,
                 max_concurrent=self.global_cap,
                 resources=self.resources,
+                forward_error=outcome.forward_error,
             )
             self.records[index] = outcome.nodes
             self.results.append(result)

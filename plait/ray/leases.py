@@ -11,7 +11,10 @@ waits for, and (with rpm or tpm set) to get start times.
 `ClusterManager` is a `ResourceManager` whose endpoints consult the leases:
 their limiter (`ClusterLimiter`) waits for a leased slot and a start time
 before each attempt, and their client (`LeasedClient`) gives the slot back
-when the attempt ends, however it ends.
+when the attempt ends, however it ends. With a budget, each attempt also
+waits for the coordinator's permit (`ClusterBudget`), after its slot and
+before its start time; a refusal raises `BudgetExceeded`, which the
+scheduler records as a cancelled call, as a local budget does.
 """
 
 from __future__ import annotations
@@ -23,12 +26,58 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from plait.clients.base import ChatClient, ChatRequest, ChatResponse, DeltaCallback
+from plait.clients.base import ChatClient, ChatRequest, ChatResponse, DeltaCallback, Usage
+from plait.execution.budget import Budget
 from plait.resources.config import ResourceConfig
 from plait.resources.manager import Endpoint, ResourceManager
 
 INTERVAL = 0.05  # seconds between syncs while this worker holds slots or waits
-Sync = Callable[[dict[str, dict[str, Any]]], Awaitable[dict[str, Any]]]
+Sync = Callable[[dict[str, dict[str, Any]], dict[str, Any] | None], Awaitable[dict[str, Any]]]
+
+
+class ClusterBudget(Budget):
+    """A batch's budget on one worker: the cluster's spending at the last sync, plus its own since.
+
+    The scheduler charges it (as it charges a local `Budget`); `Leases` reports
+    the charges at the next sync and, before every start, asks the coordinator,
+    which permits starts only while the cluster's spending is under the limits.
+    """
+
+    def __init__(self, max_cost: float | None = None, max_tokens: int | None = None) -> None:
+        super().__init__(max_cost, max_tokens)
+        self.unreported_cost = 0.0
+        self.unreported_tokens = 0
+        self.asks: list[asyncio.Future[bool]] = []  # starts waiting for the coordinator's word
+        self.on_charge: Callable[[], None] | None = None
+
+    def charge(self, usage: Usage, cost: float) -> None:
+        super().charge(usage, cost)
+        self.unreported_cost += cost
+        self.unreported_tokens += usage.total_tokens
+        if self.on_charge is not None:
+            self.on_charge()
+
+    def busy(self) -> bool:
+        return bool(self.unreported_cost or self.unreported_tokens or self.asks)
+
+    def report(self) -> tuple[dict[str, Any], list[asyncio.Future[bool]]]:
+        """What to tell the coordinator (charges, starts asked for), and the asks it answers."""
+        asked = [future for future in self.asks if not future.done()]
+        entry = {
+            "cost": self.unreported_cost,
+            "tokens": self.unreported_tokens,
+            "starts": len(asked),
+        }
+        self.unreported_cost, self.unreported_tokens = 0.0, 0
+        self.asks = []
+        return entry, asked
+
+    def apply(self, answer: Mapping[str, Any], asked: list[asyncio.Future[bool]]) -> None:
+        self.cost = answer["cost"] + self.unreported_cost
+        self.tokens = answer["tokens"] + self.unreported_tokens
+        for n, future in enumerate(asked):
+            if not future.done():
+                future.set_result(n < answer["granted"])
 
 
 class _Lease:
@@ -112,8 +161,13 @@ class _Lease:
 class Leases:
     """This worker's leases for every alias, kept in step with the coordinator by one loop."""
 
-    def __init__(self, sync: Sync, resources: ResourceConfig) -> None:
+    def __init__(
+        self, sync: Sync, resources: ResourceConfig, budget: ClusterBudget | None = None
+    ) -> None:
         self._sync = sync
+        self.budget = budget
+        if budget is not None:
+            budget.on_charge = self._poke  # the coordinator hears of spending at once
         self._leases = {
             alias: _Lease(config.rpm is not None or config.tpm is not None)
             for alias, config in resources.items()
@@ -141,17 +195,25 @@ class Leases:
                 for future in waiting:
                     if not future.done():
                         future.set_exception(exc)
+            for ask in self.budget.asks if self.budget is not None else ():
+                if not ask.done():
+                    ask.set_exception(exc)
 
     async def _loop(self) -> None:
         while True:
             leases = {alias: lease for alias, lease in self._leases.items() if lease.busy()}
-            if not leases:
+            budget = self.budget
+            if not leases and (budget is None or not budget.busy()):
                 return  # nothing held or wanted; the next request starts the loop again
             self._wake.clear()
-            answer = await self._sync({alias: lease.report() for alias, lease in leases.items()})
+            spend, asked = budget.report() if budget is not None else (None, [])
+            report = {alias: lease.report() for alias, lease in leases.items()}
+            answer = await self._sync(report, spend)
             self.calls += 1
             for alias, lease in leases.items():
                 lease.apply(answer[alias])
+            if budget is not None:
+                budget.apply(answer["budget"], asked)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), INTERVAL)
 
@@ -174,11 +236,23 @@ class Leases:
                     self.release(alias)
                 raise
         try:
+            if self.budget is not None:
+                await self._permit(self.budget)
             await self._start(lease, tokens)
         except BaseException:
             self.release(alias)
             raise
         return time.monotonic() - began
+
+    async def _permit(self, budget: ClusterBudget) -> None:
+        """Wait for the coordinator to permit a start under the batch's budget (else raise)."""
+        if not budget.exhausted:
+            future = asyncio.get_running_loop().create_future()
+            budget.asks.append(future)
+            self._poke()
+            if await future:
+                return
+        raise budget.error()  # the scheduler records the call as cancelled, as for a local budget
 
     async def _start(self, lease: _Lease, tokens: int) -> None:
         while True:
@@ -232,9 +306,13 @@ class Leases:
         for lease in self._leases.values():
             lease.release += lease.held
             lease.held = 0
-        if any(lease.release for lease in self._leases.values()):
+        budget = self.budget
+        if any(lease.release for lease in self._leases.values()) or (budget and budget.busy()):
             report = {a: lease.report() for a, lease in self._leases.items() if lease.release}
-            await self._sync(report)
+            spend, asked = budget.report() if budget is not None else (None, [])
+            answer = await self._sync(report, spend)
+            if budget is not None:
+                budget.apply(answer["budget"], asked)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -5,7 +5,10 @@ parameters of that moment) and then any number of shares: lists of
 ``(index, (args, kwargs))``. It runs every item of a share concurrently on its own
 event loop, exactly as the local backend does (one `SlotPool` for all its
 items, priorities by remaining path), with endpoints whose slots and start
-times come from the coordinator (`ClusterManager`). `run` is a Ray
+times (and, with a budget, permits) come from the coordinator
+(`ClusterManager`). A define-by-run module runs its ``async forward`` per
+item, as locally; the nodes it records travel back without their modules
+(`plait.ray.graphs`). `run` is a Ray
 streaming generator: it yields an `Update` every `FLUSH` seconds with the
 events since the last one and the items that finished.
 """
@@ -24,16 +27,19 @@ from types import SimpleNamespace
 from typing import Any
 
 from plait.clients.base import Usage
+from plait.errors import ExecutionError
 from plait.execution import events as ev
 from plait.execution.batch import _shape
 from plait.execution.cache import cache_for
 from plait.execution.checkpoint import Checkpoint
+from plait.execution.dynamic import is_dynamic
 from plait.execution.pool import SlotPool
 from plait.execution.result import DONE, NodeRecord
-from plait.execution.run import build_result, graph_inputs
+from plait.execution.run import build_result, dynamic_graph, graph_inputs
 from plait.execution.scheduler import GraphRun
 from plait.graph import InferenceGraph
-from plait.ray.leases import ClusterManager, Leases
+from plait.ray.graphs import Grown, Shipper
+from plait.ray.leases import ClusterBudget, ClusterManager, Leases
 from plait.resources.config import ResourceConfig
 from plait.tracing import trace
 
@@ -56,6 +62,8 @@ class WorkerPlan:
     graph_hashes: frozenset[str]
     cache: Any
     started: float  # the caller's wall-clock start: event times count from it
+    fingerprint: str = ""  # a define-by-run module's checkpoint key (`module_fingerprint`)
+    budget: tuple[float | None, int | None] | None = None  # (max_cost, max_tokens), cluster-wide
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,8 @@ class ItemOutcome:
     usage: Usage
     cost: float
     makespan: float
-    graph: InferenceGraph | None = None  # set when the run grew the graph (calls made by ops)
+    grown: Grown | None = None  # the nodes its run recorded (define-by-run, or module nodes' calls)
+    forward_error: BaseException | None = None  # what an async forward raised, if anything
 
 
 @dataclass(frozen=True)
@@ -84,23 +93,35 @@ class _Batch:
     """One batch as a worker runs it: the module, its settings, leases and the shared slot pool."""
 
     def __init__(self, name: str, coordinator: Any, batch: str, module: Any, plan: WorkerPlan):
-        async def sync(report: dict[str, dict[str, Any]]) -> dict[str, Any]:
-            return await coordinator.sync.remote(batch, name, report)
+        async def sync(
+            report: dict[str, dict[str, Any]], spend: dict[str, Any] | None
+        ) -> dict[str, Any]:
+            return await coordinator.sync.remote(batch, name, report, spend)
 
         self.module = module
         self.plan = plan
-        self.leases = Leases(sync, plan.resources)
+        self.dynamic = is_dynamic(module)
+        self.budget = ClusterBudget(*plan.budget) if plan.budget is not None else None
+        self.leases = Leases(sync, plan.resources, self.budget)
         self.manager = ClusterManager(plan.resources, self.leases)
         self.pool = SlotPool(plan.global_cap)
         self.cache = cache_for(plan.cache)
         self.rng = random.Random()
+        self.shipper = Shipper(module)
         self._graphs: dict[str, InferenceGraph] = {}
+        self._like: InferenceGraph | None = (
+            None  # the first define-by-run graph: items share its layout
+        )
         self._runners: set[asyncio.Task[None]] = set()
 
     def _now(self) -> float:
         return time.time() - self.plan.started
 
     def _graph(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> InferenceGraph:
+        if self.dynamic:
+            grown = dynamic_graph(self.module, args, kwargs, like=self._like)
+            self._like = self._like or grown
+            return grown
         key = call_shape(args, kwargs)
         graph = self._graphs.get(key)
         if graph is None:
@@ -115,28 +136,37 @@ class _Batch:
             else None
         )
         pending = Update()
+        events = pending.events
+        ship = self.shipper.event
+
+        def emit(event: ev.Event) -> None:
+            events.append(ship(event))  # a recorded node travels without its module
 
         async def one(index: int, call: Call) -> None:
             args, kwargs = call
             graph = self._graph(args, kwargs)
+            graph_hash = ""
+            if checkpoint is not None:
+                graph_hash = self.plan.fingerprint if self.dynamic else graph.structural_hash()
             graph_run = GraphRun(
                 graph,
-                graph_inputs(graph, args, kwargs),
+                {} if self.dynamic else graph_inputs(graph, args, kwargs),
                 manager=self.manager,
                 pool=self.pool,
-                emit=pending.events.append,
+                emit=emit,
                 clock=self._now,
                 rng=self.rng,
                 item=index,
                 checkpoint=checkpoint,
-                graph_hash=graph.structural_hash() if checkpoint is not None else "",
+                graph_hash=graph_hash,
                 cache=self.cache,
+                budget=self.budget,
+                root_call=(self.module, args, kwargs) if self.dynamic else None,
             )
             start = self._now()
             await graph_run.run()
-            grown = graph_run.graph if graph_run.graph is not graph else None
             no_log = SimpleNamespace(events=[])  # the caller keeps the events
-            result = build_result(graph_run, no_log, DONE, self._now() - start)  # type: ignore[arg-type]
+            result = build_result(graph_run, no_log, DONE, self._now() - start, self.budget)  # type: ignore[arg-type]
             pending.items.append(
                 ItemOutcome(
                     index,
@@ -146,7 +176,8 @@ class _Batch:
                     result.usage,
                     result.cost,
                     result.makespan,
-                    grown,
+                    self.shipper.grown(graph, graph_run.graph),
+                    _picklable(result.forward_error),
                 )
             )
 
@@ -184,6 +215,19 @@ class _Batch:
         await asyncio.gather(*self._runners, return_exceptions=True)
         await self.leases.aclose()
         await self.manager.aclose()
+
+
+def _picklable(error: BaseException | None) -> BaseException | None:
+    """``error``, or an `ExecutionError` with its text if it cannot travel to the caller."""
+    if error is None:
+        return None
+    from ray import cloudpickle  # what Ray sends the update with; only workers import this
+
+    try:
+        cloudpickle.dumps(error)
+    except Exception:
+        return ExecutionError(f"{type(error).__name__}: {error}")
+    return error
 
 
 class BatchWorker:
