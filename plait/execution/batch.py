@@ -30,6 +30,7 @@ from plait.execution.pool import SlotPool
 from plait.execution.result import DONE, BatchItem, RunResult, build_profile
 from plait.execution.run import (
     EventLog,
+    RunOptions,
     RunStores,
     build_result,
     caller_output,
@@ -164,6 +165,17 @@ def _backend(backend: Any) -> Any:
     )
 
 
+def batch_options(options: dict[str, Any]) -> RunOptions:
+    """The run options given to a batch (any backend); an unknown one is refused."""
+    explicit, extra = split_options(dict(options))
+    if extra:
+        raise ConfigError(
+            f"unknown batch option(s) {', '.join(sorted(extra))}; each input is passed to "
+            "forward() as its one argument, or spread with plait.Args(q, k=3) per item"
+        )
+    return explicit
+
+
 def _plan(
     module: Module, items: list[Any], dynamic: bool
 ) -> tuple[list[InferenceGraph], list[tuple[InferenceGraph, dict[str, Any]]]]:
@@ -187,7 +199,46 @@ def _plan(
     return list(graphs.values()), plans
 
 
-class _BatchRun:
+class ItemStream:
+    """A batch's finished items, on any backend: counted, saved, and read as they finish."""
+
+    def __init__(self, module: Module, items: list[Any], tracker: _Progress, recorder: Any) -> None:
+        self.module, self.items, self.tracker = module, items, tracker
+        self.recorder = recorder  # saves each finished item to the run store, if one is set
+        self.results: list[RunResult] = []  # to attach the batch profile to
+        self.finished: asyncio.Queue[BatchItem] = asyncio.Queue()
+
+    def deliver(self, index: int, result: RunResult) -> None:
+        """Item ``index`` finished with ``result``: count it, save it, hand it to the reader."""
+        self.results.append(result)
+        error = result_error(result)
+        ok = error is None
+        self.tracker.item_finished(ok)
+        output = caller_output(self.module, result, index) if ok else None
+        done = BatchItem(index, self.items[index], ok, output, error, result)
+        if self.recorder is not None:
+            self.recorder.add(done)
+        self.finished.put_nowait(done)
+
+    async def in_completion_order(
+        self, runner: asyncio.Task[None]
+    ) -> AsyncGenerator[BatchItem, None]:
+        """Each item as it finishes; re-raises if the batch itself (``runner``) broke."""
+        finished = self.finished
+        for _ in range(len(self.items)):
+            if finished.empty() and not runner.done():
+                getter = asyncio.ensure_future(finished.get())
+                await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield getter.result()
+                    continue
+                getter.cancel()
+            if runner.done():
+                runner.result()
+            yield finished.get_nowait()
+
+
+class _BatchRun(ItemStream):
     """The items of one batch running on a shared manager, pool and event log."""
 
     def __init__(
@@ -204,15 +255,13 @@ class _BatchRun:
         dynamic: bool,
         recorder: Any = None,
     ) -> None:
-        self.module, self.items, self.plans, self.dynamic = module, items, plans, dynamic
-        self.recorder = recorder  # saves each finished item to the run store, if one is set
-        self.log, self.tracker, self.stores = log, tracker, stores
+        super().__init__(module, items, tracker, recorder)
+        self.plans, self.dynamic = plans, dynamic
+        self.log, self.stores = log, stores
         self.manager, self.pool = manager, pool
         self.rng = random.Random()
         self.records: list[Any] = [None] * len(items)  # each item's records once it starts
-        self.results: list[RunResult] = []  # to attach the batch profile to
         self.graphs: dict[int | None, InferenceGraph] = dict(enumerate(g for g, _ in plans))
-        self.finished: asyncio.Queue[BatchItem] = asyncio.Queue()
 
     def started(self) -> ev.RunStarted:
         return ev.RunStarted(
@@ -251,37 +300,12 @@ class _BatchRun:
         self.graphs[index] = graph_run.graph  # its own copy if calls were recorded
         result = build_result(graph_run, log, DONE, log.now() - start, self.stores.budget)
         result.events = events
-        self.results.append(result)
-        error = result_error(result)
-        ok = error is None
-        self.tracker.item_finished(ok)
-        output = caller_output(self.module, result, index) if ok else None
-        done = BatchItem(index, self.items[index], ok, output, error, result)
-        if self.recorder is not None:
-            self.recorder.add(done)
-        self.finished.put_nowait(done)
+        self.deliver(index, result)
 
     async def run_all(self) -> None:
         async with asyncio.TaskGroup() as tg:
             for index in range(len(self.items)):
                 tg.create_task(self.run_item(index), name=f"batch item {index}")
-
-    async def in_completion_order(
-        self, runner: asyncio.Task[None]
-    ) -> AsyncGenerator[BatchItem, None]:
-        """Each item as it finishes; re-raises if the batch itself broke."""
-        finished = self.finished
-        for _ in range(len(self.items)):
-            if finished.empty() and not runner.done():
-                getter = asyncio.ensure_future(finished.get())
-                await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
-                if getter.done():
-                    yield getter.result()
-                    continue
-                getter.cancel()
-            if runner.done():
-                runner.result()
-            yield finished.get_nowait()
 
     def attach_profile(self, on_profile: Callable[[Any], None] | None) -> None:
         """Profile the whole batch as one timeline; every item's result shares it."""
@@ -339,13 +363,7 @@ async def stream_batch(
             async for item in runner:
                 yield item
         return
-    explicit, extra = split_options(dict(options))
-    if extra:
-        raise ConfigError(
-            f"unknown batch option(s) {', '.join(sorted(extra))}; each input is passed to "
-            "forward() as its one argument, or spread with plait.Args(q, k=3) per item"
-        )
-    opts, owner = effective_options(explicit, module)
+    opts, owner = effective_options(batch_options(options), module)
     items = list(inputs)
     dynamic = is_dynamic(module)
     graphs, plans = _plan(module, items, dynamic)

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from plait.errors import BudgetExceeded, PlaitError, ProviderError, RateLimitError
 from plait.execution import events as ev
 from plait.execution.budget import Budget
 from plait.execution.cache import ResponseCache, cache_for, cache_key
 from plait.execution.checkpoint import Checkpoint, request_key, restored_value
-from plait.execution.pool import SlotPool
 from plait.execution.result import (
     CANCELLED,
     DONE,
@@ -30,43 +28,21 @@ from plait.execution.result import (
     RETRYING,
     RUNNING,
     SKIPPED,
-    NodeOverride,
-    NodeRecord,
 )
+from plait.execution.runbase import RunBase
 from plait.graph import GraphNode
-from plait.resources.manager import ResourceManager
 from plait.values import Value, ValueKind, first_error, unwrap
 
 
-class EndpointCalls:
+class EndpointCalls(RunBase):
     """Mixed into `GraphRun`: how it runs an LLM node."""
 
-    manager: ResourceManager | None
-    pool: SlotPool
-    records: dict[str, NodeRecord]
-    overrides: dict[str, NodeOverride]
     checkpoint: Checkpoint | None
     cache: ResponseCache | None
     budget: Budget | None
     graph_hash: str
-    item: int | None
     rng: random.Random
-    now: Callable[[], float]
-    _rank: dict[str, float]
-    _age: float
     _input_keys: dict[str, str]
-
-    if TYPE_CHECKING:
-
-        def _emit(self, event: ev.Event) -> None: ...
-        def _drain(self, ready: list[str]) -> None: ...
-        def _finish(
-            self, nid: str, value: Value, status: str, error: BaseException | None = None
-        ) -> list[str]: ...
-        def _failed(self, nid: str, exc: BaseException) -> tuple[Any, ...]: ...
-        def _skipped(self, nid: str, error: Value) -> tuple[Any, ...]: ...
-        def _args(self, node: GraphNode) -> tuple[tuple[Any, ...], dict[str, Any]]: ...
-        def _checkpoint_id(self, nid: str) -> str: ...
 
     async def _run_llm(self, node: GraphNode) -> None:
         nid, alias = node.id, node.alias

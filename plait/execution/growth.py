@@ -14,17 +14,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from types import CodeType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from plait._tree import tree_map
 from plait.errors import CallError, ConfigError, ExecutionError
 from plait.execution import events as ev
 from plait.execution.dynamic import Recorder
-from plait.execution.pool import SlotPool
 from plait.execution.result import DONE, FAILED, NodeFailure, NodeOverride, NodeRecord
+from plait.execution.runbase import RunBase
 from plait.graph import GraphNode, InferenceGraph, NodeKind
 from plait.module import Module
-from plait.resources.manager import ResourceManager
 from plait.values import (
     Value,
     ValueKind,
@@ -36,7 +35,7 @@ from plait.values import (
 )
 
 
-class Growth:
+class Growth(RunBase):
     """Mixed into `GraphRun`: what it does for calls made while it runs."""
 
     # The runner's functions that call user code (set by GraphRun): a recorded call's
@@ -44,41 +43,21 @@ class Growth:
     STOP_CODES: ClassVar[frozenset[CodeType]] = frozenset()
 
     graph: InferenceGraph
-    manager: ResourceManager | None
-    pool: SlotPool
     values: dict[str, Value]
-    records: dict[str, NodeRecord]
     live: list[str]
-    overrides: dict[str, NodeOverride]
     replay: Mapping[str, NodeRecord]
     fresh: Mapping[str, NodeOverride]
     root_call: tuple[Module, tuple[Any, ...], dict[str, Any]] | None
     forward_error: BaseException | None
     closed: bool
+    emit: Callable[[ev.Event], None]
     _recorder: Recorder | None
     _waiters: dict[str, asyncio.Future[None]]
     _handled: set[int]
     _endpoints_ready: set[str | None]
     _pending: dict[str, int]
-    _rank: dict[str, float]
     _rerun_parents: set[str]
     _grown: bool
-    _age: float
-    now: Callable[[], float]
-    emit: Callable[[ev.Event], None]
-    item: int | None
-
-    if TYPE_CHECKING:
-
-        def _emit(self, event: ev.Event) -> None: ...
-        def _drain(self, ready: list[str]) -> None: ...
-        def _finish(
-            self, nid: str, value: Value, status: str, error: BaseException | None = None
-        ) -> list[str]: ...
-        def _failed(self, nid: str, exc: BaseException) -> tuple[Any, ...]: ...
-        def _skipped(self, nid: str, error: Value) -> tuple[Any, ...]: ...
-        def _args(self, node: GraphNode) -> tuple[tuple[Any, ...], dict[str, Any]]: ...
-        def _resolve_leaf(self, leaf: Any) -> Any: ...
 
     @property
     def recorder(self) -> Recorder:

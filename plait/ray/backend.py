@@ -29,7 +29,7 @@ from typing import Any
 from plait.errors import ConfigError
 from plait.execution import events as ev
 from plait.execution.args import check_items
-from plait.execution.batch import BatchProgress, _Progress, _progress_stream
+from plait.execution.batch import BatchProgress, _Progress, _progress_stream, batch_options
 from plait.execution.checkpoint import Checkpoint
 from plait.execution.dynamic import is_dynamic
 from plait.execution.result import BatchItem, build_profile
@@ -41,7 +41,6 @@ from plait.execution.run import (
     module_fingerprint,
     open_endpoints,
     run_recorder,
-    split_options,
 )
 from plait.execution.settings import RunOptions, effective_options
 from plait.graph import InferenceGraph
@@ -209,13 +208,7 @@ class RayBackend:
         **options: Any,
     ) -> AsyncIterator[BatchItem]:
         """`plait.execution.batch.stream_batch` on this backend."""
-        explicit, extra = split_options(dict(options))
-        if extra:
-            raise ConfigError(
-                f"unknown batch option(s) {', '.join(sorted(extra))}; each input is passed to "
-                "forward() as its one argument, or spread with plait.Args(q, k=3) per item"
-            )
-        opts, _ = effective_options(explicit, module)
+        opts, _ = effective_options(batch_options(options), module)
         budget = None
         if opts.max_cost is not None or opts.max_tokens is not None:
             budget = (opts.max_cost, opts.max_tokens)  # held by the coordinator, for every worker
@@ -273,17 +266,9 @@ class RayBackend:
         )
         runner = asyncio.create_task(run.run_all(workers, size), name="plait ray batch")
         try:
-            for _ in range(len(items)):
-                if run.finished.empty() and not runner.done():
-                    getter = asyncio.ensure_future(run.finished.get())
-                    await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
-                    if getter.done():
-                        yield getter.result()
-                        continue
-                    getter.cancel()
-                if runner.done():
-                    runner.result()
-                yield run.finished.get_nowait()
+            async with contextlib.aclosing(run.in_completion_order(runner)) as completed:
+                async for done in completed:
+                    yield done
             await runner
         finally:
             cancelled = not runner.done()

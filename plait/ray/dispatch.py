@@ -19,9 +19,9 @@ from typing import Any
 
 from plait.errors import ConfigError, ExecutionError
 from plait.execution import events as ev
-from plait.execution.batch import _Progress
-from plait.execution.result import BatchItem, RunResult
-from plait.execution.run import EventLog, caller_output, result_error
+from plait.execution.batch import ItemStream, _Progress
+from plait.execution.result import RunResult
+from plait.execution.run import EventLog
 from plait.graph import InferenceGraph
 from plait.ray.graphs import Rebuilder
 from plait.ray.worker import Call, Update, WorkerPlan
@@ -31,7 +31,7 @@ from plait.values import unwrap
 SHARES_PER_WORKER = 2
 
 
-class BatchRun:
+class BatchRun(ItemStream):
     """The state of one batch on the caller's side; `run_all` drives it to the end."""
 
     def __init__(
@@ -51,24 +51,19 @@ class BatchRun:
         global_cap: int | None,
         recorder: Any = None,
     ) -> None:
+        super().__init__(module, items, tracker, recorder)
         self.backend = backend
         self.ray = ray
         self.batch = batch
-        self.module = module
-        self.items = items
         self.calls = calls
         self.plan = plan
         self.module_ref = ray.put(_shippable(module))
         self.rebuilder = Rebuilder(module, graphs)
         self.log = log
-        self.tracker = tracker
         self.resources = resources
         self.endpoints = {alias: config.max_concurrent for alias, config in resources.items()}
         self.global_cap = global_cap
-        self.recorder = recorder  # saves each finished item to the run store, if one is set
         self.records: list[Any] = [None] * len(items)  # each item's records once it finished
-        self.results: list[RunResult] = []
-        self.finished: asyncio.Queue[BatchItem] = asyncio.Queue()
         self._pending: deque[int] = deque(range(len(items)))
         self._dispatched: set[int] = set()
         self._delivered: set[int] = set()
@@ -185,15 +180,7 @@ class BatchRun:
                 forward_error=outcome.forward_error,
             )
             self.records[index] = outcome.nodes
-            self.results.append(result)
-            error = result_error(result)
-            ok = error is None
-            self.tracker.item_finished(ok)
-            output = caller_output(self.module, result, index) if ok else None
-            done = BatchItem(index, self.items[index], ok, output, error, result)
-            if self.recorder is not None:
-                self.recorder.add(done)
-            self.finished.put_nowait(done)
+            self.deliver(index, result)
 
     async def close(self) -> None:
         """End the batch on every worker that began it (cancelling its shares), then the ledger."""
