@@ -7,6 +7,7 @@ of running it. The tracer itself lives in `plait.tracing`, above them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -30,9 +31,9 @@ class TraceHooks(Protocol):
 _ACTIVE: ContextVar[TraceHooks | None] = ContextVar("plait_active_tracer", default=None)
 
 
-def active_tracer() -> TraceHooks | None:
-    """The tracer building a graph in this context, or None."""
-    return _ACTIVE.get()
+# The tracer building a graph in this context, or None: the context variable's own
+# getter (a C call, no Python frame), since every module call asks.
+active_tracer: Callable[[], TraceHooks | None] = _ACTIVE.get
 
 
 def set_active_tracer(tracer: TraceHooks | None) -> Any:

@@ -65,7 +65,7 @@ class _IndexedModule(Module):
     def __delitem__(self, idx: int) -> None:
         items = list(self)
         del items[int(self._index(idx))]
-        self._members().clear()
+        self._clear_members(self._members())
         self.extend(items)
 
     def __len__(self) -> int:
@@ -84,7 +84,7 @@ class ModuleList(_IndexedModule):
     def insert(self, index: int, module: Module) -> None:
         items = list(self)
         items.insert(index, _check(module, Module, "ModuleList", f"item {index}"))
-        self._modules.clear()
+        self._clear_members(self._modules)
         self.extend(items)
 
 
@@ -148,7 +148,9 @@ class _KeyedModule(Module):
         setattr(self, key, _check(item, self._member, type(self).__name__, repr(key)))
 
     def __delitem__(self, key: str) -> None:
-        del self._members()[key]
+        if key not in self._members():
+            self[key]  # raises the KeyError that names the keys
+        delattr(self, key)
 
     def __contains__(self, key: object) -> bool:
         return key in self._members()

@@ -133,18 +133,21 @@ class InferenceGraph:
 
     def add_node(self, node: GraphNode) -> None:
         """Append a node recorded at run time; its dependencies must already be in the graph."""
-        if node.id in self.nodes:
-            raise GraphError(f"node {node.id!r} is already in the graph")
-        nodes = self.nodes
-        for edges in (node.dependencies, node.control):
-            for dep in edges:
-                if dep not in nodes:
-                    raise GraphError(f"node {node.id!r} depends on missing node {dep!r}")
-        nodes[node.id] = node
-        if self._dependents is not None:
-            self._dependents[node.id] = ()
-            for dep in node.dependencies:
-                self._dependents[dep] += (node.id,)
+        nodes, nid, deps = self.nodes, node.id, node.dependencies
+        if nid in nodes:
+            raise GraphError(f"node {nid!r} is already in the graph")
+        for dep in deps:
+            if dep not in nodes:
+                raise GraphError(f"node {nid!r} depends on missing node {dep!r}")
+        for dep in node.control:
+            if dep not in nodes:
+                raise GraphError(f"node {nid!r} depends on missing node {dep!r}")
+        nodes[nid] = node
+        dependents = self._dependents
+        if dependents is not None:
+            dependents[nid] = ()
+            for dep in deps:
+                dependents[dep] += (nid,)
 
     def replace_node(self, node: GraphNode) -> None:
         """Swap in a new version of an existing node (a dynamic module's edges once it returned)."""

@@ -38,6 +38,11 @@ def marker(ref: str, trace_id: int, spec: str = "", conversion: str = "") -> str
     return f"{OPEN}{ref}{TAG}{trace_id}{conv}{fmt}{CLOSE}"
 
 
+def marker_tail(trace_id: int) -> str:
+    """What follows the ref in a plain marker: ``marker(ref, i) == OPEN + ref + marker_tail(i)``."""
+    return f"{TAG}{trace_id}{CLOSE}"
+
+
 def has_marker(text: str) -> bool:
     """Whether ``text`` holds a marker, or any piece of one."""
     # The usual text (str's own methods: ``text`` may be a placeholder, which refuses its own).

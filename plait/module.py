@@ -28,6 +28,9 @@ def _json_ready(value: Any) -> bool:
     return True
 
 
+_ABSENT = object()
+
+
 class IncompatibleKeys(NamedTuple):
     """What `Module.load_state_dict` could not match."""
 
@@ -92,18 +95,34 @@ class Module:
         # Replacing a member keeps its position (dict assignment); moving it between kinds does not.
         if isinstance(value, Parameter):
             modules.pop(name, None)
-            self.__dict__.pop(name, None)
             if value.name is None:
                 value.name = name
             params[name] = value
+            self._mirror(name, value)
         elif isinstance(value, Module):
             params.pop(name, None)
-            self.__dict__.pop(name, None)
             modules[name] = value
+            self._mirror(name, value)
         else:
             params.pop(name, None)
             modules.pop(name, None)
             object.__setattr__(self, name, value)
+
+    def _mirror(self, name: str, member: Any) -> None:
+        """Also keep a registered member in the instance ``__dict__``.
+
+        ``self.llm`` in a forward is then a plain attribute read, where a miss
+        that falls back to `__getattr__` costs several times more (an async
+        forward reads its members on every call it makes). A name the class
+        itself defines (a method such as ``keys`` of a `ModuleDict`) is not
+        mirrored, so the class attribute still wins, as before. The registries
+        stay the record of members, their order and kind.
+        """
+        fields = self.__dict__
+        if getattr(type(self), name, _ABSENT) is _ABSENT:
+            fields[name] = member
+        else:
+            fields.pop(name, None)
 
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup failed: registered members live in the registries.
@@ -117,10 +136,18 @@ class Module:
     def __delattr__(self, name: str) -> None:
         if name in self._parameters:
             del self._parameters[name]
+            self.__dict__.pop(name, None)
         elif name in self._modules:
             del self._modules[name]
+            self.__dict__.pop(name, None)
         else:
             object.__delattr__(self, name)
+
+    def _clear_members(self, registry: dict[str, Any]) -> None:
+        """Unregister every member of ``registry`` (``self._modules`` or ``self._parameters``)."""
+        for name in registry:
+            self.__dict__.pop(name, None)
+        registry.clear()
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *self._parameters, *self._modules})

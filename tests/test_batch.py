@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import warnings
 
 from _exec_support import http_resources
 from _sim_support import sim_server_thread
@@ -104,3 +105,26 @@ async def test_identical_input_shapes_share_one_traced_graph():
     assert items[0].result.graph is items[2].result.graph
     mixed = await run_batch(Echo(), ["a", 3], resources=resources, progress=False)
     assert mixed[0].result.graph is not mixed[1].result.graph
+
+
+async def test_a_broken_on_event_callback_warns_and_every_item_keeps_its_events():
+    seen = []
+
+    def broken(event):
+        raise ValueError("display bug")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        items = await run_batch(
+            Echo(),
+            ["a", "b", "c"],
+            resources=ResourceConfig.simulated("fast"),
+            on_event=[broken, seen.append],
+            progress=False,
+        )
+    assert all(item.ok for item in items)
+    assert caught and all("display bug" in str(w.message) for w in caught)
+    for item in items:  # each item's own events, also seen by the working callback
+        mine = [e for e in seen if e.item == item.index]
+        assert item.result.events == mine
+        assert [e.type for e in mine][-1] == "node_completed"

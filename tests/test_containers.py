@@ -94,3 +94,22 @@ def test_parameter_list_indexing():
     pl = ParameterList([Parameter("a", description="x"), Parameter("b", description="y")])
     assert [p.value for p in pl] == ["a", "b"]
     assert pl[-1].value == "b"
+
+
+def test_removed_members_are_gone_as_attributes():
+    items = ModuleList([AddSuffix("a"), AddSuffix("b"), AddSuffix("c")])
+    del items[0]
+    assert [m.suffix.value for m in items] == ["b", "c"]
+    assert getattr(items, "1").suffix.value == "c"
+    with pytest.raises(AttributeError):
+        getattr(items, "2")  # the old last index is not left behind
+    items.insert(0, AddSuffix("z"))
+    assert [getattr(items, str(i)).suffix.value for i in range(3)] == ["z", "b", "c"]
+    named = ModuleDict({"keys": AddSuffix("k"), "first": AddSuffix("f")})
+    assert named.keys() == ["keys", "first"]  # the method, not the member named like it
+    assert named["keys"].suffix.value == "k" and named.first.suffix.value == "f"
+    del named["first"]
+    with pytest.raises(AttributeError):
+        named.first
+    with pytest.raises(KeyError, match="keys: keys"):
+        del named["missing"]

@@ -559,3 +559,46 @@ async def test_recorded_calls_name_their_helper_scope_and_source_line():
         ((), _line("# LINE-COMPREHENSION")),
         ((), _line("# LINE-LATE")),
     ]
+
+
+class Repeats(Module):
+    """Calls made again from the same place: a generator resumed by different helpers, and a
+    helper whose comprehension calls twice, itself called twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.llm = LLMInference("fast")
+
+    def drafts(self, text):
+        for i in range(3):
+            yield self.llm(f"{text} {i}")  # LINE-GEN
+
+    def take(self, drafts):
+        return next(drafts)
+
+    def take_again(self, drafts):
+        return next(drafts)
+
+    def both(self, text):
+        return [self.llm(f"{text}{i}") for i in range(2)]  # LINE-BOTH
+
+    async def forward(self, text):
+        drafts = self.drafts(text)
+        firsts = [self.take(drafts), self.take_again(drafts), next(drafts)]
+        return [*firsts, *self.both(text), *self.both(text)]
+
+
+async def test_repeated_calls_from_one_place_still_name_the_callers_they_came_through():
+    result = await execute(Repeats(), "q", resources=ResourceConfig.simulated("fast"))
+    assert result.ok
+    seen = [(n.scope, n.source) for n in result.graph.nodes.values()]
+    generator, both = _line("# LINE-GEN"), _line("# LINE-BOTH")
+    assert seen == [
+        (("take#1", "drafts#1"), generator),
+        (("take_again#1", "drafts#1"), generator),  # the same generator frame, resumed elsewhere
+        (("drafts#1",), generator),
+        (("both#1",), both),
+        (("both#1",), both),
+        (("both#2",), both),
+        (("both#2",), both),
+    ]

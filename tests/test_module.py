@@ -177,3 +177,32 @@ def test_repr_shows_tree():
 
 def test_dir_lists_registered_members():
     assert {"mid", "solo", "shared"} <= set(dir(Top()))
+
+
+def test_members_read_as_attributes_through_every_change():
+    """A member reads back as itself after assignment, swap, kind change, deletion and copies."""
+    import copy
+    import pickle
+
+    top = Top()
+    solo = top.solo
+    assert top.solo is solo and top.shared is top._parameters["shared"]
+    replacement = LLMInference("smart")
+    top.solo = replacement
+    assert top.solo is replacement and dict(top.named_children())["solo"] is replacement
+    top.solo = Parameter("now a parameter", description="d")
+    assert top.solo.value == "now a parameter" and "solo" not in dict(top.named_children())
+    del top.solo
+    with pytest.raises(AttributeError, match="no attribute 'solo'"):
+        top.solo
+    for clone in (copy.deepcopy(top), pickle.loads(pickle.dumps(top))):
+        assert clone.mid is dict(clone.named_children())["mid"]
+        assert clone.mid.left.prompt is dict(clone.named_parameters())["mid.left.prompt"]
+
+
+def test_a_member_named_like_a_method_keeps_the_method():
+    """A child called ``train`` is registered, but ``module.train()`` is still the method."""
+    m = Leafish()
+    m.train = Leafish("child")  # type: ignore[assignment,method-assign]
+    assert "train" in dict(m.named_children())
+    assert m.train() is m and m.training  # the method, which returns the module

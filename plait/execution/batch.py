@@ -94,14 +94,15 @@ class _Progress:
         self._drawn = 0.0
 
     def on_event(self, event: ev.Event) -> None:
-        key = (event.item, event.node_id)
-        if event.type == "node_retry":
-            self.retrying.add(key)
-        elif event.type == "node_started":
-            self.retrying.discard(key)
-        elif isinstance(event, ev.NodeUsage):
+        kind = event.type  # every event of the batch comes here: the usual ones return at once
+        if kind == "usage":
+            assert isinstance(event, ev.NodeUsage)
             self.tokens += event.usage.total_tokens
             self.cost += event.cost
+        elif kind == "node_retry":
+            self.retrying.add((event.item, event.node_id))
+        elif kind == "node_started" and self.retrying:
+            self.retrying.discard((event.item, event.node_id))
 
     def item_finished(self, ok: bool) -> None:
         if ok:
@@ -277,11 +278,7 @@ class _BatchRun(ItemStream):
     async def run_item(self, index: int) -> None:
         graph, values = self.plans[index]
         log, events = self.log, list[ev.Event]()
-
-        def emit(event: ev.Event) -> None:
-            events.append(event)
-            log.emit(event)
-
+        emit = log.emitter(events)
         graph_run = GraphRun(
             graph,
             values,

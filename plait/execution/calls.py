@@ -62,7 +62,7 @@ class EndpointCalls(RunBase):
             if record.status not in (DONE, FAILED, SKIPPED):
                 record.status = CANCELLED
                 record.finished_at = t = self.now()
-                self._emit(ev.NodeCancelled(t, nid, alias, "run cancelled"))
+                self.emit(ev.NodeCancelled(t, nid, alias, "run cancelled", item=self.item))
             raise
         try:
             self._drain(self._finish(nid, *outcome))
@@ -87,7 +87,7 @@ class EndpointCalls(RunBase):
             return reused, None
         on_delta = None
         if request.stream:
-            on_delta = lambda text: self._emit(ev.NodeDelta(self.now(), nid, text))  # noqa: E731
+            on_delta = lambda text: self.emit(ev.NodeDelta(self.now(), nid, text, item=self.item))  # noqa: E731
         priority = self._rank[nid] - self._age
         attempt = failures = limited = 0
         limited_wait = 0.0
@@ -101,17 +101,23 @@ class EndpointCalls(RunBase):
                 return (Value(ValueKind.ERROR, error, nid, {"node": nid}), CANCELLED, error), None
             record.attempts = attempt
             if (t := self.now()) > queued:
-                self._emit(ev.NodeWaiting(t, nid, alias, "slot", t - queued, slot=slot))
+                self.emit(
+                    ev.NodeWaiting(t, nid, alias, "slot", t - queued, slot=slot, item=self.item)
+                )
             try:
                 estimate, waited = await endpoint.admit(request)
                 t = self.now()
                 if waited > 0:
-                    self._emit(ev.NodeWaiting(t, nid, alias, "rate_limit", waited, slot=slot))
+                    self.emit(
+                        ev.NodeWaiting(
+                            t, nid, alias, "rate_limit", waited, slot=slot, item=self.item
+                        )
+                    )
                 # Started means handed to the client: after the slot and rate-limit waits.
                 record.status = RUNNING
                 if record.started_at is None:
                     record.started_at = t
-                self._emit(ev.NodeStarted(t, nid, alias, attempt, slot))
+                self.emit(ev.NodeStarted(t, nid, alias, attempt, slot, item=self.item))
                 response = await endpoint.send(request, estimate, on_delta=on_delta)
                 # A typed reply that does not validate raises TransientError: retried.
                 payload = node.module.reply_payload(response)
@@ -130,7 +136,7 @@ class EndpointCalls(RunBase):
                         return self._failed(nid, exc), None
                     delay = policy.delay(failures, exc, self.rng)
                 record.status = RETRYING
-                self._emit(
+                self.emit(
                     ev.NodeRetry(
                         self.now(),
                         nid,
@@ -139,10 +145,11 @@ class EndpointCalls(RunBase):
                         f"{type(exc).__name__}: {exc}",
                         delay,
                         exc.status,
+                        item=self.item,
                     )
                 )
                 await asyncio.sleep(delay)
-                self._emit(ev.NodeWaiting(self.now(), nid, alias, "backoff", delay))
+                self.emit(ev.NodeWaiting(self.now(), nid, alias, "backoff", delay, item=self.item))
                 continue
             except BudgetExceeded as exc:  # a budget shared across processes refused the start
                 self.pool.release(alias, slot)
@@ -200,7 +207,7 @@ class EndpointCalls(RunBase):
             record.cost = cost = endpoint.cost(usage.input_tokens, usage.output_tokens)
             if self.budget is not None:
                 self.budget.charge(usage, cost)
-            self._emit(ev.NodeUsage(self.now(), node.id, node.alias, usage, cost))
+            self.emit(ev.NodeUsage(self.now(), node.id, node.alias, usage, cost, item=self.item))
         record.ttft = response.ttft
         meta = {
             "usage": {

@@ -40,7 +40,7 @@ from plait._context import reset_active_tracer, set_active_tracer
 from plait.errors import CallError, ExecutionError, TraceError
 from plait.graph import GraphNode, InferenceGraph, NodeKind
 from plait.inference import LLMInference
-from plait.markers import has_marker
+from plait.markers import has_marker, marker_tail
 from plait.module import Module
 from plait.tracing.frames import is_user_code
 from plait.tracing.proxy import TracedValue
@@ -95,8 +95,10 @@ class CallFrame:
 # What a frame is to the scope walk: the runner (stop), not user code, user code (the
 # call's line), or a user helper function (also a scope).
 _STOP, _OTHER, _USER, _HELPER = "stop", "other", "user", "helper"
-# "file.py:12" of each place in user code that made calls (the node's source).
-_SOURCES: dict[tuple[CodeType, int], str] = {}
+# "file.py:12" of each place in user code that made calls (the node's source), by the id of
+# its code object (kept here with it, so the id is not reused) and the offset in that code.
+# Keyed by id: hashing a code object hashes its constants and names on every lookup.
+_SOURCES: dict[int, tuple[CodeType, dict[int, str]]] = {}
 _NO_KWARGS: Mapping[str, Any] = MappingProxyType({})  # shared by the one-argument calls
 _FRAME: ContextVar[CallFrame | None] = ContextVar("plait_call_frame", default=None)
 
@@ -113,6 +115,9 @@ class Layout:
     llm_calls: dict[int, tuple[str, str, str, tuple[str, ...], ValueKind]] = field(
         default_factory=dict
     )
+    # What each code object met in the scope walk is (by id; the code is kept with its role),
+    # worked out with ``forward_codes``: shared by every recorder that has met no other forward.
+    code_roles: dict[int, tuple[str, CodeType]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, root: Module) -> Layout:
@@ -137,6 +142,7 @@ class Recorder(Tracer):
         graph.layout = layout  # batch items share one: the module walk is done once
         # The fields a Tracer has, from the shared layout (copied where recording adds to them).
         self.id = next(_TRACE_IDS)
+        self.marker_tail = marker_tail(self.id)
         self.root = root
         self._ids: dict[str, int] = {}
         self._paths = dict(layout.paths)
@@ -145,8 +151,15 @@ class Recorder(Tracer):
         self._unregistered: list[Module] = []
         self._param_refs = dict(layout.param_refs)
         self._scopes: dict[FrameType, str] = {}
-        self._code_roles: dict[CodeType, str] = {}  # see `_role`
-        self._roles_for = 0  # the number of forward codes the roles were worked out with
+        # The caller frame that made the last call, the frames below it down to the runner,
+        # and the scope walk's answer per call site (offset) in it: a loop or comprehension
+        # calling again skips the walk (see `_scope_and_source_from`).
+        self._last_walk: (
+            tuple[FrameType, tuple[FrameType, ...], dict[int, tuple[tuple[str, ...], str | None]]]
+            | None
+        ) = None
+        self._code_roles = layout.code_roles  # see `_role`; this item's own once forward codes grow
+        self._roles_for = len(layout.forward_codes)  # the forward codes they were worked out with
         self._scope_counts: dict[str, int] = {}
         self._entry = None
         self._input_paths: dict[str, tuple[str, tuple[Any, ...]]] = {}
@@ -348,28 +361,65 @@ class Recorder(Tracer):
 
         The walk starts at ``frame`` and stops at the runner function that
         called this ``forward`` (or op), so code below the run (the user's
-        script) is never a scope.
+        script) is never a scope. A caller in user code that calls again (a
+        loop, a comprehension) finds its answer in `_last_walk` once the frames
+        below it are seen to be the same ones.
         """
+        if len(self._forward_codes) != self._roles_for:  # a new composite was stepped into
+            self._code_roles = {}  # its forward is user code now: this item's own roles
+            self._last_walk = None
+            self._roles_for = len(self._forward_codes)
+        if frame is None:
+            return (), None
+        last = self._last_walk
+        if last is not None and last[0] is frame:
+            back = frame
+            for expected in last[1]:
+                if back.f_back is not expected:
+                    break
+                back = expected
+            else:
+                answer = last[2].get(frame.f_lasti)
+                if answer is not None:
+                    return answer
+        walked: list[FrameType] = []
+        answer = self._walk(frame, walked)
+        if walked and walked[0] is frame:  # the line is the caller's own: a repeat can reuse it
+            below = tuple(walked[1:])
+            if last is None or last[0] is not frame or last[1] != below:
+                last = self._last_walk = (frame, below, {})
+            last[2][frame.f_lasti] = answer
+        return answer
+
+    def _walk(
+        self, frame: FrameType | None, walked: list[FrameType]
+    ) -> tuple[tuple[str, ...], str | None]:
+        """`_scope_and_source_from` the long way; ``walked`` gets the frames it went through
+        (from the first in user code to the runner's), empty if the line is not ``frame``'s."""
         scope: list[str] | None = None
         source = None
         roles = self._code_roles
-        if len(self._forward_codes) != self._roles_for:  # a new composite was stepped into
-            roles.clear()
-            self._roles_for = len(self._forward_codes)
+        first = frame
         while frame is not None:
             code = frame.f_code
-            role = roles.get(code)
-            if role is None:
-                role = roles[code] = self._role(code)
+            known = roles.get(id(code))
+            if known is None:
+                known = roles[id(code)] = (self._role(code), code)
+            role = known[0]
+            if source is not None or (frame is first and role is not _OTHER):
+                walked.append(frame)
             if role is _STOP:
                 break
             if role is not _OTHER:
                 if source is None:
-                    at = (code, frame.f_lasti)  # cheaper to read than f_lineno
-                    source = _SOURCES.get(at)
+                    lines = _SOURCES.get(id(code))
+                    if lines is None:
+                        lines = _SOURCES[id(code)] = (code, {})
+                    offset = frame.f_lasti  # cheaper to read than f_lineno
+                    source = lines[1].get(offset)
                     if source is None:
-                        line = f"{os.path.basename(code.co_filename)}:{frame.f_lineno}"
-                        source = _SOURCES[at] = line
+                        source = f"{os.path.basename(code.co_filename)}:{frame.f_lineno}"
+                        lines[1][offset] = source
                 if role is _HELPER:
                     name = self._scopes.get(frame)
                     if name is None:
@@ -380,6 +430,8 @@ class Recorder(Tracer):
                         scope = []
                     scope.append(name)
             frame = frame.f_back
+        else:
+            walked.clear()  # no runner below: not a walk to repeat
         return (tuple(reversed(scope)) if scope else ()), source
 
     def _role(self, code: CodeType) -> str:

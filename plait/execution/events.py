@@ -1,6 +1,6 @@
 """The typed event stream of a run.
 
-Every run emits one ordered stream of frozen events; the `RunResult`, the
+Every run emits one ordered stream of read-only events; the `RunResult`, the
 profiler, progress bars, widgets and ``on_event`` callbacks all read the same
 stream instead of instrumenting the runtime separately. ``time`` is seconds
 since the run started (monotonic); ``node_id`` is None for run-level events.
@@ -15,9 +15,15 @@ from typing import Any, ClassVar
 from plait.clients.base import Usage
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Event:
-    """Base of all run events; ``type`` is a stable string such as ``"node_started"``."""
+    """Base of all run events; ``type`` is a stable string such as ``"node_started"``.
+
+    Events are read-only records shared by every observer of a run: never assign
+    to their fields. They are not frozen dataclasses only because a run makes
+    several per call and a frozen ``__init__`` (an ``object.__setattr__`` per
+    field) costs four times a plain one; they hash by value as frozen ones do.
+    """
 
     type: ClassVar[str] = "event"
     time: float
@@ -30,7 +36,7 @@ class Event:
 _LIVE = {"live": True}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class RunStarted(Event):
     """A run began; ``graphs`` and ``records`` are its graphs and their `NodeRecord` dicts.
 
@@ -48,7 +54,7 @@ class RunStarted(Event):
     resources: Any = field(default=None, repr=False, compare=False, metadata=_LIVE)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class RunFinished(Event):
     type: ClassVar[str] = "run_finished"
     status: str = "done"  # "done" | "failed" | "cancelled" | "budget_exceeded"
@@ -57,7 +63,7 @@ class RunFinished(Event):
     result: Any = field(default=None, repr=False, compare=False, metadata=_LIVE)  # the RunResult
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NodeAdded(Event):
     """A call made while the run executes became a node (define-by-run): the graph grew.
 
@@ -73,7 +79,7 @@ class NodeAdded(Event):
     node: Any = field(default=None, repr=False, compare=False, metadata=_LIVE)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NodeQueued(Event):
     """A node's inputs are ready; it waits for a slot on its endpoint (None for local nodes)."""
 
@@ -81,7 +87,7 @@ class NodeQueued(Event):
     endpoint: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NodeStarted(Event):
     """An attempt began: for an LLM node, the moment the request is handed to the client.
 
@@ -96,7 +102,7 @@ class NodeStarted(Event):
     slot: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NodeDelta(Event):
     """A chunk of streamed reply text."""
 
@@ -104,7 +110,7 @@ class NodeDelta(Event):
     text: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NodeWaiting(Event):
     """A node waited ``seconds`` (ending at ``time``) for ``reason``.
 
@@ -120,7 +126,7 @@ class NodeWaiting(Event):
     slot: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NodeRetry(Event):
     """Attempt ``attempt`` failed with a retryable error; another follows after ``delay`` s."""
 
@@ -132,7 +138,7 @@ class NodeRetry(Event):
     status: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NodeUsage(Event):
     """Tokens and cost of one completed request."""
 
@@ -142,7 +148,7 @@ class NodeUsage(Event):
     cost: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NodeCompleted(Event):
     type: ClassVar[str] = "node_completed"
     endpoint: str | None = None
@@ -151,7 +157,7 @@ class NodeCompleted(Event):
     restored: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NodeFailed(Event):
     """The node failed for good (``skipped``: it did not run because an input had failed)."""
 
@@ -162,7 +168,7 @@ class NodeFailed(Event):
     skipped: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NodeCancelled(Event):
     type: ClassVar[str] = "node_cancelled"
     endpoint: str | None = None

@@ -12,7 +12,7 @@ finishes when they have (`_settle`). A what-if re-run replays recorded calls
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import CodeType
 from typing import Any, ClassVar
 
@@ -50,7 +50,6 @@ class Growth(RunBase):
     root_call: tuple[Module, tuple[Any, ...], dict[str, Any]] | None
     forward_error: BaseException | None
     closed: bool
-    emit: Callable[[ev.Event], None]
     _recorder: Recorder | None
     _waiters: dict[str, asyncio.Future[None]]
     _handled: set[int]

@@ -158,11 +158,34 @@ class EventLog:
             try:
                 callback(event)
             except Exception as exc:  # a broken display must not break the run
-                warnings.warn(
-                    f"on_event callback {callback!r} raised {type(exc).__name__}: {exc}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+                _callback_failed(callback, exc)
+
+    def emitter(self, kept: list[ev.Event]) -> Callable[[ev.Event], None]:
+        """`emit` that also keeps each event in ``kept`` (a batch item's own events).
+
+        One call per event, where ``kept.append`` then ``emit`` would be two:
+        a run emits several events per call it makes.
+        """
+        keep, everything, callbacks = kept.append, self.events.append, self.callbacks
+
+        def emit(event: ev.Event) -> None:
+            keep(event)
+            everything(event)
+            for callback in callbacks:
+                try:
+                    callback(event)
+                except Exception as exc:
+                    _callback_failed(callback, exc)
+
+        return emit
+
+
+def _callback_failed(callback: Callable[[ev.Event], None], exc: Exception) -> None:
+    warnings.warn(
+        f"on_event callback {callback!r} raised {type(exc).__name__}: {exc}",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def dynamic_graph(

@@ -27,12 +27,12 @@ class RunBase:
     overrides: dict[str, NodeOverride]
     item: int | None
     now: Callable[[], float]
+    emit: Callable[[ev.Event], None]  # events are made with ``item=self.item``
     _rank: dict[str, float]
     _age: float
 
     if TYPE_CHECKING:
 
-        def _emit(self, event: ev.Event) -> None: ...
         def _drain(self, ready: list[str]) -> None: ...
         def _finish(
             self, nid: str, value: Value, status: str, error: BaseException | None = None

@@ -138,11 +138,6 @@ class GraphRun(EndpointCalls, Growth):
         self._endpoints_ready: set[str | None] = set()  # aliases checked and in the pool
         self._age = 0.0
 
-    def _emit(self, event: ev.Event) -> None:
-        if self.item is not None:
-            object.__setattr__(event, "item", self.item)
-        self.emit(event)
-
     def _ranks(self) -> dict[str, float]:
         """Longest remaining path (in LLM calls) from each node to the end of the graph."""
         rank: dict[str, float] = {}
@@ -182,6 +177,7 @@ class GraphRun(EndpointCalls, Growth):
                 # Placeholders kept by user code still reach the recorder (and refuse calls
                 # now that the run is closed); the run drops it, so no cycle outlives the run.
                 self._recorder._scopes.clear()
+                self._recorder._last_walk = None
                 self._recorder = None
 
     def _drain(self, ready: list[str]) -> None:
@@ -224,7 +220,7 @@ class GraphRun(EndpointCalls, Growth):
         record = self.records[nid]
         record.status = QUEUED
         record.queued_at = t = self.now()
-        self._emit(ev.NodeQueued(t, nid, endpoint))
+        self.emit(ev.NodeQueued(t, nid, endpoint, item=self.item))
 
     def _start_local(self, nid: str) -> None:
         record = self.records[nid]
@@ -233,7 +229,7 @@ class GraphRun(EndpointCalls, Growth):
         record.started_at = t = self.now()
         if record.queued_at is None:
             record.queued_at = t
-        self._emit(ev.NodeStarted(t, nid))
+        self.emit(ev.NodeStarted(t, nid, item=self.item))
 
     def _finish(
         self, nid: str, value: Value, status: str, error: BaseException | None = None
@@ -264,14 +260,26 @@ class GraphRun(EndpointCalls, Growth):
                     record.usage,
                     record.cost,
                 )
-            self._emit(
-                ev.NodeCompleted(t, nid, endpoint, record.attempts, record.cached, record.restored)
+            self.emit(
+                ev.NodeCompleted(
+                    t,
+                    nid,
+                    endpoint,
+                    record.attempts,
+                    record.cached,
+                    record.restored,
+                    item=self.item,
+                )
             )
         elif status == CANCELLED:
-            self._emit(ev.NodeCancelled(t, nid, endpoint, str(error or "")))
+            self.emit(ev.NodeCancelled(t, nid, endpoint, str(error or ""), item=self.item))
         else:
             message = f"{type(value.payload).__name__}: {value.payload}" if value.is_error else ""
-            self._emit(ev.NodeFailed(t, nid, endpoint, message, record.attempts, status == SKIPPED))
+            self.emit(
+                ev.NodeFailed(
+                    t, nid, endpoint, message, record.attempts, status == SKIPPED, item=self.item
+                )
+            )
         ready = []
         pending = self._pending
         for child in self.graph.dependents(nid):
@@ -300,7 +308,7 @@ class GraphRun(EndpointCalls, Growth):
             if record.status not in (DONE, FAILED, SKIPPED, CANCELLED):
                 record.status = CANCELLED
                 record.finished_at = t
-                self._emit(ev.NodeCancelled(t, record.id, record.endpoint, reason))
+                self.emit(ev.NodeCancelled(t, record.id, record.endpoint, reason, item=self.item))
 
     def lookup(self, ref: str) -> Value:
         if ref.startswith("param:"):

@@ -14,13 +14,14 @@ saying where, and how to move that work to run time.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from plait.errors import TraceError
 from plait.functional.numeric import add, div, mul, sub
 from plait.functional.structured import select
-from plait.markers import CLOSE, OPEN, TAG, has_marker, marker
+from plait.markers import OPEN, has_marker, marker
 from plait.ops import Op
 from plait.values import Value, ValueKind
 
@@ -72,6 +73,10 @@ class TracedValue(str, Value):
     """
 
     ref: str  # always set: the node this placeholder stands for
+    conversion: str = ""  # set on an instance only by str()/repr()/ascii() of a placeholder
+    # A placeholder has no metadata (its reply's comes with the `Value` at run time): one
+    # read-only empty mapping for all, since a run makes a placeholder per call.
+    meta: Mapping[str, Any] = MappingProxyType({})  # type: ignore[assignment]
 
     def __new__(
         cls, tracer: Any, ref: str, kind: ValueKind = ValueKind.OTHER, conversion: str = ""
@@ -79,17 +84,20 @@ class TracedValue(str, Value):
         obj = str.__new__(cls, marker(ref, tracer.id, conversion=conversion))
         # Value is frozen: fill the instance dict directly.
         fields = obj.__dict__
-        fields["kind"], fields["ref"], fields["meta"] = kind, ref, {}
-        fields["conversion"], fields["_tracer"] = conversion, tracer
+        fields["kind"], fields["ref"], fields["_tracer"] = kind, ref, tracer
+        if conversion:
+            fields["conversion"] = conversion
         return obj
 
     @classmethod
     def of_node(cls, tracer: Any, ref: str, kind: ValueKind) -> TracedValue:
-        """``TracedValue(tracer, ref, kind)`` without conversion, made faster (one per call made)."""
-        obj = str.__new__(cls, f"{OPEN}{ref}{TAG}{tracer.id}{CLOSE}")  # = marker(ref, tracer.id)
+        """``TracedValue(tracer, ref, kind)`` without conversion, made faster (one per call made).
+
+        ``tracer.marker_tail`` is ``marker_tail(tracer.id)``, worked out once per tracer.
+        """
+        obj = str.__new__(cls, OPEN + ref + tracer.marker_tail)  # = marker(ref, tracer.id)
         fields = obj.__dict__
-        fields["kind"], fields["ref"], fields["meta"] = kind, ref, {}
-        fields["conversion"], fields["_tracer"] = "", tracer
+        fields["kind"], fields["ref"], fields["_tracer"] = kind, ref, tracer
         return obj
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

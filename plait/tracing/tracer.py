@@ -32,6 +32,7 @@ from plait.markers import (
     fstring_value,
     has_marker,
     marker,
+    marker_tail,
 )
 from plait.module import Module
 from plait.parameter import Parameter
@@ -76,6 +77,7 @@ class Tracer:
                 "code in a Module subclass's forward(), or decorate a function with @plait.op."
             )
         self.id = next(_TRACE_IDS)
+        self.marker_tail = marker_tail(self.id)
         self.root = root
         self.nodes: dict[str, GraphNode] = {}
         self.parameters: dict[str, Parameter] = {}
