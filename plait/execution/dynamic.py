@@ -509,6 +509,9 @@ class _Awaiting:
 
 
 def _control(awaited: dict[str, None], deps: tuple[str, ...], nodes: Any) -> tuple[str, ...]:
+    if len(awaited) == 1:  # the usual case: one reply awaited since (a loop's previous round)
+        (ref,) = awaited
+        return (ref,) if ref not in deps and ref in nodes else ()
     return tuple(r for r in awaited if r not in deps and r in nodes)
 
 

@@ -145,7 +145,11 @@ class EventLog:
     def __init__(self, callbacks: tuple[Callable[[ev.Event], None], ...], start: float) -> None:
         self.events: list[ev.Event] = []
         self.start = start
-        self._loop_time = asyncio.get_running_loop().time
+        loop = asyncio.get_running_loop()
+        # asyncio's own loops tell time with time.monotonic: call it directly, a frame less for
+        # every event (a run makes several per call); any other loop keeps its own clock.
+        default_clock = getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time
+        self._loop_time = time.monotonic if default_clock else loop.time
         clock = RunClock(time.time_ns() - round((self._loop_time() - start) * 1e9))
         self.callbacks = callbacks + open_observers(clock)
 
