@@ -229,15 +229,19 @@ def test_the_dynamic_benchmark_twins_make_the_same_calls_and_answers():
         for item in (*traced, *recorded):
             llm = [r for r in item.result.nodes.values() if r.kind == "llm"]
             assert len(llm) == calls, shape
-    figure = asyncio.run(dynamic.measure("chain4", items=4, concurrency=8, rounds=1))
+    figure = dynamic.measure("chain4", items=4, concurrency=8, rounds=1, processes=3)
     assert figure.metric == "CPU per LLM call" and figure.baseline > 0 and figure.plait > 0
+    low, high = (float(r) for r in figure.note.split("ratios ")[1].rstrip("×").split("–"))
+    assert figure.note.startswith("median of 3 processes")
+    assert low - 1e-3 <= figure.ratio <= high + 1e-3  # the note's range holds the median
     with simulator_process() as server:
-        over_http = asyncio.run(
-            dynamic.measure("fanout16", items=2, concurrency=8, rounds=1, url=server.url)
+        over_http = dynamic.measure(
+            "fanout16", items=2, concurrency=8, rounds=1, processes=2, url=server.url
         )
         requests = server.requests()
     assert over_http.metric == "client CPU per LLM call" and over_http.plait > 0
-    assert len(requests) == 2 * 2 * 2 * 17  # warm-up and one round, both twins, 2 items × 17
+    # Each process: warm-up and one round, both twins, 2 items × 17 calls.
+    assert len(requests) == 2 * 2 * 2 * 2 * 17
 
 
 def test_the_dynamic_benchmark_counts_instructions_under_valgrind():

@@ -7,6 +7,7 @@ the requests the server received are exactly the calls the flow should make.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -602,3 +603,57 @@ async def test_repeated_calls_from_one_place_still_name_the_callers_they_came_th
         (("both#2",), both),
         (("both#2",), both),
     ]
+
+
+class Alike(Module):
+    """Two chained drafts, then a check of the second whose control edge and call site depend on
+    the item: items that call alike share nodes, the rest must keep their own."""
+
+    def __init__(self):
+        super().__init__()
+        self.draft = LLMInference("fast", system_prompt="Draft.")
+        self.check = LLMInference("fast", system_prompt="Check.")
+
+    async def forward(self, text):
+        first = self.draft(text)
+        second = self.draft(first)
+        if text.startswith("await"):
+            await first  # the check then has a control edge from the first draft
+        if text.endswith("!"):
+            return self.check(second)  # LINE-EXCLAIMED
+        return self.check(second)  # LINE-PLAIN
+
+
+async def test_batch_items_record_their_own_control_edges_and_call_sites():
+    texts = ["await a", "b", "await c!", "d!", "await e", "f"]
+    items = await run_batch(Alike(), texts, resources=ResourceConfig.simulated("fast"))
+    assert all(item.ok for item in items)
+    checks = [item.result.graph.nodes["check"] for item in items]
+    assert [c.control for c in checks] == [("draft",), (), ("draft",), (), ("draft",), ()]
+    exclaimed, plain = _line("# LINE-EXCLAIMED"), _line("# LINE-PLAIN")
+    assert [c.source for c in checks] == [plain, plain, exclaimed, exclaimed, plain, plain]
+    for item, text in zip(items, texts, strict=True):
+        nodes = item.result.graph.nodes
+        assert nodes["draft"].args == (text,)
+        assert [n.dependencies for n in nodes.values()] == [(), ("draft",), ("draft_1",)]
+        assert [n.call_key for n in nodes.values()] == ["/draft#0", "/draft#1", "/check#0"]
+    # Each item's record of the run is its own: changing one item's graph leaves the others.
+    first, second = items[0].result.graph, items[4].result.graph
+    first.replace_node(dataclasses.replace(first.nodes["check"], source="edited"))
+    assert second.nodes["check"].source == plain
+
+
+class MakesItsOwn(Module):
+    """Makes a module inside forward (not registered under the root) and calls it."""
+
+    async def forward(self, text):
+        helper = LLMInference("fast", system_prompt="Help.")
+        return helper(text)
+
+
+async def test_a_module_made_inside_forward_is_named_alike_in_every_item():
+    items = await run_batch(
+        MakesItsOwn(), ["a", "b", "c"], resources=ResourceConfig.simulated("fast")
+    )
+    assert all(item.ok for item in items)
+    assert [list(item.result.graph.nodes) for item in items] == [["llm_inference"]] * 3

@@ -42,6 +42,7 @@ from plait.graph import GraphNode, InferenceGraph, NodeKind
 from plait.inference import LLMInference
 from plait.markers import has_marker, marker_tail
 from plait.module import Module
+from plait.parameter import Parameter
 from plait.tracing.frames import is_user_code
 from plait.tracing.proxy import TracedValue
 from plait.tracing.tracer import _TRACE_IDS, Tracer
@@ -111,6 +112,7 @@ class Layout:
     forward_codes: frozenset[CodeType]
     param_refs: dict[int, str]
     path_set: frozenset[str] = frozenset()
+    used_paths: set[str] = field(default_factory=set)  # path_set, as the set a Tracer adds to
     # Per LLMInference called: its path, node base id and name, parameter refs, output kind.
     llm_calls: dict[int, tuple[str, str, str, tuple[str, ...], ValueKind]] = field(
         default_factory=dict
@@ -118,6 +120,11 @@ class Layout:
     # What each code object met in the scope walk is (by id; the code is kept with its role),
     # worked out with ``forward_codes``: shared by every recorder that has met no other forward.
     code_roles: dict[int, tuple[str, CodeType]] = field(default_factory=dict)
+    # One `ValueRef` per ref for the whole batch (immutable, so items' nodes can share it).
+    value_refs: dict[str, ValueRef] = field(default_factory=dict)
+    # The node each id was first recorded as, with its call frame's key and occurrence (see
+    # `Recorder._add`): an item making the same call shares the node.
+    nodes: dict[str, tuple[GraphNode, str, int]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, root: Module) -> Layout:
@@ -127,7 +134,7 @@ class Layout:
             paths[id(module)] = path
             codes |= forward_codes(type(module))
         params = {id(p): f"param:{name}" for name, p in root.named_parameters()}
-        return cls(paths, frozenset(codes), params, frozenset(paths.values()))
+        return cls(paths, frozenset(codes), params, frozenset(paths.values()), set(paths.values()))
 
 
 class Recorder(Tracer):
@@ -145,11 +152,16 @@ class Recorder(Tracer):
         self.marker_tail = marker_tail(self.id)
         self.root = root
         self._ids: dict[str, int] = {}
-        self._paths = dict(layout.paths)
-        self._forward_codes = set(layout.forward_codes)
-        self._used_paths = set(layout.paths.values())
+        # The layout's own maps until this item adds to them (`_path_of`, `_param_ref`): most
+        # items never do, and a copy per item in flight is memory every call then walks past.
+        self._paths = layout.paths
+        self._forward_codes = layout.forward_codes  # grows by union, into a new set
+        self._used_paths = layout.used_paths
         self._unregistered: list[Module] = []
-        self._param_refs = dict(layout.param_refs)
+        self._param_refs = layout.param_refs
+        self._own_maps = False
+        self._value_refs = layout.value_refs
+        self._known_nodes = layout.nodes
         self._scopes: dict[FrameType, str] = {}
         # The caller frame that made the last call, the frames below it down to the runner,
         # and the scope walk's answer per call site (offset) in it: a loop or comprehension
@@ -170,8 +182,29 @@ class Recorder(Tracer):
         # Shared with the graph: ids stay unique across traced and recorded nodes.
         self.nodes = graph.nodes
         self.parameters = graph.parameters
-        for ref, param in graph.parameters.items():
-            self._param_refs.setdefault(id(param), ref)
+        refs = self._param_refs
+        missing = [(id(p), ref) for ref, p in graph.parameters.items() if id(p) not in refs]
+        if missing:
+            self._own()
+            self._param_refs.update(missing)
+
+    def _own(self) -> None:
+        """Copy the layout's maps before this item adds to them (they are shared by the batch)."""
+        if not self._own_maps:
+            self._paths = dict(self._paths)
+            self._used_paths = set(self._used_paths)
+            self._param_refs = dict(self._param_refs)
+            self._own_maps = True
+
+    def _path_of(self, module: Module) -> str:
+        if id(module) not in self._paths:
+            self._own()
+        return super()._path_of(module)
+
+    def _param_ref(self, param: Parameter) -> str:
+        if id(param) not in self._param_refs:
+            self._own()
+        return super()._param_ref(param)
 
     @property
     def _stack(self) -> list[tuple[str, Module]]:
@@ -278,6 +311,32 @@ class Recorder(Tracer):
         else:
             self._ids[base_id] = n + 1
         scope, source = self._scope_and_source_from(caller)
+        if frame.scope:
+            scope = (*frame.scope, *scope)
+        control = _control(frame.awaited, deps, self.nodes) if frame.awaited else ()
+        # The batch's items mostly make the same calls: an item whose call matches the node an
+        # earlier item recorded under this id shares it (nodes are read-only), so a batch keeps
+        # one node per distinct call instead of one per call made.
+        known = self._known_nodes.get(node_id)
+        if known is not None and len(args) == 1 and type(args[0]) in _CHEAP_ARGS:
+            node, frame_key, occurred = known
+            if (
+                node.module is module
+                and node.args == args
+                and node.dependencies == deps
+                and node.control == control
+                and occurred == occurrence
+                and frame_key == frame.key
+                and node.scope == scope
+                and node.source == source
+                and node.kwargs == kwargs
+                and node.parameters == params
+                and node.kind is kind
+                and node.name == name
+                and node.module_path == module_path
+            ):
+                self.run.add_node(node, frame.priority)
+                return TracedValue.of_node(self, node_id, out_kind)
         node = GraphNode(  # positional: this runs for every call a run makes
             node_id,
             kind,
@@ -288,13 +347,15 @@ class Recorder(Tracer):
             kwargs,
             deps,
             params,
-            (*frame.scope, *scope) if frame.scope else scope,
+            scope,
             True,  # side effects: every call made runs (nothing is pruned in eager mode)
             True,
             source,
-            _control(frame.awaited, deps, self.nodes) if frame.awaited else (),
+            control,
             f"{frame.key}/{base_id}#{occurrence}",
         )
+        if known is None:
+            self._known_nodes[node_id] = (node, frame.key, occurrence)
         self.run.add_node(node, frame.priority)
         return TracedValue.of_node(self, node_id, out_kind)
 
@@ -308,9 +369,12 @@ class Recorder(Tracer):
             return args, (), ()
         if kind is TracedValue and arg._tracer is self and not arg.conversion:
             ref = arg.ref
+            value_ref = self._value_refs.get(ref)
+            if value_ref is None:  # one per ref for the batch: the items' nodes share it
+                value_ref = self._value_refs[ref] = ValueRef(ref)
             if ref.startswith("param:"):
-                return (ValueRef(ref),), (), (ref,)
-            return (ValueRef(ref),), (ref,), ()
+                return (value_ref,), (), (ref,)
+            return (value_ref,), (ref,), ()
         return None
 
     def call_module(self, module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -506,6 +570,11 @@ class _Awaiting:
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self.steps
+
+
+# Argument types `Recorder._add` compares to share a node (others cost more to compare than
+# a new node costs to make).
+_CHEAP_ARGS = frozenset({str, ValueRef})
 
 
 def _control(awaited: dict[str, None], deps: tuple[str, ...], nodes: Any) -> tuple[str, ...]:

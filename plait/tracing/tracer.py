@@ -18,6 +18,7 @@ import os
 import re
 import sys
 from collections.abc import Generator
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from types import CodeType, FrameType
 from typing import Any
@@ -83,7 +84,7 @@ class Tracer:
         self.parameters: dict[str, Parameter] = {}
         self._ids: dict[str, int] = {}
         self._paths: dict[int, str] = {}
-        self._forward_codes: set[CodeType] = set()
+        self._forward_codes: AbstractSet[CodeType] = set()
         for path, module in root.named_modules():
             self._paths[id(module)] = path
             self._forward_codes |= _forward_codes(type(module))
@@ -188,7 +189,9 @@ class Tracer:
                 out_kind=ValueKind.OTHER,
                 extra_params=tuple(self._param_ref(p) for p in module.parameters()),
             )
-        self._forward_codes |= _forward_codes(type(module))
+        codes = _forward_codes(type(module))
+        if not codes <= self._forward_codes:  # a new set: a recorder's may be its batch's
+            self._forward_codes = self._forward_codes | codes
         self._stack.append((path, module))
         try:
             result = module.forward(*args, **kwargs)
