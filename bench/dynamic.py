@@ -20,10 +20,13 @@ CPU per call: what plait costs a real deployment, the same definition of
 per-call overhead as ``bench/overhead.py`` (httpx included, the server not).
 
 Figure: process CPU µs per LLM call (CPU, not wall time, so other load on a
-shared machine distorts it less), the least of seven alternating rounds (the
-round other processes disturbed least); the ratio is dynamic / traced (target
-≤ 1.1). Run: ``python bench/dynamic.py [--quick]``. On a shared machine the
-CPU time of the same work still varies by ±20% between rounds.
+shared machine distorts it less); the ratio is dynamic / traced (target
+≤ 1.1). On a shared VM the CPU time of the same work varies by ±20% between
+rounds and between processes, so each point runs in several fresh processes
+(7 in process, 3 over HTTP), each alternating the twins over 5 (HTTP: 3)
+rounds of 200 items; each side's figure is the median over all its rounds,
+and the note gives the 10th–90th percentile of the paired rounds' ratios.
+Run: ``python bench/dynamic.py [--quick]`` (about 15 minutes; quick: 3).
 
 ``--instructions`` counts instead the machine instructions each side executes
 per LLM call (valgrind's cachegrind, in a child process per side: a run of
@@ -41,6 +44,7 @@ import asyncio
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -115,8 +119,8 @@ SHAPES = {
 
 async def per_call_cpu(
     shape: str, items: int, concurrency: int, rounds: int, url: str | None
-) -> dict[str, float]:
-    """CPU µs per LLM call of both twins in this process: the least of alternating rounds."""
+) -> dict[str, list[float]]:
+    """CPU µs per LLM call of both twins in this process, round by round (alternating)."""
     traced_cls, dynamic_cls, calls_per_item = SHAPES[shape]
     texts = prompts(items)
     if url is None:
@@ -134,38 +138,47 @@ async def per_call_cpu(
     await batch(dynamic)
     timings = await alternate(rounds, lambda: batch(traced), lambda: batch(dynamic))
     calls = items * calls_per_item
-    return {side: timings.least(side, "cpu") / calls * 1e6 for side in ("baseline", "plait")}
+    return {
+        side: [t.cpu / calls * 1e6 for t in getattr(timings, side)]
+        for side in ("baseline", "plait")
+    }
 
 
 def measure(
     shape: str, items: int, concurrency: int, rounds: int, processes: int, url: str | None = None
 ) -> Figure:
-    """Both twins' CPU per call in ``processes`` fresh processes; the median process's figure.
+    """Both twins' CPU per call over ``rounds`` rounds in each of ``processes`` fresh processes.
 
-    The same work's CPU time differs between processes more than between
-    rounds of one process (where objects land in memory differs), so each
-    process measures both twins, alternating, and the figure is the process
-    whose ratio is the median; the note gives the range over all of them.
+    The CPU time of the same work varies by ±20% from round to round on a
+    shared VM, and by as much between processes (where objects land in memory
+    differs), so one process's least round decides little. Each process runs
+    both twins, alternating; each side's figure is the median of all its
+    rounds in all processes, and the note gives the spread of the paired
+    rounds' ratios (10th–90th percentile).
     """
-    samples = []
+    rounds_of: dict[str, list[float]] = {"baseline": [], "plait": []}
     for _ in range(processes):
         command = [sys.executable, __file__, "--cpu-child", shape, str(items)]
         command += [str(concurrency), str(rounds), url or "-"]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        samples.append(json.loads(out.strip().splitlines()[-1]))
-    samples.sort(key=lambda s: s["plait"] / s["baseline"])
-    ratios = [s["plait"] / s["baseline"] for s in samples]
-    middle = samples[len(samples) // 2]
+        found = json.loads(out.strip().splitlines()[-1])
+        for side in rounds_of:
+            rounds_of[side] += found[side]
+    pairs = sorted(p / b for b, p in zip(rounds_of["baseline"], rounds_of["plait"], strict=True))
+    low, high = pairs[len(pairs) // 10], pairs[(len(pairs) * 9) // 10]
     where = "in process" if url is None else "HTTP"
     return Figure(
         benchmark=f"dynamic vs traced, {where}: {shape}, {items} items, cap {concurrency}",
         metric="CPU per LLM call" if url is None else "client CPU per LLM call",
         unit="µs",
-        baseline=middle["baseline"],
-        plait=middle["plait"],
+        baseline=statistics.median(rounds_of["baseline"]),
+        plait=statistics.median(rounds_of["plait"]),
         target=TARGET,
         baseline_name="traced",
-        note=f"median of {processes} processes; their ratios {ratios[0]:.3f}–{ratios[-1]:.3f}×",
+        note=(
+            f"median of {processes}×{rounds} rounds; paired rounds' ratios "
+            f"{low:.2f}–{high:.2f}× (p10–p90)"
+        ),
     )
 
 
@@ -214,7 +227,7 @@ def count(shape: str, items: int, concurrency: int) -> Figure:
 
 
 def main(quick: bool, by_instructions: bool = False) -> Result:
-    items = 100 if quick or by_instructions else 400
+    items = 100 if quick or by_instructions else 200
     rounds, processes = (3, 3) if quick else (5, 7)
     figures = []
     for shape in SHAPES:
@@ -228,7 +241,7 @@ def main(quick: bool, by_instructions: bool = False) -> Result:
             for shape in SHAPES:
                 for concurrency in (8, 64, 256):
                     figures.append(
-                        measure(shape, items, concurrency, 3, min(processes, 5), server.url)
+                        measure(shape, items, concurrency, 3, min(processes, 3), server.url)
                     )
     worst = max(figures, key=lambda f: f.ratio or 0.0)
     best = min(figures, key=lambda f: f.ratio or 0.0)
