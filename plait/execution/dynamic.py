@@ -125,6 +125,8 @@ class Layout:
     # The node each id was first recorded as, with its call frame's key and occurrence (see
     # `Recorder._add`): an item making the same call shares the node.
     nodes: dict[str, tuple[GraphNode, str, int]] = field(default_factory=dict)
+    # Each call key made, by its parts: the items' nodes share the string.
+    call_keys: dict[tuple[str, str, int], str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, root: Module) -> Layout:
@@ -162,6 +164,7 @@ class Recorder(Tracer):
         self._own_maps = False
         self._value_refs = layout.value_refs
         self._known_nodes = layout.nodes
+        self._call_keys = layout.call_keys
         self._scopes: dict[FrameType, str] = {}
         # The caller frame that made the last call, the frames below it down to the runner,
         # and the scope walk's answer per call site (offset) in it: a loop or comprehension
@@ -337,6 +340,10 @@ class Recorder(Tracer):
             ):
                 self.run.add_node(node, frame.priority)
                 return TracedValue.of_node(self, node_id, out_kind)
+        parts = (frame.key, base_id, occurrence)
+        call_key = self._call_keys.get(parts)
+        if call_key is None:  # one string per call key for the batch: its items' nodes share it
+            call_key = self._call_keys[parts] = f"{frame.key}/{base_id}#{occurrence}"
         node = GraphNode(  # positional: this runs for every call a run makes
             node_id,
             kind,
@@ -352,7 +359,7 @@ class Recorder(Tracer):
             True,
             source,
             control,
-            f"{frame.key}/{base_id}#{occurrence}",
+            call_key,
         )
         if known is None:
             self._known_nodes[node_id] = (node, frame.key, occurrence)
