@@ -44,7 +44,6 @@ import asyncio
 import json
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +55,7 @@ from bench._common import (
     Result,
     alternate,
     http_resources,
+    median,
     prompts,
     render_table,
     simulated_resources,
@@ -171,8 +171,8 @@ def measure(
         benchmark=f"dynamic vs traced, {where}: {shape}, {items} items, cap {concurrency}",
         metric="CPU per LLM call" if url is None else "client CPU per LLM call",
         unit="µs",
-        baseline=statistics.median(rounds_of["baseline"]),
-        plait=statistics.median(rounds_of["plait"]),
+        baseline=median(rounds_of["baseline"]),
+        plait=median(rounds_of["plait"]),
         target=TARGET,
         baseline_name="traced",
         note=(

@@ -114,7 +114,7 @@ class InferenceGraph:
         # For a run's own copy of a traced graph that grew while running: the traced original.
         self.base: InferenceGraph | None = None
         # What recording calls into this graph needs to know of ``root`` (made on first use,
-        # shared by every item of a batch); see `plait.execution.dynamic.Layout`.
+        # shared by every item of a batch); see `plait.execution.recording.Layout`.
         self.layout: Any = None
 
     def grown_copy(self) -> InferenceGraph:

@@ -26,17 +26,16 @@ from plait.errors import ConfigError
 from plait.execution import events as ev
 from plait.execution.args import check_items
 from plait.execution.dynamic import is_dynamic
+from plait.execution.eventlog import EventLog, gc_tuned
 from plait.execution.pool import SlotPool
 from plait.execution.result import DONE, BatchItem, RunResult, build_profile
 from plait.execution.run import (
-    EventLog,
     RunOptions,
     RunStores,
     build_result,
     caller_output,
     check_aliases,
     dynamic_graph,
-    gc_tuned,
     graph_inputs,
     open_endpoints,
     open_manager,

@@ -30,15 +30,15 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from collections.abc import Awaitable, Generator, Mapping
+from collections.abc import Generator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from types import CodeType, FrameType, MappingProxyType
-from typing import Any, Protocol
+from typing import Any
 
 from plait._context import reset_active_tracer, set_active_tracer
-from plait.errors import CallError, ExecutionError, TraceError
-from plait.graph import GraphNode, InferenceGraph, NodeKind
+from plait.errors import ExecutionError, TraceError
+from plait.execution.recording import CallFrame, Layout, RecordingRun
+from plait.graph import GraphNode, NodeKind
 from plait.inference import LLMInference
 from plait.markers import has_marker, marker_tail
 from plait.module import Module
@@ -46,23 +46,7 @@ from plait.parameter import Parameter
 from plait.tracing.frames import is_user_code
 from plait.tracing.proxy import TracedValue
 from plait.tracing.tracer import _TRACE_IDS, Tracer
-from plait.tracing.tracer import _forward_codes as forward_codes
 from plait.values import Value, ValueKind, ValueRef, unwrap
-
-
-class RecordingRun(Protocol):
-    """What a `Recorder` needs of the run it records into (a `GraphRun`)."""
-
-    graph: InferenceGraph
-    closed: bool
-
-    def add_node(self, node: GraphNode, priority: float) -> None: ...
-
-    values: dict[str, Value]
-
-    def result_of(self, ref: str) -> Value | Awaitable[None]: ...
-
-    def call_error(self, ref: str, value: Value) -> CallError: ...
 
 
 def is_dynamic(module: Any) -> bool:
@@ -74,25 +58,6 @@ def is_dynamic(module: Any) -> bool:
     )
 
 
-@dataclass(eq=False)
-class CallFrame:
-    """One executing caller: an async forward, or the user code of an op or module node.
-
-    ``stack`` holds the module paths being stepped through (sync composites
-    push onto it); ``awaited`` the refs awaited so far (control edges of every
-    later call); ``counts`` the occurrences per call path (for call keys);
-    ``priority`` the slot priority of its calls; ``scope`` the helper scope of
-    the node that runs this code.
-    """
-
-    key: str
-    stack: list[tuple[str, Module]]
-    awaited: dict[str, None] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    priority: float = 0.0
-    scope: tuple[str, ...] = ()
-
-
 # What a frame is to the scope walk: the runner (stop), not user code, user code (the
 # call's line), or a user helper function (also a scope).
 _STOP, _OTHER, _USER, _HELPER = "stop", "other", "user", "helper"
@@ -102,41 +67,6 @@ _STOP, _OTHER, _USER, _HELPER = "stop", "other", "user", "helper"
 _SOURCES: dict[int, tuple[CodeType, dict[int, str]]] = {}
 _NO_KWARGS: Mapping[str, Any] = MappingProxyType({})  # shared by the one-argument calls
 _FRAME: ContextVar[CallFrame | None] = ContextVar("plait_call_frame", default=None)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """What a recorder needs to know of its root module: paths, forward code, parameter refs."""
-
-    paths: dict[int, str]
-    forward_codes: frozenset[CodeType]
-    param_refs: dict[int, str]
-    path_set: frozenset[str] = frozenset()
-    used_paths: set[str] = field(default_factory=set)  # path_set, as the set a Tracer adds to
-    # Per LLMInference called: its path, node base id and name, parameter refs, output kind.
-    llm_calls: dict[int, tuple[str, str, str, tuple[str, ...], ValueKind]] = field(
-        default_factory=dict
-    )
-    # What each code object met in the scope walk is (by id; the code is kept with its role),
-    # worked out with ``forward_codes``: shared by every recorder that has met no other forward.
-    code_roles: dict[int, tuple[str, CodeType]] = field(default_factory=dict)
-    # One `ValueRef` per ref for the whole batch (immutable, so items' nodes can share it).
-    value_refs: dict[str, ValueRef] = field(default_factory=dict)
-    # The node each id was first recorded as, with its call frame's key and occurrence (see
-    # `Recorder._add`): an item making the same call shares the node.
-    nodes: dict[str, tuple[GraphNode, str, int]] = field(default_factory=dict)
-    # Each call key made, by its parts: the items' nodes share the string.
-    call_keys: dict[tuple[str, str, int], str] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, root: Module) -> Layout:
-        codes: set[CodeType] = set()
-        paths = {}
-        for path, module in root.named_modules():
-            paths[id(module)] = path
-            codes |= forward_codes(type(module))
-        params = {id(p): f"param:{name}" for name, p in root.named_parameters()}
-        return cls(paths, frozenset(codes), params, frozenset(paths.values()), set(paths.values()))
 
 
 class Recorder(Tracer):
@@ -158,7 +88,7 @@ class Recorder(Tracer):
         # items never do, and a copy per item in flight is memory every call then walks past.
         self._paths = layout.paths
         self._forward_codes = layout.forward_codes  # grows by union, into a new set
-        self._used_paths = layout.used_paths
+        self._used_paths = layout.root_paths
         self._unregistered: list[Module] = []
         self._param_refs = layout.param_refs
         self._own_maps = False
@@ -180,7 +110,7 @@ class Recorder(Tracer):
         self._input_paths: dict[str, tuple[str, tuple[Any, ...]]] = {}
         self.run = run
         self._llm_calls = layout.llm_calls
-        self._layout_paths = layout.path_set
+        self._layout_paths = layout.root_paths
         self._stop_codes = stop_codes  # the runner's functions that call user code
         # Shared with the graph: ids stay unique across traced and recorded nodes.
         self.nodes = graph.nodes
@@ -190,6 +120,14 @@ class Recorder(Tracer):
         if missing:
             self._own()
             self._param_refs.update(missing)
+
+    def release_frames(self, *, run_over: bool = False) -> None:
+        """Drop the frames the scope walk keeps: the last caller's (its ``forward`` returned), and
+        when ``run_over`` every helper frame too (placeholders kept by user code still reach this
+        recorder; no frame should outlive the run through them)."""
+        self._last_walk = None
+        if run_over:
+            self._scopes.clear()
 
     def _own(self) -> None:
         """Copy the layout's maps before this item adds to them (they are shared by the batch)."""
@@ -320,8 +258,9 @@ class Recorder(Tracer):
         # The batch's items mostly make the same calls: an item whose call matches the node an
         # earlier item recorded under this id shares it (nodes are read-only), so a batch keeps
         # one node per distinct call instead of one per call made.
-        known = self._known_nodes.get(node_id)
-        if known is not None and len(args) == 1 and type(args[0]) in _CHEAP_ARGS:
+        shareable = len(args) == 1 and type(args[0]) in _CHEAP_ARGS
+        known = self._known_nodes.get(node_id) if shareable else None
+        if known is not None:
             node, frame_key, occurred = known
             if (
                 node.module is module
@@ -361,7 +300,7 @@ class Recorder(Tracer):
             control,
             call_key,
         )
-        if known is None:
+        if shareable and known is None:
             self._known_nodes[node_id] = (node, frame.key, occurrence)
         self.run.add_node(node, frame.priority)
         return TracedValue.of_node(self, node_id, out_kind)

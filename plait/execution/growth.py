@@ -86,7 +86,7 @@ class Growth(RunBase):
             output = Value(ValueKind.ERROR, exc, None, {"node": "forward"})
         finally:
             recorder.leave(tokens)
-            recorder._last_walk = None  # its frames are done: let them (and their locals) go
+            recorder.release_frames()  # forward's frames are done: let them (and locals) go
         self.graph.set_output(output)
 
     def add_node(self, node: GraphNode, priority: float) -> None:

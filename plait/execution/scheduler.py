@@ -176,8 +176,7 @@ class GraphRun(EndpointCalls, Growth):
             if self._recorder is not None:
                 # Placeholders kept by user code still reach the recorder (and refuse calls
                 # now that the run is closed); the run drops it, so no cycle outlives the run.
-                self._recorder._scopes.clear()
-                self._recorder._last_walk = None
+                self._recorder.release_frames(run_over=True)
                 self._recorder = None
 
     def _drain(self, ready: list[str]) -> None:

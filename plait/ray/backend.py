@@ -32,9 +32,9 @@ from plait.execution.args import check_items
 from plait.execution.batch import BatchProgress, _Progress, _progress_stream, batch_options
 from plait.execution.checkpoint import Checkpoint
 from plait.execution.dynamic import is_dynamic
+from plait.execution.eventlog import EventLog
 from plait.execution.result import BatchItem, build_profile
 from plait.execution.run import (
-    EventLog,
     check_aliases,
     dynamic_graph,
     graph_hash,

@@ -20,8 +20,8 @@ from typing import Any
 from plait.errors import ConfigError, ExecutionError
 from plait.execution import events as ev
 from plait.execution.batch import ItemStream, _Progress
+from plait.execution.eventlog import EventLog
 from plait.execution.result import RunResult
-from plait.execution.run import EventLog
 from plait.graph import InferenceGraph
 from plait.ray.graphs import Rebuilder
 from plait.ray.worker import Call, Update, WorkerPlan
