@@ -657,3 +657,80 @@ async def test_a_module_made_inside_forward_is_named_alike_in_every_item():
     )
     assert all(item.ok for item in items)
     assert [list(item.result.graph.nodes) for item in items] == [["llm_inference"]] * 3
+
+
+class Composes(Module):
+    """Composes the judge's prompt from two drafts in a way that depends on the item."""
+
+    def __init__(self):
+        super().__init__()
+        self.pro = LLMInference("fast", system_prompt="For.")
+        self.con = LLMInference("fast", system_prompt="Against.")
+        self.judge = LLMInference("fast", system_prompt="Judge.")
+
+    async def forward(self, text):
+        pro, con = self.pro(text), self.con(text)
+        if text.startswith("r "):
+            return self.judge(f"{con!r} vs {pro:>3}")
+        if text.startswith("own "):
+            return self.judge(f"{text}: {pro} vs {con}")
+        if text.startswith("s "):
+            return self.judge(f"{con} vs {pro}")  # the same text around, the other way round
+        return self.judge(f"{pro} vs {con}")
+
+
+def _sent(record):
+    return record.request.messages[-1]["content"]
+
+
+async def test_batch_items_composing_alike_each_send_their_own_replies():
+    texts = ["a", "b", "r c", "own d", "s e", "r f", "own g", "h", "s i"]
+    items = await run_batch(Composes(), texts, resources=ResourceConfig.simulated("fast"))
+    assert all(item.ok for item in items)
+    for item, text in zip(items, texts, strict=True):
+        nodes = item.result.nodes
+        pro, con = nodes["pro"].output.payload, nodes["con"].output.payload
+        assert text in pro and text in con  # each item's drafts are its own
+        if text.startswith("r "):
+            expected, deps = f"{con!r} vs {pro:>3}", ("con", "pro")
+        elif text.startswith("own "):
+            expected, deps = f"{text}: {pro} vs {con}", ("pro", "con")
+        elif text.startswith("s "):
+            expected, deps = f"{con} vs {pro}", ("con", "pro")
+        else:
+            expected, deps = f"{pro} vs {con}", ("pro", "con")
+        assert _sent(nodes["judge"]) == expected
+        assert item.result.graph.nodes["judge"].dependencies == deps
+
+
+class KeepsOne(Module):
+    """The first item keeps its reply's placeholder on the class; the second composes a prompt
+    from its own reply; the rest compose the same prompt with the kept placeholder instead."""
+
+    kept = None
+
+    def __init__(self):
+        super().__init__()
+        self.llm = LLMInference("fast")
+
+    async def forward(self, text):
+        reply = self.llm(text)
+        if KeepsOne.kept is None:
+            KeepsOne.kept = reply
+            await reply
+            return reply
+        if text == "own":
+            return self.llm(f"{reply} and {reply}")
+        await asyncio.sleep(0)  # after the item composing its own
+        return self.llm(f"{reply} and {KeepsOne.kept}")
+
+
+async def test_a_placeholder_kept_from_another_item_is_refused_not_resolved_in_this_one():
+    # The other item's call has the same id here: resolving by id would read this item's reply.
+    KeepsOne.kept = None
+    texts = ["a", "own", "b", "c"]
+    items = await run_batch(KeepsOne(), texts, resources=ResourceConfig.simulated("fast"))
+    assert [item.ok for item in items] == [True, True, False, False]
+    for item in items[2:]:
+        assert isinstance(item.result.forward_error, TraceError)
+        assert "another trace" in str(item.result.forward_error)

@@ -40,13 +40,13 @@ from plait.errors import ExecutionError, TraceError
 from plait.execution.recording import CallFrame, Layout, RecordingRun
 from plait.graph import GraphNode, NodeKind
 from plait.inference import LLMInference
-from plait.markers import has_marker, marker_tail
+from plait.markers import CLOSE, TAG, altered_error, fstring_value, has_marker, marker_tail
 from plait.module import Module
 from plait.parameter import Parameter
 from plait.tracing.frames import is_user_code
 from plait.tracing.proxy import TracedValue
 from plait.tracing.tracer import _TRACE_IDS, Tracer
-from plait.values import Value, ValueKind, ValueRef, unwrap
+from plait.values import FormatField, Value, ValueKind, ValueRef, unwrap
 
 
 def is_dynamic(module: Any) -> bool:
@@ -95,6 +95,7 @@ class Recorder(Tracer):
         self._value_refs = layout.value_refs
         self._known_nodes = layout.nodes
         self._call_keys = layout.call_keys
+        self._fstrings = layout.fstrings
         self._scopes: dict[FrameType, str] = {}
         # The caller frame that made the last call, the frames below it down to the runner,
         # and the scope walk's answer per call site (offset) in it: a loop or comprehension
@@ -258,7 +259,10 @@ class Recorder(Tracer):
         # The batch's items mostly make the same calls: an item whose call matches the node an
         # earlier item recorded under this id shares it (nodes are read-only), so a batch keeps
         # one node per distinct call instead of one per call made.
-        shareable = len(args) == 1 and type(args[0]) in _CHEAP_ARGS
+        arg = args[0] if len(args) == 1 else None
+        shareable = type(arg) in _CHEAP_ARGS or (
+            type(arg) is Value and arg.kind is ValueKind.FSTRING  # a composed prompt
+        )
         known = self._known_nodes.get(node_id) if shareable else None
         if known is not None:
             node, frame_key, occurred = known
@@ -311,8 +315,11 @@ class Recorder(Tracer):
         """`_convert` for the usual call, one plain string or placeholder (None: not that case)."""
         arg = args[0]
         kind = type(arg)
-        if kind is str and not has_marker(arg):
-            return args, (), ()
+        if kind is str:
+            if not has_marker(arg):
+                return args, (), ()
+            value, deps, params = self._composed(arg)
+            return (value,), deps, params
         if kind is TracedValue and arg._tracer is self and not arg.conversion:
             ref = arg.ref
             value_ref = self._value_refs.get(ref)
@@ -322,6 +329,51 @@ class Recorder(Tracer):
                 return (value_ref,), (), (ref,)
             return (value_ref,), (ref,), ()
         return None
+
+    def _composed(self, text: str) -> tuple[Value, tuple[str, ...], tuple[str, ...]]:
+        """A composed prompt's FSTRING value, and the node and parameter refs it reads.
+
+        The items of a batch compose the same prompts around their own placeholders: the
+        texts differ only in the trace id inside each marker. So the parse is kept in the
+        layout by the text with this recorder's id taken out, and serves every item (and
+        their nodes share the value). A text with any other marker form (a conversion, a
+        spec, an escaped or a foreign marker) is parsed every time.
+        """
+        key = str.replace(text, self.marker_tail, _ANY_TAIL)
+        fstrings = self._fstrings
+        found = fstrings.get(key)
+        nodes, parameters = self.nodes, self.parameters
+        if found is not None:
+            for ref in found[1]:
+                if ref not in nodes:
+                    raise altered_error(text)
+            for ref in found[2]:
+                if ref not in parameters:
+                    raise altered_error(text)
+            return found
+        value = fstring_value(text, self.id)
+        deps: dict[str, None] = {}
+        params: dict[str, None] = {}
+        for part in value.payload:
+            if type(part) is FormatField:
+                ref = part.ref
+                if ref.startswith("param:") and ref in parameters:
+                    params[ref] = None
+                elif ref in nodes:
+                    deps[ref] = None
+                else:
+                    raise altered_error(text)
+        found = (value, tuple(deps), tuple(params))
+        if (
+            len(fstrings) < _FSTRINGS_KEPT
+            and str.count(key, TAG) == str.count(key, _ANY_TAIL)
+            and "\\ue00" not in key
+        ):
+            fstrings[key] = found
+        return found
+
+    def _fstring(self, text: str) -> Value:
+        return self._composed(text)[0]
 
     def call_module(self, module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.run.closed:
@@ -521,6 +573,10 @@ class _Awaiting:
 # Argument types `Recorder._add` compares to share a node (others cost more to compare than
 # a new node costs to make).
 _CHEAP_ARGS = frozenset({str, ValueRef})
+# Composed prompts a batch keeps parsed (`Recorder._composed`); past this, texts (each item's
+# own, say) are parsed as they come.
+_FSTRINGS_KEPT = 1024
+_ANY_TAIL = TAG + CLOSE  # a plain marker's tail with the trace id taken out
 
 
 def _control(awaited: dict[str, None], deps: tuple[str, ...], nodes: Any) -> tuple[str, ...]:

@@ -317,7 +317,7 @@ class Tracer:
                         return ValueRef(x.ref)
                     return Value(ValueKind.FSTRING, (FormatField(x.ref, "", x.conversion),))
                 if has_marker(x):
-                    value = fstring_value(x, self.id)
+                    value = self._fstring(x)
                     for part in value.payload:
                         if isinstance(part, FormatField):
                             note(part.ref, x)
@@ -330,6 +330,10 @@ class Tracer:
             return x
 
         return tree_map(leaf, tree), tuple(deps), tuple(params)
+
+    def _fstring(self, text: str) -> Value:
+        """The FSTRING value of ``text``, a string composed with this trace's markers."""
+        return fstring_value(text, self.id)
 
     def _param_ref(self, param: Parameter) -> str:
         ref = self._param_refs.get(id(param))
