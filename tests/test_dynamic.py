@@ -734,3 +734,23 @@ async def test_a_placeholder_kept_from_another_item_is_refused_not_resolved_in_t
     for item in items[2:]:
         assert isinstance(item.result.forward_error, TraceError)
         assert "another trace" in str(item.result.forward_error)
+
+
+class OwnPrompt(Module):
+    def __init__(self):
+        super().__init__()
+        self.draft = LLMInference("fast", system_prompt="Draft.")
+        self.judge = LLMInference("fast", system_prompt="Judge.")
+
+    async def forward(self, text):
+        return self.judge(f"{text}: {self.draft(text)}")
+
+
+async def test_prompts_each_item_composes_its_own_way_are_all_sent_and_not_all_kept():
+    texts = [f"question {i}" for i in range(300)]
+    items = await run_batch(OwnPrompt(), texts, resources=ResourceConfig.simulated("fast"))
+    for item, text in zip(items, texts, strict=True):
+        nodes = item.result.nodes
+        assert _sent(nodes["judge"]) == f"{text}: {nodes['draft'].output.payload}"
+    # The batch keeps a bounded number of parsed prompts (each key copies its item's text).
+    assert 0 < len(items[0].result.graph.layout.fstrings) <= 256

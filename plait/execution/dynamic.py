@@ -366,6 +366,7 @@ class Recorder(Tracer):
         found = (value, tuple(deps), tuple(params))
         if (
             len(fstrings) < _FSTRINGS_KEPT
+            and len(key) <= _FSTRING_KEPT_CHARS
             and str.count(key, TAG) == str.count(key, _ANY_TAIL)
             and "\\ue00" not in key
         ):
@@ -573,9 +574,10 @@ class _Awaiting:
 # Argument types `Recorder._add` compares to share a node (others cost more to compare than
 # a new node costs to make).
 _CHEAP_ARGS = frozenset({str, ValueRef})
-# Composed prompts a batch keeps parsed (`Recorder._composed`); past this, texts (each item's
-# own, say) are parsed as they come.
-_FSTRINGS_KEPT = 1024
+# Composed prompts a batch keeps parsed (`Recorder._composed`), at most this many texts of at
+# most this length (the key is a copy of the text: at most ~1 MB a batch); past that, texts (each
+# item's own, say) are parsed as they come.
+_FSTRINGS_KEPT, _FSTRING_KEPT_CHARS = 256, 4096
 _ANY_TAIL = TAG + CLOSE  # a plain marker's tail with the trace id taken out
 
 
