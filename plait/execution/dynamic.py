@@ -28,7 +28,6 @@ them, and its own node finishes when they have.
 from __future__ import annotations
 
 import inspect
-import os
 import sys
 from collections.abc import Generator, Mapping
 from contextvars import ContextVar
@@ -37,16 +36,16 @@ from typing import Any
 
 from plait._context import reset_active_tracer, set_active_tracer
 from plait.errors import ExecutionError, TraceError
+from plait.execution.callsites import CallSites
 from plait.execution.recording import CallFrame, Layout, RecordingRun
 from plait.graph import GraphNode, NodeKind
 from plait.inference import LLMInference
-from plait.markers import CLOSE, TAG, altered_error, fstring_value, has_marker, marker_tail
+from plait.markers import CLOSE, TAG, altered_error, has_marker, marker_tail
 from plait.module import Module
 from plait.parameter import Parameter
-from plait.tracing.frames import is_user_code
 from plait.tracing.proxy import TracedValue
 from plait.tracing.tracer import _TRACE_IDS, Tracer
-from plait.values import FormatField, Value, ValueKind, ValueRef, unwrap
+from plait.values import Value, ValueKind, ValueRef, unwrap
 
 
 def is_dynamic(module: Any) -> bool:
@@ -58,18 +57,11 @@ def is_dynamic(module: Any) -> bool:
     )
 
 
-# What a frame is to the scope walk: the runner (stop), not user code, user code (the
-# call's line), or a user helper function (also a scope).
-_STOP, _OTHER, _USER, _HELPER = "stop", "other", "user", "helper"
-# "file.py:12" of each place in user code that made calls (the node's source), by the id of
-# its code object (kept here with it, so the id is not reused) and the offset in that code.
-# Keyed by id: hashing a code object hashes its constants and names on every lookup.
-_SOURCES: dict[int, tuple[CodeType, dict[int, str]]] = {}
 _NO_KWARGS: Mapping[str, Any] = MappingProxyType({})  # shared by the one-argument calls
 _FRAME: ContextVar[CallFrame | None] = ContextVar("plait_call_frame", default=None)
 
 
-class Recorder(Tracer):
+class Recorder(CallSites, Tracer):
     """The active tracer while a run executes user code: records calls into that run."""
 
     dynamic = True
@@ -96,23 +88,12 @@ class Recorder(Tracer):
         self._known_nodes = layout.nodes
         self._call_keys = layout.call_keys
         self._fstrings = layout.fstrings
-        self._scopes: dict[FrameType, str] = {}
-        # The caller frame that made the last call, the frames below it down to the runner,
-        # and the scope walk's answer per call site (offset) in it: a loop or comprehension
-        # calling again skips the walk (see `_scope_and_source_from`).
-        self._last_walk: (
-            tuple[FrameType, tuple[FrameType, ...], dict[int, tuple[tuple[str, ...], str | None]]]
-            | None
-        ) = None
-        self._code_roles = layout.code_roles  # see `_role`; this item's own once forward codes grow
-        self._roles_for = len(layout.forward_codes)  # the forward codes they were worked out with
-        self._scope_counts: dict[str, int] = {}
+        self._start_call_sites(layout, stop_codes)
         self._entry = None
         self._input_paths: dict[str, tuple[str, tuple[Any, ...]]] = {}
         self.run = run
         self._llm_calls = layout.llm_calls
         self._layout_paths = layout.root_paths
-        self._stop_codes = stop_codes  # the runner's functions that call user code
         # Shared with the graph: ids stay unique across traced and recorded nodes.
         self.nodes = graph.nodes
         self.parameters = graph.parameters
@@ -121,14 +102,6 @@ class Recorder(Tracer):
         if missing:
             self._own()
             self._param_refs.update(missing)
-
-    def release_frames(self, *, run_over: bool = False) -> None:
-        """Drop the frames the scope walk keeps: the last caller's (its ``forward`` returned), and
-        when ``run_over`` every helper frame too (placeholders kept by user code still reach this
-        recorder; no frame should outlive the run through them)."""
-        self._last_walk = None
-        if run_over:
-            self._scopes.clear()
 
     def _own(self) -> None:
         """Copy the layout's maps before this item adds to them (they are shared by the batch)."""
@@ -331,7 +304,7 @@ class Recorder(Tracer):
         return None
 
     def _composed(self, text: str) -> tuple[Value, tuple[str, ...], tuple[str, ...]]:
-        """A composed prompt's FSTRING value, and the node and parameter refs it reads.
+        """`Tracer._composed`, parsed once for the batch.
 
         The items of a batch compose the same prompts around their own placeholders: the
         texts differ only in the trace id inside each marker. So the parse is kept in the
@@ -340,41 +313,23 @@ class Recorder(Tracer):
         spec, an escaped or a foreign marker) is parsed every time.
         """
         key = str.replace(text, self.marker_tail, _ANY_TAIL)
-        fstrings = self._fstrings
-        found = fstrings.get(key)
-        nodes, parameters = self.nodes, self.parameters
-        if found is not None:
-            for ref in found[1]:
-                if ref not in nodes:
-                    raise altered_error(text)
-            for ref in found[2]:
-                if ref not in parameters:
-                    raise altered_error(text)
+        found = self._fstrings.get(key)
+        if found is None:
+            found = super()._composed(text)
+            if (
+                len(self._fstrings) < _FSTRINGS_KEPT
+                and len(key) <= _FSTRING_KEPT_CHARS
+                and str.count(key, TAG) == str.count(key, _ANY_TAIL)
+                and "\\ue00" not in key
+            ):
+                self._fstrings[key] = found
             return found
-        value = fstring_value(text, self.id)
-        deps: dict[str, None] = {}
-        params: dict[str, None] = {}
-        for part in value.payload:
-            if type(part) is FormatField:
-                ref = part.ref
-                if ref.startswith("param:") and ref in parameters:
-                    params[ref] = None
-                elif ref in nodes:
-                    deps[ref] = None
-                else:
-                    raise altered_error(text)
-        found = (value, tuple(deps), tuple(params))
-        if (
-            len(fstrings) < _FSTRINGS_KEPT
-            and len(key) <= _FSTRING_KEPT_CHARS
-            and str.count(key, TAG) == str.count(key, _ANY_TAIL)
-            and "\\ue00" not in key
+        nodes, parameters = self.nodes, self.parameters
+        if not all(ref in nodes for ref in found[1]) or not all(
+            ref in parameters for ref in found[2]
         ):
-            fstrings[key] = found
+            raise altered_error(text)
         return found
-
-    def _fstring(self, text: str) -> Value:
-        return self._composed(text)[0]
 
     def call_module(self, module: Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.run.closed:
@@ -418,94 +373,6 @@ class Recorder(Tracer):
         if path in self._layout_paths:  # a module of the root: the same in every item
             self._llm_calls[id(module)] = facts
         return facts
-
-    def _scope_and_source_from(self, frame: FrameType | None) -> tuple[tuple[str, ...], str | None]:
-        """Helper scopes between the executing caller and this call, and the user line.
-
-        The walk starts at ``frame`` and stops at the runner function that
-        called this ``forward`` (or op), so code below the run (the user's
-        script) is never a scope. A caller in user code that calls again (a
-        loop, a comprehension) finds its answer in `_last_walk` once the frames
-        below it are seen to be the same ones.
-        """
-        if len(self._forward_codes) != self._roles_for:  # a new composite was stepped into
-            self._code_roles = {}  # its forward is user code now: this item's own roles
-            self._last_walk = None
-            self._roles_for = len(self._forward_codes)
-        if frame is None:
-            return (), None
-        last = self._last_walk
-        if last is not None and last[0] is frame:
-            back = frame
-            for expected in last[1]:
-                if back.f_back is not expected:
-                    break
-                back = expected
-            else:
-                answer = last[2].get(frame.f_lasti)
-                if answer is not None:
-                    return answer
-        walked: list[FrameType] = []
-        answer = self._walk(frame, walked)
-        if walked and walked[0] is frame:  # the line is the caller's own: a repeat can reuse it
-            below = tuple(walked[1:])
-            if last is None or last[0] is not frame or last[1] != below:
-                last = self._last_walk = (frame, below, {})
-            last[2][frame.f_lasti] = answer
-        return answer
-
-    def _walk(
-        self, frame: FrameType | None, walked: list[FrameType]
-    ) -> tuple[tuple[str, ...], str | None]:
-        """`_scope_and_source_from` the long way; ``walked`` gets the frames it went through
-        (from the first in user code to the runner's), empty if the line is not ``frame``'s."""
-        scope: list[str] | None = None
-        source = None
-        roles = self._code_roles
-        first = frame
-        while frame is not None:
-            code = frame.f_code
-            known = roles.get(id(code))
-            if known is None:
-                known = roles[id(code)] = (self._role(code), code)
-            role = known[0]
-            if source is not None or (frame is first and role is not _OTHER):
-                walked.append(frame)
-            if role is _STOP:
-                break
-            if role is not _OTHER:
-                if source is None:
-                    lines = _SOURCES.get(id(code))
-                    if lines is None:
-                        lines = _SOURCES[id(code)] = (code, {})
-                    offset = frame.f_lasti  # cheaper to read than f_lineno
-                    source = lines[1].get(offset)
-                    if source is None:
-                        source = f"{os.path.basename(code.co_filename)}:{frame.f_lineno}"
-                        lines[1][offset] = source
-                if role is _HELPER:
-                    name = self._scopes.get(frame)
-                    if name is None:
-                        n = self._scope_counts.get(code.co_name, 0) + 1
-                        self._scope_counts[code.co_name] = n
-                        name = self._scopes[frame] = f"{code.co_name}#{n}"
-                    if scope is None:
-                        scope = []
-                    scope.append(name)
-            frame = frame.f_back
-        else:
-            walked.clear()  # no runner below: not a walk to repeat
-        return (tuple(reversed(scope)) if scope else ()), source
-
-    def _role(self, code: CodeType) -> str:
-        """What a frame running ``code`` is to `_scope_and_source_from` (see the roles)."""
-        if code in self._stop_codes:
-            return _STOP
-        if not is_user_code(code):
-            return _OTHER
-        if code in self._forward_codes or code.co_name.startswith("<"):
-            return _USER  # a forward or a comprehension: the call's line, but no scope
-        return _HELPER
 
     def convert_output(self, result: Any) -> Any:
         """A forward's return value with placeholders as refs (markers as FSTRING values)."""

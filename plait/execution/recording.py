@@ -73,7 +73,7 @@ class Layout:
     # Each call key made, by its parts: the items' nodes share the string.
     call_keys: dict[tuple[str, str, int], str] = field(default_factory=dict)
     # Composed prompts (text with markers) parsed into FSTRING values, by the text with the
-    # recording item's own trace id taken out (see `Recorder._fstring`): items compose alike.
+    # recording item's own trace id taken out (see `Recorder._composed`): items compose alike.
     fstrings: dict[str, tuple[Value, tuple[str, ...], tuple[str, ...]]] = field(
         default_factory=dict
     )

@@ -299,14 +299,6 @@ class Tracer:
         deps: dict[str, None] = {}
         params: dict[str, None] = {}
 
-        def note(ref: str, text: str) -> None:
-            if ref.startswith("param:") and ref in self.parameters:
-                params[ref] = None
-            elif ref in self.nodes:
-                deps[ref] = None
-            else:
-                raise altered_error(text)
-
         def leaf(x: Any) -> Any:
             if isinstance(x, str):
                 if isinstance(x, TracedValue):
@@ -317,10 +309,9 @@ class Tracer:
                         return ValueRef(x.ref)
                     return Value(ValueKind.FSTRING, (FormatField(x.ref, "", x.conversion),))
                 if has_marker(x):
-                    value = self._fstring(x)
-                    for part in value.payload:
-                        if isinstance(part, FormatField):
-                            note(part.ref, x)
+                    value, reads, param_reads = self._composed(x)
+                    deps.update(dict.fromkeys(reads))
+                    params.update(dict.fromkeys(param_reads))
                     return value
                 return x
             if isinstance(x, Parameter):
@@ -331,9 +322,22 @@ class Tracer:
 
         return tree_map(leaf, tree), tuple(deps), tuple(params)
 
-    def _fstring(self, text: str) -> Value:
-        """The FSTRING value of ``text``, a string composed with this trace's markers."""
-        return fstring_value(text, self.id)
+    def _composed(self, text: str) -> tuple[Value, tuple[str, ...], tuple[str, ...]]:
+        """The FSTRING value of ``text`` (composed with this trace's markers), and the node and
+        parameter refs it reads; a marker naming neither was altered at trace time."""
+        value = fstring_value(text, self.id)
+        deps: dict[str, None] = {}
+        params: dict[str, None] = {}
+        for part in value.payload:
+            if type(part) is FormatField:
+                ref = part.ref
+                if ref.startswith("param:") and ref in self.parameters:
+                    params[ref] = None
+                elif ref in self.nodes:
+                    deps[ref] = None
+                else:
+                    raise altered_error(text)
+        return value, tuple(deps), tuple(params)
 
     def _param_ref(self, param: Parameter) -> str:
         ref = self._param_refs.get(id(param))
