@@ -44,6 +44,11 @@ class Figure:
     ``"ratio"``, or to plait's own number when it is ``"plait"`` (for targets
     stated in absolute terms, like "< 100 µs/node" or "0 lost calls");
     ``None`` means the figure is reported without a target. Lower is better.
+
+    ``paired_ratio``, when set, is the ratio reported instead of plait / baseline:
+    for a figure whose sides were measured in pairs (each process running both),
+    the median of the pairs' own ratios, which cancels what shifts both sides of
+    a pair alike (a slow process) where the ratio of the pooled medians does not.
     """
 
     benchmark: str
@@ -55,9 +60,12 @@ class Figure:
     target_of: str = "ratio"
     baseline_name: str = "baseline"
     note: str = ""
+    paired_ratio: float | None = None
 
     @property
     def ratio(self) -> float | None:
+        if self.paired_ratio is not None:
+            return self.paired_ratio
         if self.baseline is None or self.baseline == 0:
             return None
         return self.plait / self.baseline

@@ -22,11 +22,13 @@ per-call overhead as ``bench/overhead.py`` (httpx included, the server not).
 Figure: process CPU µs per LLM call (CPU, not wall time, so other load on a
 shared machine distorts it less); the ratio is dynamic / traced (target
 ≤ 1.1). On a shared VM the CPU time of the same work varies by ±20% between
-rounds and between processes, so each point runs in several fresh processes
-(7 in process, 3 over HTTP), each alternating the twins over 5 (HTTP: 3)
-rounds of 200 items; each side's figure is the median over all its rounds,
-and the note gives the 10th–90th percentile of the paired rounds' ratios.
-Run: ``python bench/dynamic.py [--quick]`` (about 15 minutes; quick: 3).
+rounds, and by up to 1.5× between processes, for both twins of a process
+alike. So each point runs in several fresh processes (11 in process, 5 over
+HTTP), each alternating the twins over 4 (HTTP: 3) rounds of 200 items and
+giving its own ratio (median dynamic round / median traced round); the
+point's ratio is the median of the processes' ratios, and the note gives
+their range. Run: ``python bench/dynamic.py [--quick]`` (about 20 minutes;
+quick: 3).
 
 ``--instructions`` counts instead the machine instructions each side executes
 per LLM call (valgrind's cachegrind, in a child process per side: a run of
@@ -150,35 +152,37 @@ def measure(
     """Both twins' CPU per call over ``rounds`` rounds in each of ``processes`` fresh processes.
 
     The CPU time of the same work varies by ±20% from round to round on a
-    shared VM, and by as much between processes (where objects land in memory
-    differs), so one process's least round decides little. Each process runs
-    both twins, alternating; each side's figure is the median of all its
-    rounds in all processes, and the note gives the spread of the paired
-    rounds' ratios (10th–90th percentile).
+    shared VM, and by up to 1.5× between processes (where objects land in
+    memory, the hash seed), which shifts both twins of a process alike. So each
+    process runs both, alternating, and gives its own ratio: the median of its
+    dynamic rounds over the median of its traced rounds. The figure's ratio is
+    the median of the processes' ratios (the note gives their range); its µs
+    columns are the medians of the processes' medians.
     """
-    rounds_of: dict[str, list[float]] = {"baseline": [], "plait": []}
+    traced: list[float] = []
+    dynamic: list[float] = []
     for _ in range(processes):
         command = [sys.executable, __file__, "--cpu-child", shape, str(items)]
         command += [str(concurrency), str(rounds), url or "-"]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         found = json.loads(out.strip().splitlines()[-1])
-        for side in rounds_of:
-            rounds_of[side] += found[side]
-    pairs = sorted(p / b for b, p in zip(rounds_of["baseline"], rounds_of["plait"], strict=True))
-    low, high = pairs[len(pairs) // 10], pairs[(len(pairs) * 9) // 10]
+        traced.append(median(found["baseline"]))
+        dynamic.append(median(found["plait"]))
+    ratios = sorted(d / t for d, t in zip(dynamic, traced, strict=True))
     where = "in process" if url is None else "HTTP"
     return Figure(
         benchmark=f"dynamic vs traced, {where}: {shape}, {items} items, cap {concurrency}",
         metric="CPU per LLM call" if url is None else "client CPU per LLM call",
         unit="µs",
-        baseline=median(rounds_of["baseline"]),
-        plait=median(rounds_of["plait"]),
+        baseline=median(traced),
+        plait=median(dynamic),
         target=TARGET,
         baseline_name="traced",
         note=(
-            f"median of {processes}×{rounds} rounds; paired rounds' ratios "
-            f"{low:.2f}–{high:.2f}× (p10–p90)"
+            f"median of {processes} processes' ratios ({rounds} round{'s' * (rounds > 1)} each); "
+            f"range {ratios[0]:.2f}–{ratios[-1]:.2f}×"
         ),
+        paired_ratio=median(ratios),
     )
 
 
@@ -228,7 +232,7 @@ def count(shape: str, items: int, concurrency: int) -> Figure:
 
 def main(quick: bool, by_instructions: bool = False) -> Result:
     items = 100 if quick or by_instructions else 200
-    rounds, processes = (3, 3) if quick else (5, 7)
+    rounds, processes = (3, 3) if quick else (4, 11)
     figures = []
     for shape in SHAPES:
         for concurrency in (8, 64, 256):
@@ -241,7 +245,7 @@ def main(quick: bool, by_instructions: bool = False) -> Result:
             for shape in SHAPES:
                 for concurrency in (8, 64, 256):
                     figures.append(
-                        measure(shape, items, concurrency, 3, min(processes, 3), server.url)
+                        measure(shape, items, concurrency, 3, min(processes, 5), server.url)
                     )
     worst = max(figures, key=lambda f: f.ratio or 0.0)
     best = min(figures, key=lambda f: f.ratio or 0.0)

@@ -29,8 +29,11 @@ SECRET_KEY = re.compile(
 REDACTED = "***"
 
 
+_CONTAINERS = (dict, list, tuple)  # a tuple: `dict | list | tuple` would build a union per call
+
+
 def is_container(x: Any) -> bool:
-    return isinstance(x, dict | list | tuple)
+    return isinstance(x, _CONTAINERS)
 
 
 def children(tree: Any) -> list[tuple[Any, Any]]:

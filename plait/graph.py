@@ -142,11 +142,17 @@ class InferenceGraph:
         for dep in node.control:
             if dep not in nodes:
                 raise GraphError(f"node {nid!r} depends on missing node {dep!r}")
-        nodes[nid] = node
+        self.append(node)
+
+    def append(self, node: GraphNode) -> None:
+        """`add_node` without its checks, for a recorder whose node refers only to this graph's
+        nodes (it made the node from them) under an id not in it yet."""
+        nid = node.id
+        self.nodes[nid] = node
         dependents = self._dependents
         if dependents is not None:
             dependents[nid] = ()
-            for dep in deps:
+            for dep in node.dependencies:
                 dependents[dep] += (nid,)
 
     def replace_node(self, node: GraphNode) -> None:

@@ -166,7 +166,7 @@ def _refs_of(leaf: Any, seen: dict[str, None]) -> None:
         if leaf.kind is ValueKind.STRUCTURED or leaf.kind is ValueKind.FSTRING:
             for inner in tree_leaves(leaf.payload):
                 _refs_of(inner, seen)
-    elif isinstance(leaf, ValueRef | FormatField):
+    elif isinstance(leaf, (ValueRef, FormatField)):  # a tuple: no union built per call
         seen.setdefault(leaf.ref)
 
 

@@ -39,6 +39,10 @@ def test_a_figure_meets_a_ratio_target_or_an_absolute_one():
     assert table[2].endswith("| 1.100× | ≤ 1.05× | **NO** |")
     assert table[3].endswith("| 4.500× | ≤ 100 µs/node | yes |")
     assert ratio.to_dict()["met"] is False
+    # Measured in pairs: the pairs' own median ratio is reported and judged, not plait / baseline.
+    paired = Figure("b", "m", "µs", 100.0, 120.0, target=1.1, paired_ratio=1.05)
+    assert (paired.ratio, paired.met) == (1.05, True)
+    assert render_table([paired]).splitlines()[2].endswith("| 1.050× | ≤ 1.1× | yes |")
 
 
 def test_the_baselines_post_exactly_the_bodies_plait_sends():
@@ -231,7 +235,9 @@ def test_the_dynamic_benchmark_twins_make_the_same_calls_and_answers():
             assert len(llm) == calls, shape
     figure = dynamic.measure("chain4", items=4, concurrency=8, rounds=1, processes=3)
     assert figure.metric == "CPU per LLM call" and figure.baseline > 0 and figure.plait > 0
-    assert figure.note.startswith("median of 3×1 rounds; paired rounds' ratios ")
+    assert figure.note.startswith("median of 3 processes' ratios (1 round each); range ")
+    low, high = (float(x) for x in figure.note.split("range ")[1].rstrip("×").split("–"))
+    assert figure.paired_ratio is not None and low - 0.005 <= figure.ratio <= high + 0.005
     with simulator_process() as server:
         over_http = dynamic.measure(
             "fanout16", items=2, concurrency=8, rounds=1, processes=2, url=server.url

@@ -43,6 +43,9 @@ class CallSites:
         self._code_roles = layout.code_roles  # see `_role`; this item's own once forward codes grow
         self._roles_for = len(layout.forward_codes)  # the forward codes they were worked out with
         self._stop_codes = stop_codes  # the runner's functions that call user code
+        # Their ids (a set of code objects hashes each one's constants on every lookup); the
+        # codes stay alive on the runner's class, so the ids are not reused.
+        self._stop_ids = frozenset(map(id, stop_codes))
 
     def release_frames(self, *, run_over: bool = False) -> None:
         """Drop the frames the scope walk keeps: the last caller's (its ``forward`` returned), and
@@ -67,6 +70,18 @@ class CallSites:
             self._roles_for = len(self._forward_codes)
         if frame is None:
             return (), None
+        back = frame.f_back
+        if back is not None and id(back.f_code) in self._stop_ids:
+            # The usual call: made by a forward (or op) the runner called directly. Its line
+            # is the source and there is no helper between: no walk, once the line is known.
+            code = frame.f_code
+            known = self._code_roles.get(id(code))
+            if known is not None and known[0] is _USER:
+                lines = _SOURCES.get(id(code))
+                if lines is not None:
+                    source = lines[1].get(frame.f_lasti)
+                    if source is not None:
+                        return (), source
         last = self._last_walk
         if last is not None and last[0] is frame:
             back = frame

@@ -400,7 +400,7 @@ class Recorder(CallSites, Tracer):
             run = self.run
             result = run.values.get(ref)
             if result is None:
-                yield from run.result_of(ref)  # not finished: a future set when it is
+                yield from run.waiter(ref)  # not finished: a future set when it is
                 result = run.values[ref]
             frame = _FRAME.get()
             if frame is not None:
@@ -416,14 +416,15 @@ class Recorder(CallSites, Tracer):
                         for earlier in node.dependencies:
                             awaited.pop(earlier, None)
                 awaited[ref] = None
-            if result.is_error:
+            if result.kind is ValueKind.ERROR:
                 raise self.run.call_error(ref, result)
             if whole:
                 return result
             payload = result.payload
-            if not isinstance(payload, str):
+            if type(payload) is not str:
                 payload = unwrap(payload)  # an op's dict result holds a Value per leaf
-        return _converted(payload, value.conversion)
+        conversion = value.conversion
+        return _converted(payload, conversion) if conversion else payload
 
 
 class _Awaiting:

@@ -98,7 +98,7 @@ class Growth(RunBase):
             if self._recorder is not None:
                 self._recorder.nodes = self.graph.nodes
                 self._recorder.parameters = self.graph.parameters
-        self.graph.add_node(node)
+        self.graph.append(node)  # the recorder made it from this graph's refs, under a new id
         if self.fresh:
             key = node.call_key
             if key is not None and key in self.fresh:
@@ -157,6 +157,10 @@ class Growth(RunBase):
         value = self.values.get(ref)
         if value is not None:
             return value
+        return self.waiter(ref)
+
+    def waiter(self, ref: str) -> asyncio.Future[None]:
+        """A future set when node ``ref`` (not finished yet) has finished."""
         if ref not in self.records:
             raise ExecutionError(f"no node {ref!r} in this run")
         waiter = self._waiters.get(ref)
