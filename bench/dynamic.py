@@ -35,8 +35,13 @@ per LLM call (valgrind's cachegrind, in a child process per side: a run of
 two batches less a run of none, so start-up and imports cancel). The count
 does not depend on what else the machine is doing, so this ratio is the one
 to trust on a loaded machine; it leaves out cache misses and memory stalls,
-which the CPU-time figure includes. Needs ``valgrind`` (``apt-get install
-valgrind``); about a minute per point.
+which the CPU-time figure includes. ``--cycles`` adds them: cachegrind also
+simulates the caches (this machine's first level; a core's own 1 MiB second
+level as the last) and each side gets cachegrind's usual cycle estimate, an
+instruction a cycle plus 10 per first-level and 100 per last-level miss: as
+repeatable as the count, and closer to what CPU time measures. Both need
+``valgrind`` (``apt-get install valgrind``); about a minute per point
+(``--cycles``: three).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -195,49 +201,100 @@ async def child(shape: str, side: str, items: int, concurrency: int, batches: in
         await run_batch(module, texts, resources=resources, progress=False)
 
 
-def instructions(shape: str, side: str, items: int, concurrency: int, batches: int) -> int:
-    """Instructions a child process running ``batches`` batches executes (under cachegrind)."""
+# What `--cycles` simulates: the first-level caches of this machine (cachegrind's defaults)
+# and, as the last level, a core's own 1 MiB second-level cache (the 32 MiB third level is
+# shared with whatever else runs: counting on it would flatter the side with more data).
+_LAST_LEVEL = "--LL=1048576,16,64"
+_COUNTS = {"I": r"I\s+refs", "I1m": r"I1\s+misses", "D1m": r"D1\s+misses", "LLm": r"LL misses"}
+
+
+def _cachegrind(
+    shape: str, side: str, items: int, concurrency: int, batches: int, cache: bool
+) -> subprocess.Popen[str]:
+    """A child running ``batches`` batches under cachegrind (a process, not waited for)."""
     command = [
-        *("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"),
+        *("valgrind", "--tool=cachegrind", "--cachegrind-out-file=/dev/null"),
+        *(("--cache-sim=yes", _LAST_LEVEL) if cache else ("--cache-sim=no",)),
         *(sys.executable, __file__, "--child", shape, side, str(items)),
         *(str(concurrency), str(batches)),
     ]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stderr
-    found = re.search(r"I\s+refs:\s+([\d,]+)", out)
-    if found is None:
-        raise RuntimeError(f"no instruction count in valgrind's output:\n{out[-2000:]}")
-    return int(found.group(1).replace(",", ""))
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def count(shape: str, items: int, concurrency: int) -> Figure:
+def _counted(process: subprocess.Popen[str]) -> dict[str, int]:
+    """The counts in a cachegrind child's summary (its stderr)."""
+    _, err = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"the counted child failed:\n{err[-2000:]}")
+    counts = {}
+    for key, label in _COUNTS.items():
+        found = re.search(label + r":\s+([\d,]+)", err)
+        if found is not None:
+            counts[key] = int(found.group(1).replace(",", ""))
+    if "I" not in counts:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{err[-2000:]}")
+    return counts
+
+
+def instructions(shape: str, side: str, items: int, concurrency: int, batches: int) -> int:
+    """Instructions a child process running ``batches`` batches executes (under cachegrind)."""
+    return _counted(_cachegrind(shape, side, items, concurrency, batches, cache=False))["I"]
+
+
+def estimated_cycles(counts: dict[str, int]) -> int:
+    """Cachegrind's usual cycle estimate: an instruction each, 10 per first-level miss, 100 per
+    last-level miss (branch mispredictions left out)."""
+    return counts["I"] + 10 * (counts["I1m"] + counts["D1m"]) + 100 * counts["LLm"]
+
+
+def count(shape: str, items: int, concurrency: int, cycles: bool = False) -> list[Figure]:
+    """Per LLM call, each side: two batches less none, counted under cachegrind.
+
+    Instructions; with ``cycles`` also the cache simulation's estimated cycles,
+    which add what memory costs (the side keeping more data misses more).
+    The four children run two at a time.
+    """
     calls = items * SHAPES[shape][2]
-    per_call = {
-        side: (
-            instructions(shape, side, items, concurrency, 2)
-            - instructions(shape, side, items, concurrency, 0)
+    counts: dict[tuple[str, int], dict[str, int]] = {}
+    for batches in (0, 2):
+        running = {
+            side: _cachegrind(shape, side, items, concurrency, batches, cycles)
+            for side in ("traced", "dynamic")
+        }
+        for side, process in running.items():
+            counts[side, batches] = _counted(process)
+
+    def per_call(side: str, measure: Callable[[dict[str, int]], int]) -> float:
+        return (measure(counts[side, 2]) - measure(counts[side, 0])) / (2 * calls) / 1000
+
+    measures: list[tuple[str, Callable[[dict[str, int]], int]]] = [
+        ("instructions per LLM call", lambda c: c["I"])
+    ]
+    if cycles:
+        measures.append(("estimated cycles per LLM call", estimated_cycles))
+    return [
+        Figure(
+            benchmark=f"dynamic vs traced: {shape}, {items} items, cap {concurrency}",
+            metric=metric,
+            unit="k",
+            baseline=per_call("traced", measure),
+            plait=per_call("dynamic", measure),
+            target=TARGET,
+            baseline_name="traced",
         )
-        / (2 * calls)
-        for side in ("traced", "dynamic")
-    }
-    return Figure(
-        benchmark=f"dynamic vs traced: {shape}, {items} items, cap {concurrency}",
-        metric="instructions per LLM call",
-        unit="k",
-        baseline=per_call["traced"] / 1000,
-        plait=per_call["dynamic"] / 1000,
-        target=TARGET,
-        baseline_name="traced",
-    )
+        for metric, measure in measures
+    ]
 
 
-def main(quick: bool, by_instructions: bool = False) -> Result:
+def main(quick: bool, by_instructions: bool = False, cycles: bool = False) -> Result:
+    by_instructions = by_instructions or cycles
     items = 100 if quick or by_instructions else 200
     rounds, processes = (3, 3) if quick else (4, 11)
     figures = []
     for shape in SHAPES:
         for concurrency in (8, 64, 256):
             if by_instructions:
-                figures.append(count(shape, items, concurrency))
+                figures += count(shape, items, concurrency, cycles)
             else:
                 figures.append(measure(shape, items, concurrency, rounds, processes))
     if not by_instructions:
@@ -262,6 +319,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--instructions", action="store_true", help="count instructions (valgrind) instead of time"
     )
+    parser.add_argument(
+        "--cycles",
+        action="store_true",
+        help="also simulate the caches (valgrind) and estimate cycles, memory included",
+    )
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--cpu-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -278,9 +340,9 @@ if __name__ == "__main__":
         shape, side, items, concurrency, batches = args.child
         asyncio.run(child(shape, side, int(items), int(concurrency), int(batches)))
         sys.exit()
-    if args.instructions and shutil.which("valgrind") is None:
-        parser.error("--instructions needs valgrind (apt-get install valgrind)")
-    result = main(args.quick, args.instructions)
+    if (args.instructions or args.cycles) and shutil.which("valgrind") is None:
+        parser.error("--instructions and --cycles need valgrind (apt-get install valgrind)")
+    result = main(args.quick, args.instructions, args.cycles)
     print(render_table(list(result.figures)))
     print(
         f"\nworst ratio {result.details['worst_ratio']:.3f}× ({result.details['worst']}); "

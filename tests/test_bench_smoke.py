@@ -253,3 +253,15 @@ def test_the_dynamic_benchmark_counts_instructions_under_valgrind():
 
     executed = dynamic.instructions("chain4", "dynamic", items=2, concurrency=8, batches=0)
     assert executed > 10_000_000  # a Python start-up and one batch: tens of millions at least
+
+
+def test_the_dynamic_benchmark_estimates_cycles_from_a_cache_simulation():
+    from bench import dynamic
+
+    child = dynamic._cachegrind("chain4", "traced", 2, 8, 0, cache=True)
+    counts = dynamic._counted(child)
+    assert set(counts) == {"I", "I1m", "D1m", "LLm"}
+    assert counts["I"] > 10_000_000 and 0 < counts["LLm"] <= counts["D1m"] + counts["I1m"]
+    assert dynamic.estimated_cycles(counts) == (
+        counts["I"] + 10 * (counts["I1m"] + counts["D1m"]) + 100 * counts["LLm"]
+    )
