@@ -259,7 +259,7 @@ def test_the_dynamic_benchmark_estimates_cycles_from_a_cache_simulation():
     from bench import dynamic
 
     child = dynamic._cachegrind("chain4", "traced", 2, 8, 0, cache=True)
-    counts = dynamic._counted(child)
+    counts = dynamic._counted(child, cache=True)
     assert set(counts) == {"I", "I1m", "D1m", "LLm"}
     assert counts["I"] > 10_000_000 and 0 < counts["LLm"] <= counts["D1m"] + counts["I1m"]
     assert dynamic.estimated_cycles(counts) == (

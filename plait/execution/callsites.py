@@ -42,9 +42,9 @@ class CallSites:
         ) = None
         self._code_roles = layout.code_roles  # see `_role`; this item's own once forward codes grow
         self._roles_for = len(layout.forward_codes)  # the forward codes they were worked out with
-        self._stop_codes = stop_codes  # the runner's functions that call user code
-        # Their ids (a set of code objects hashes each one's constants on every lookup); the
-        # codes stay alive on the runner's class, so the ids are not reused.
+        # The ids of the runner's functions that call user code (a set of code objects hashes
+        # each one's constants on every lookup); the codes stay alive on the runner's class, so
+        # the ids are not reused.
         self._stop_ids = frozenset(map(id, stop_codes))
 
     def release_frames(self, *, run_over: bool = False) -> None:
@@ -147,7 +147,7 @@ class CallSites:
 
     def _role(self, code: CodeType) -> str:
         """What a frame running ``code`` is to `_scope_and_source_from` (see the roles)."""
-        if code in self._stop_codes:
+        if id(code) in self._stop_ids:
             return _STOP
         if not is_user_code(code):
             return _OTHER
