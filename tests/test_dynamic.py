@@ -754,3 +754,85 @@ async def test_prompts_each_item_composes_its_own_way_are_all_sent_and_not_all_k
         assert _sent(nodes["judge"]) == f"{text}: {nodes['draft'].output.payload}"
     # The batch keeps a bounded number of parsed prompts (each key copies its item's text).
     assert 0 < len(items[0].result.graph.layout.fstrings) <= 256
+
+
+# An awaited call runs in the forward's own task; calls not awaited still start at once, and
+# cancelling a task the user made around an await never cancels the call.
+
+
+class MakesThenSleeps(Module):
+    def __init__(self, server):
+        super().__init__()
+        self.server = server
+        self.llm = LLMInference("fast")
+        self.received_while_asleep = None
+
+    async def forward(self, text):
+        replies = [self.llm(f"{text} {i}") for i in range(3)]  # made, not awaited
+        await asyncio.sleep(0.3)  # not a placeholder: nothing of ours sees this await
+        self.received_while_asleep = len(self.server.model.requests)
+        return [await r for r in replies]
+
+
+async def test_calls_made_and_not_awaited_are_sent_while_forward_awaits_something_else():
+    with sim_server_thread(latency=0.1) as server:
+        resources = http_resources(server.url, "fast")
+        module = MakesThenSleeps(server)
+        result = await execute(module, "q", resources=resources)
+        peak = server.model.stats.peak_in_flight
+    assert result.ok, result.failures
+    assert module.received_while_asleep == 3
+    assert peak == 3
+
+
+class TimesOut(Module):
+    def __init__(self):
+        super().__init__()
+        self.llm = LLMInference("fast")
+        self.timed_out = False
+
+    async def forward(self, text):
+        reply = self.llm(text)
+        try:
+            await asyncio.wait_for(reply, timeout=0.05)
+        except TimeoutError:
+            self.timed_out = True
+        return f"late: {await reply}"
+
+
+async def test_a_timed_out_wait_does_not_cancel_the_call_and_a_later_await_gets_it():
+    with sim_server_thread(latency=0.3) as server:
+        resources = http_resources(server.url, "fast")
+        module = TimesOut()
+        result = await execute(module, "q", resources=resources)
+        sent = len(server.model.requests)
+    assert module.timed_out
+    assert result.ok, result.failures
+    assert result.nodes["llm"].status == "done" and result.nodes["llm"].attempts == 1
+    assert result.output == f"late: {result.nodes['llm'].output.payload}"
+    assert sent == 1
+
+
+class CatchesEverything(Module):
+    def __init__(self):
+        super().__init__()
+        self.llm = LLMInference("fast")
+
+    async def forward(self, text):
+        try:
+            return await self.llm(text)
+        except Exception:
+            return "fallback"
+
+
+async def test_a_fault_of_the_runner_inside_an_awaited_call_fails_the_run_not_the_await(
+    router_sim, monkeypatch
+):
+    async def broken(self, node, prompt):
+        raise RuntimeError("runner fault")
+
+    monkeypatch.setattr(plait.execution.scheduler.GraphRun, "_call_endpoint", broken)
+    resources = http_resources(router_sim.url, "fast")
+    with pytest.raises(ExceptionGroup) as caught:  # a fault of plait's own, not the call's
+        await execute(CatchesEverything(), "hi", resources=resources)
+    assert caught.group_contains(RuntimeError, match="runner fault")

@@ -17,6 +17,7 @@ _STOP, _OTHER, _USER, _HELPER = "stop", "other", "user", "helper"
 # its code object (kept here with it, so the id is not reused) and the offset in that code.
 # Keyed by id: hashing a code object hashes its constants and names on every lookup.
 _SOURCES: dict[int, tuple[CodeType, dict[int, str]]] = {}
+_STOP_IDS: dict[frozenset[CodeType], frozenset[int]] = {}  # the ids of each set of stop codes
 
 
 class CallSites:
@@ -45,7 +46,10 @@ class CallSites:
         # The ids of the runner's functions that call user code (a set of code objects hashes
         # each one's constants on every lookup); the codes stay alive on the runner's class, so
         # the ids are not reused.
-        self._stop_ids = frozenset(map(id, stop_codes))
+        stop_ids = _STOP_IDS.get(stop_codes)  # one set for every run: not one per batch item
+        if stop_ids is None:
+            stop_ids = _STOP_IDS[stop_codes] = frozenset(map(id, stop_codes))
+        self._stop_ids = stop_ids
 
     def release_frames(self, *, run_over: bool = False) -> None:
         """Drop the frames the scope walk keeps: the last caller's (its ``forward`` returned), and

@@ -400,7 +400,7 @@ class Recorder(CallSites, Tracer):
             run = self.run
             result = run.values.get(ref)
             if result is None:
-                yield from run.waiter(ref)  # not finished: a future set when it is
+                yield from run.waiting(ref)  # not finished: run here, or a future set when it is
                 result = run.values[ref]
             frame = _FRAME.get()
             if frame is not None:

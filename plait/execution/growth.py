@@ -4,7 +4,8 @@ With ``root_call`` a run executes an async ``forward`` (`_drive`); that code,
 and the user code of any op or module node (`_enter_user_code`), records each
 module or op call through `Recorder`, which hands the new node to `add_node`:
 the graph grows, the node is scheduled like a traced one, and ``await`` on its
-placeholder waits in `result_of`. A node whose code returned placeholders
+placeholder waits in `waiting` (a model call awaited before it has started runs
+right in the awaiting forward's task). A node whose code returned placeholders
 finishes when they have (`_settle`). A what-if re-run replays recorded calls
 (`_replayable`); failures no code awaited are reported by `unobserved_failures`.
 """
@@ -12,7 +13,8 @@ finishes when they have (`_settle`). A what-if re-run replays recorded calls
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import types
+from collections.abc import Coroutine, Generator, Iterable, Mapping
 from types import CodeType
 from typing import Any, ClassVar
 
@@ -52,6 +54,9 @@ class Growth(RunBase):
     closed: bool
     _recorder: Recorder | None
     _waiters: dict[str, asyncio.Future[None]]
+    _unstarted: dict[str, GraphNode]
+    _start_scheduled: bool
+    _in_forward: bool  # the forward's own code is executing (not suspended)
     _handled: set[int]
     _endpoints_ready: set[str | None]
     _pending: dict[str, int]
@@ -72,7 +77,7 @@ class Growth(RunBase):
         recorder = self.recorder
         tokens = recorder.enter(recorder.root_frame())
         try:
-            result = await module.forward(*args, **kwargs)
+            result = await _stepped(self, module.forward(*args, **kwargs))
             output = recorder.convert_output(result)
         except CallError as exc:
             if exc.node_id not in self.records:
@@ -85,6 +90,8 @@ class Growth(RunBase):
             self.forward_error = exc
             output = Value(ValueKind.ERROR, exc, None, {"node": "forward"})
         finally:
+            if self._unstarted:  # calls it made and returned without awaiting: start them now
+                self._start_unstarted()
             recorder.leave(tokens)
             recorder.release_frames()  # forward's frames are done: let them (and locals) go
         self.graph.set_output(output)
@@ -137,7 +144,7 @@ class Growth(RunBase):
             self.pool.add_endpoint(alias, self.manager.endpoint(alias).max_concurrent)
             self._endpoints_ready.add(alias)
         if pending == 0:
-            self._drain([nid])
+            self._drain([nid], made_here=True)
 
     def _endpoint_problem(self, alias: str | None) -> str | None:
         if self.manager is None:
@@ -159,12 +166,66 @@ class Growth(RunBase):
             return value
         return self.waiter(ref)
 
+    def waiting(self, ref: str) -> Iterable[Any]:
+        """What ``await`` on the placeholder of node ``ref`` (not finished) steps through.
+
+        A model call awaited by the code that made it, the usual ``await self.llm(p)``,
+        would take two task switches its traced twin does not: a task for the call,
+        and the forward woken by a future when that task is done. So a model call the
+        forward makes starts when the forward next suspends (`_stepped`), unless the
+        forward awaits it first while it is the oldest call not started: then it runs
+        right here, in the forward's task, and the await returns when it has finished.
+        Only the forward's own task runs a call: a task user code made (``gather``,
+        ``wait_for``, a ``TaskGroup``) may be cancelled on its own, and that must not
+        cancel the call. Anything else waits on a future (`waiter`).
+        """
+        unstarted = self._unstarted
+        if unstarted and self._in_forward and next(iter(unstarted)) == ref:
+            return self._run_here(unstarted.pop(ref))
+        return self.waiter(ref)
+
+    def _start_soon(self, node: GraphNode) -> None:
+        """Start model call ``node`` when the code that made it next suspends, unless it awaits
+        that call first. The forward's suspensions are seen by `_stepped`; any other task's
+        calls start in one loop callback."""
+        self._unstarted[node.id] = node
+        if not self._in_forward and not self._start_scheduled:
+            self._start_scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_unstarted)
+
+    def _start_unstarted(self) -> None:
+        """Start, each in its own task, the model calls made and not awaited (`_start_soon`)."""
+        self._start_scheduled = False
+        unstarted, self._unstarted = self._unstarted, {}
+        tg = self._tg
+        for nid, node in unstarted.items():
+            if tg is None:
+                break  # the run is over (cancelled): it marked these cancelled
+            call = self._run_llm(node)
+            try:
+                tg.create_task(call, name=node.module_path or nid)
+            except RuntimeError:  # its task group is shutting down: the run is being cancelled
+                call.close()
+                break
+
+    def _run_here(self, node: GraphNode) -> Generator[Any, None, None]:
+        """Run model call ``node`` in the awaiting forward's task (see `waiting`)."""
+        try:
+            yield from self._run_llm(node).__await__()
+        except Exception as exc:
+            # The runner's own failure (a call's failure is its value, not an exception): it
+            # fails the run as it would in the call's own task, and the forward's try/except
+            # must not see it. The forward waits to be cancelled with the run.
+            assert self._tg is not None  # the forward runs inside the run's task group
+            self._tg.create_task(_raise(exc), name=node.module_path or node.id)
+            yield from asyncio.get_running_loop().create_future()
+
     def waiter(self, ref: str) -> asyncio.Future[None]:
         """A future set when node ``ref`` (not finished yet) has finished."""
         if ref not in self.records:
             raise ExecutionError(f"no node {ref!r} in this run")
         waiter = self._waiters.get(ref)
-        if waiter is None:
+        if waiter is None or waiter.cancelled():  # cancelled: its awaiter's task was (wait_for)
             waiter = self._waiters[ref] = asyncio.get_running_loop().create_future()
         return waiter
 
@@ -244,6 +305,36 @@ class Growth(RunBase):
         if earlier.status != DONE or earlier.output is None:
             return False
         return unwrap(self._args(node)) == unwrap(earlier.inputs)
+
+
+async def _raise(exc: Exception) -> None:
+    raise exc
+
+
+@types.coroutine
+def _stepped(run: Growth, forward: Coroutine[Any, Any, Any]) -> Generator[Any, Any, Any]:
+    """``await forward``, step by step: each time it suspends, the model calls it made and did
+    not await start (`Growth._start_soon`); while it runs, ``run._in_forward`` is set."""
+    send, throw = forward.send, forward.throw
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        run._in_forward = True
+        try:
+            step = send(value) if error is None else throw(error)
+        except StopIteration as done:
+            return done.value
+        finally:
+            run._in_forward = False
+        if run._unstarted:
+            run._start_unstarted()
+        try:
+            value, error = (yield step), None
+        except GeneratorExit:
+            forward.close()
+            raise
+        except BaseException as exc:  # thrown in by the task (cancellation): on to forward
+            value, error = None, exc
 
 
 _KIND_NAMES = {kind: kind.value for kind in NodeKind}  # NodeRecord.kind: a plain str

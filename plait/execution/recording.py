@@ -3,10 +3,10 @@ the items of a batch share (`Layout`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from types import CodeType
-from typing import Protocol
+from typing import Any, Protocol
 
 from plait.errors import CallError
 from plait.graph import GraphNode, InferenceGraph
@@ -27,7 +27,7 @@ class RecordingRun(Protocol):
 
     def result_of(self, ref: str) -> Value | Awaitable[None]: ...
 
-    def waiter(self, ref: str) -> Awaitable[None]: ...
+    def waiting(self, ref: str) -> Iterable[Any]: ...
 
     def call_error(self, ref: str, value: Value) -> CallError: ...
 

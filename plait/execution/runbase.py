@@ -7,6 +7,7 @@ statement of what the run holds.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +31,12 @@ class RunBase:
     emit: Callable[[ev.Event], None]  # events are made with ``item=self.item``
     _rank: dict[str, float]
     _age: float
+    _tg: asyncio.TaskGroup | None  # open while the run executes
 
     if TYPE_CHECKING:
 
-        def _drain(self, ready: list[str]) -> None: ...
+        def _drain(self, ready: list[str], made_here: bool = False) -> None: ...
+        async def _run_llm(self, node: GraphNode) -> None: ...
         def _finish(
             self, nid: str, value: Value, status: str, error: BaseException | None = None
         ) -> list[str]: ...

@@ -19,7 +19,8 @@ Define-by-run: with ``root_call`` the run also executes an async ``forward``
 (`plait.execution.dynamic`), and any user code it runs (that forward, async
 modules, ``@plait.op`` functions, leaf modules) may make calls: each becomes a
 node through `add_node` while the run executes, and ``await`` on its
-placeholder waits in `result_of` (both in `plait.execution.growth`).
+placeholder waits in `waiting` (both in `plait.execution.growth`); a model call
+the forward awaits before it has started runs in the forward's own task.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from plait.execution.cache import ResponseCache
 from plait.execution.calls import EndpointCalls
 from plait.execution.checkpoint import Checkpoint, restored_value, stable_hash
 from plait.execution.dynamic import Recorder
-from plait.execution.growth import Growth, prefixes
+from plait.execution.growth import Growth, _stepped, prefixes
 from plait.execution.pool import SlotPool
 from plait.execution.result import (
     CANCELLED,
@@ -137,6 +138,10 @@ class GraphRun(EndpointCalls, Growth):
         self._handled: set[int] = set()  # ids of call errors raised at an await
         self._endpoints_ready: set[str | None] = set()  # aliases checked and in the pool
         self._age = 0.0
+        # Model calls the forward made and nobody has started yet (see `Growth.waiting`).
+        self._unstarted: dict[str, GraphNode] = {}
+        self._start_scheduled = False
+        self._in_forward = False
 
     def _ranks(self) -> dict[str, float]:
         """Longest remaining path (in LLM calls) from each node to the end of the graph."""
@@ -164,8 +169,7 @@ class GraphRun(EndpointCalls, Growth):
                 self._tg = tg
                 self._drain([nid for nid in self.live if self._pending[nid] == 0])
                 if self.root_call is not None:
-                    module = self.root_call[0]
-                    tg.create_task(self._drive(), name=f"{type(module).__name__}.forward")
+                    await self._drive()  # in this task: the group's children run meanwhile
         except BaseException:
             self._cancel_unfinished("run cancelled")
             raise
@@ -179,8 +183,12 @@ class GraphRun(EndpointCalls, Growth):
                 self._recorder.release_frames(run_over=True)
                 self._recorder = None
 
-    def _drain(self, ready: list[str]) -> None:
-        """Start every ready node; local ones run now and may make more nodes ready."""
+    def _drain(self, ready: list[str], made_here: bool = False) -> None:
+        """Start every ready node; local ones run now and may make more nodes ready.
+
+        ``made_here``: the nodes were just recorded by the running code, which may await
+        them at once; their model calls start at the end of its step (`Growth.waiting`).
+        """
         tg = self._tg
         assert tg is not None  # nodes start only while the run's task group is open
         while ready:
@@ -202,7 +210,10 @@ class GraphRun(EndpointCalls, Growth):
                 ready.extend(self._finish(nid, value, DONE))
             elif kind is NodeKind.LLM:
                 self._queue(nid, node.alias)
-                tg.create_task(self._run_llm(node), name=node.module_path or nid)
+                if made_here:
+                    self._start_soon(node)
+                else:
+                    tg.create_task(self._run_llm(node), name=node.module_path or nid)
             elif kind is NodeKind.OP and not node.module.is_async:
                 self._start_local(nid)
                 call = self._args(node)
@@ -451,5 +462,10 @@ class GraphRun(EndpointCalls, Growth):
 
 
 GraphRun.STOP_CODES = frozenset(
-    {GraphRun._drive.__code__, GraphRun._run_async_local.__code__, GraphRun._call_local.__code__}
+    {
+        GraphRun._drive.__code__,
+        _stepped.__code__,  # what resumes the root's forward
+        GraphRun._run_async_local.__code__,
+        GraphRun._call_local.__code__,
+    }
 )
