@@ -36,10 +36,11 @@ two batches less a run of none, so start-up and imports cancel). The count
 does not depend on what else the machine is doing, so this ratio is the one
 to trust on a loaded machine; it leaves out cache misses and memory stalls,
 which the CPU-time figure includes. ``--cycles`` adds them: cachegrind also
-simulates the caches (this machine's first level; a core's own 1 MiB second
-level as the last) and each side gets cachegrind's usual cycle estimate, an
-instruction a cycle plus 10 per first-level and 100 per last-level miss: as
-repeatable as the count, and closer to what CPU time measures. Both need
+simulates the caches (this machine's first level; as the last, a core's own
+second level, read from sysfs: 512 KiB here) and each side gets cachegrind's
+usual cycle estimate, an instruction a cycle plus 10 per first-level and 100
+per last-level miss: as repeatable as the count, and closer to what CPU time
+measures. Both need
 ``valgrind`` (``apt-get install valgrind``); about a minute per point
 (``--cycles``: three).
 """
@@ -202,9 +203,34 @@ async def child(shape: str, side: str, items: int, concurrency: int, batches: in
 
 
 # What `--cycles` simulates: the first-level caches of this machine (cachegrind's defaults)
-# and, as the last level, a core's own 1 MiB second-level cache (the 32 MiB third level is
-# shared with whatever else runs: counting on it would flatter the side with more data).
-_LAST_LEVEL = "--LL=1048576,16,64"
+# and, as the last level, a core's own second-level cache (the third level is shared with
+# whatever else runs: counting on it would flatter the side with more data).
+_CACHES = Path("/sys/devices/system/cpu/cpu0/cache")
+_L2_FALLBACK = (512 * 1024, 8, 64)  # this VM's (AMD EPYC), where sysfs does not say
+
+
+def second_level_cache(caches: Path = _CACHES) -> tuple[int, int, int]:
+    """Size in bytes, ways and line size of a core's own second-level cache (from sysfs)."""
+    units = {"K": 1024, "M": 1024 * 1024}
+    for index in sorted(caches.glob("index*")):
+        try:
+            if (index / "level").read_text().strip() != "2":
+                continue
+            size = (index / "size").read_text().strip()
+            ways = int((index / "ways_of_associativity").read_text())
+            line = int((index / "coherency_line_size").read_text())
+        except (OSError, ValueError):
+            continue
+        multiplier = units.get(size[-1:], 1)
+        return int(size.rstrip("KM")) * multiplier, ways, line
+    return _L2_FALLBACK
+
+
+def _last_level_option() -> str:
+    size, ways, line = second_level_cache()
+    return f"--LL={size},{ways},{line}"
+
+
 _COUNTS = {"I": r"I\s+refs", "I1m": r"I1\s+misses", "D1m": r"D1\s+misses", "LLm": r"LL misses"}
 
 
@@ -214,7 +240,7 @@ def _cachegrind(
     """A child running ``batches`` batches under cachegrind (a process, not waited for)."""
     command = [
         *("valgrind", "--tool=cachegrind", "--cachegrind-out-file=/dev/null"),
-        *(("--cache-sim=yes", _LAST_LEVEL) if cache else ("--cache-sim=no",)),
+        *(("--cache-sim=yes", _last_level_option()) if cache else ("--cache-sim=no",)),
         *(sys.executable, __file__, "--child", shape, side, str(items)),
         *(str(concurrency), str(batches)),
     ]

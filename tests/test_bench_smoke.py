@@ -265,3 +265,26 @@ def test_the_dynamic_benchmark_estimates_cycles_from_a_cache_simulation():
     assert dynamic.estimated_cycles(counts) == (
         counts["I"] + 10 * (counts["I1m"] + counts["D1m"]) + 100 * counts["LLm"]
     )
+
+
+def test_the_cycle_estimate_simulates_a_cores_own_second_level_cache(tmp_path):
+    from bench import dynamic
+
+    def cache(index, level, kind, size, ways):
+        folder = tmp_path / f"index{index}"
+        folder.mkdir()
+        for name, value in [
+            ("level", level),
+            ("type", kind),
+            ("size", size),
+            ("ways_of_associativity", ways),
+            ("coherency_line_size", 64),
+        ]:
+            (folder / name).write_text(f"{value}\n")
+
+    cache(0, 1, "Data", "32K", 8)
+    cache(1, 1, "Instruction", "32K", 8)
+    cache(2, 2, "Unified", "1M", 16)
+    cache(3, 3, "Unified", "32768K", 16)
+    assert dynamic.second_level_cache(tmp_path) == (1024 * 1024, 16, 64)
+    assert dynamic.second_level_cache(tmp_path / "missing") == (512 * 1024, 8, 64)

@@ -170,8 +170,9 @@ class Growth(RunBase):
         """What ``await`` on the placeholder of node ``ref`` (not finished) steps through.
 
         A model call awaited by the code that made it, the usual ``await self.llm(p)``,
-        would take two task switches its traced twin does not: a task for the call,
-        and the forward woken by a future when that task is done. So a model call the
+        would otherwise take a task for the call and then a wake-up of the forward by
+        a future when that task is done (a traced call has the task, but no forward to
+        wake). So a model call the
         forward makes starts when the forward next suspends (`_stepped`), unless the
         forward awaits it first while it is the oldest call not started: then it runs
         right here, in the forward's task, and the await returns when it has finished.
