@@ -40,9 +40,8 @@ simulates the caches (this machine's first level; as the last, a core's own
 second level, read from sysfs: 512 KiB here) and each side gets cachegrind's
 usual cycle estimate, an instruction a cycle plus 10 per first-level and 100
 per last-level miss: as repeatable as the count, and closer to what CPU time
-measures. Both need
-``valgrind`` (``apt-get install valgrind``); about a minute per point
-(``--cycles``: three).
+measures. Both need ``valgrind`` (``apt-get install valgrind``); about a minute
+per point (``--cycles``: three).
 """
 
 from __future__ import annotations

@@ -172,10 +172,10 @@ class Growth(RunBase):
         A model call awaited by the code that made it, the usual ``await self.llm(p)``,
         would otherwise take a task for the call and then a wake-up of the forward by
         a future when that task is done (a traced call has the task, but no forward to
-        wake). So a model call the
-        forward makes starts when the forward next suspends (`_stepped`), unless the
-        forward awaits it first while it is the oldest call not started: then it runs
-        right here, in the forward's task, and the await returns when it has finished.
+        wake). So a model call the forward makes starts when the forward next suspends
+        (`_stepped`), unless the forward awaits it first while it is the oldest call
+        not started: then it runs right here, in the forward's task, and the await
+        returns when it has finished.
         Only the forward's own task runs a call: a task user code made (``gather``,
         ``wait_for``, a ``TaskGroup``) may be cancelled on its own, and that must not
         cancel the call. Anything else waits on a future (`waiter`).

@@ -187,7 +187,8 @@ class GraphRun(EndpointCalls, Growth):
         """Start every ready node; local ones run now and may make more nodes ready.
 
         ``made_here``: the nodes were just recorded by the running code, which may await
-        them at once; their model calls start at the end of its step (`Growth.waiting`).
+        them at once; their model calls start when it next suspends, unless it awaits
+        one first (`Growth.waiting`).
         """
         tg = self._tg
         assert tg is not None  # nodes start only while the run's task group is open
@@ -463,8 +464,7 @@ class GraphRun(EndpointCalls, Growth):
 
 GraphRun.STOP_CODES = frozenset(
     {
-        GraphRun._drive.__code__,
-        _stepped.__code__,  # what resumes the root's forward
+        _stepped.__code__,  # what resumes the root's forward (for `_drive`)
         GraphRun._run_async_local.__code__,
         GraphRun._call_local.__code__,
     }
